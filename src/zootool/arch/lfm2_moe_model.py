@@ -1,0 +1,432 @@
+"""Export-friendly LFM2-MoE decoder: one decode step with explicit, functional state.
+
+Semantics follow transformers' ``Lfm2MoeForCausalLM``; the graph avoids what
+``torch.export`` and Core AI cannot take (data-dependent expert dispatch, in-place
+cache updates). Inputs of a step: ``input_ids`` int32 ``[1, 1]`` (or
+``hidden_states`` ``[1, 1, H]`` for a later chunk), ``position`` int32 ``[1]``,
+then the state of every layer of the chunk in layer order (conv layers: one
+``[1, H, L]`` window; attention layers: K and V caches ``[1, kv_heads,
+max_context, head_dim]``). Outputs: logits ``[1, 1, vocab]`` (or hidden states)
+followed by the updated states in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ConfigError, NotImplementedFeatureError
+from .lfm2_moe_weights import load_weights
+
+_LEGACY_LAYER_NAMES = {"attention": "full_attention"}
+__all__ = [
+    "GatherExpertMatmul", "Lfm2MoeDecodeChunk", "Lfm2MoeDims", "StateSpec",
+    "build_decode_chunks", "decode_tokens", "load_weights", "split_layers",
+]  # fmt: skip
+
+_REQUIRED_KEYS = (
+    "vocab_size", "hidden_size", "intermediate_size", "moe_intermediate_size", "num_attention_heads",
+    "num_key_value_heads", "num_experts", "num_experts_per_tok", "layer_types",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Lfm2MoeDims:
+    """The numbers of an LFM2-MoE ``config.json`` the decode graph depends on."""
+
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    moe_intermediate_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    num_experts: int
+    top_k: int
+    layer_types: tuple[str, ...]
+    num_dense_layers: int = 2
+    conv_kernel: int = 3
+    conv_bias: bool = False
+    norm_eps: float = 1e-5
+    rope_theta: float = 1_000_000.0
+    use_expert_bias: bool = True
+    norm_topk_prob: bool = True
+    routed_scaling_factor: float = 1.0
+    tie_word_embeddings: bool = True
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Lfm2MoeDims:
+        """Read a transformers ``config.json`` dict (model_type ``lfm2_moe``)."""
+        missing = [key for key in _REQUIRED_KEYS if config.get(key) is None]
+        if missing:
+            raise ConfigError(f"lfm2_moe config lacks {', '.join(missing)}", "pass the checkpoint's config.json")
+        layer_types = tuple(_LEGACY_LAYER_NAMES.get(t, t) for t in config["layer_types"])
+        unknown = sorted(set(layer_types) - {"conv", "full_attention"})
+        if unknown:
+            raise ConfigError(f"lfm2_moe layer_types has unknown entries {unknown}", "use 'conv' or 'full_attention'")
+        heads = config["num_attention_heads"]
+        return cls(
+            vocab_size=config["vocab_size"],
+            hidden_size=config["hidden_size"],
+            intermediate_size=config["intermediate_size"],
+            moe_intermediate_size=config["moe_intermediate_size"],
+            num_heads=heads,
+            num_kv_heads=config["num_key_value_heads"],
+            head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+            num_experts=config["num_experts"],
+            top_k=config["num_experts_per_tok"],
+            layer_types=layer_types,
+            num_dense_layers=config.get("num_dense_layers", 2),
+            conv_kernel=config.get("conv_L_cache", 3),
+            conv_bias=config.get("conv_bias", False),
+            norm_eps=config.get("norm_eps", 1e-5),
+            rope_theta=_rope_theta(config),
+            use_expert_bias=config.get("use_expert_bias", True),
+            norm_topk_prob=config.get("norm_topk_prob", True),
+            routed_scaling_factor=float(config.get("routed_scaling_factor", 1.0)),
+            tie_word_embeddings=config.get("tie_word_embeddings", config.get("tie_embedding", True)),
+        )
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_types)
+
+
+def _rope_theta(config: Mapping[str, Any]) -> float:
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type != "default":
+        raise NotImplementedFeatureError(f"lfm2_moe export supports only default RoPE, not {rope_type!r}")
+    return float(rope.get("rope_theta", config.get("rope_theta", 1_000_000.0)))
+
+
+class StateSpec(NamedTuple):
+    """One carried state tensor of a decode chunk."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
+class StepContext(NamedTuple):
+    """Per-step tensors shared by every attention layer of a chunk."""
+
+    cos: Tensor  # [1, 1, head_dim]
+    sin: Tensor
+    write: Tensor  # bool [1, 1, max_context, 1]: the cache row of this position
+    visible: Tensor  # bool [1, 1, 1, max_context]: rows at or before this position
+
+
+class RMSNorm(nn.Module):
+    """RMS norm over the last axis, reduced in fp32 as transformers does."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        wide = x.to(torch.float32)
+        wide = wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * wide.to(x.dtype)
+
+
+class ShortConv(nn.Module):
+    """Gated depthwise causal conv mixer; the state is the last ``L`` gated inputs."""
+
+    def __init__(self, dims: Lfm2MoeDims) -> None:
+        super().__init__()
+        h = dims.hidden_size
+        self.in_proj = nn.Linear(h, 3 * h, bias=dims.conv_bias)
+        self.conv = nn.Conv1d(h, h, dims.conv_kernel, groups=h, bias=dims.conv_bias)
+        self.out_proj = nn.Linear(h, h, bias=dims.conv_bias)
+
+    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        b, c, v = self.in_proj(x).chunk(3, dim=-1)
+        window = torch.cat([state[:, :, 1:], (b * v).transpose(1, 2)], dim=-1)
+        mixed = (window * self.conv.weight.squeeze(1)).sum(-1)
+        if self.conv.bias is not None:
+            mixed = mixed + self.conv.bias
+        return self.out_proj(c * mixed.unsqueeze(1)), window
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Attention(nn.Module):
+    """GQA with per-head q/k RMSNorm and RoPE over a fixed-length KV cache."""
+
+    def __init__(self, dims: Lfm2MoeDims) -> None:
+        super().__init__()
+        h, d = dims.hidden_size, dims.head_dim
+        self.num_heads, self.num_kv_heads, self.head_dim = dims.num_heads, dims.num_kv_heads, d
+        self.q_proj = nn.Linear(h, dims.num_heads * d, bias=False)
+        self.k_proj = nn.Linear(h, dims.num_kv_heads * d, bias=False)
+        self.v_proj = nn.Linear(h, dims.num_kv_heads * d, bias=False)
+        self.out_proj = nn.Linear(dims.num_heads * d, h, bias=False)
+        self.q_layernorm = RMSNorm(d, dims.norm_eps)
+        self.k_layernorm = RMSNorm(d, dims.norm_eps)
+
+    def forward(self, x: Tensor, ctx: StepContext, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q = _rotate(self.q_layernorm(self.q_proj(x).view(1, self.num_heads, self.head_dim)), ctx.cos, ctx.sin)
+        k = _rotate(self.k_layernorm(self.k_proj(x).view(1, self.num_kv_heads, self.head_dim)), ctx.cos, ctx.sin)
+        v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
+        keys = torch.where(ctx.write, k.unsqueeze(2), keys)
+        values = torch.where(ctx.write, v, values)
+        # Query heads grouped under their KV head: no repeated K/V is materialised.
+        q = q.view(1, self.num_kv_heads, self.num_heads // self.num_kv_heads, self.head_dim)
+        scores = torch.matmul(q, keys.transpose(-1, -2)) * self.head_dim**-0.5
+        scores = torch.where(ctx.visible, scores, torch.finfo(scores.dtype).min)
+        probs = torch.softmax(scores.to(torch.float32), dim=-1).to(values.dtype)
+        out = torch.matmul(probs, values).reshape(1, 1, self.num_heads * self.head_dim)
+        return self.out_proj(out), keys, values
+
+
+class DenseMLP(nn.Module):
+    """SwiGLU feed-forward of the first ``num_dense_layers`` layers."""
+
+    def __init__(self, hidden: int, intermediate: int) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(hidden, intermediate, bias=False)
+        self.w3 = nn.Linear(hidden, intermediate, bias=False)
+        self.w2 = nn.Linear(intermediate, hidden, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class _IndexSelectGatherMM(nn.Module):
+    """Same contract as coreai_torch's ``GatherMM`` (lhs gather only), for torch-only installs."""
+
+    def forward(self, lhs: Tensor, rhs: Tensor, lhs_indices: Tensor | None = None) -> Tensor:
+        if lhs_indices is not None:
+            picked = torch.index_select(lhs, 0, lhs_indices.flatten().to(torch.int32))
+            lhs = picked.view(*lhs_indices.shape, *lhs.shape[1:])
+        return torch.matmul(lhs, rhs)
+
+
+def _default_gather_mm() -> nn.Module:
+    try:
+        from coreai_torch.composite_ops import GatherMM
+    except ImportError:
+        return _IndexSelectGatherMM()
+    return GatherMM()
+
+
+class GatherExpertMatmul(nn.Module):
+    """The pluggable expert matmul: ``out[t, j] = weight[indices[t, j]] @ hidden[t(, j)]``.
+
+    ``hidden`` is ``[T, in]`` (shared by the k routed experts) or ``[T, k, in]``;
+    ``indices`` is ``[T, k]``; ``weight`` is the stacked ``[E, out, in]`` expert
+    tensor. Returns ``[T, k, out]``. Expressed as a lhs-gathered ``GatherMM`` so
+    the converter can keep it as its composite op; replace ``MoE.experts.matmul``
+    with any module of this signature to use another kernel.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gather_mm = _default_gather_mm()
+
+    def forward(self, hidden: Tensor, indices: Tensor, weight: Tensor) -> Tensor:
+        if hidden.dim() == 2:
+            hidden = hidden.unsqueeze(1).expand(-1, indices.shape[1], -1)
+        return self.gather_mm(weight, hidden.unsqueeze(-1), lhs_indices=indices).squeeze(-1)
+
+
+class StackedExperts(nn.Module):
+    """Expert weights stacked as transformers 5 stores them, plus the matmul that reads them."""
+
+    def __init__(self, dims: Lfm2MoeDims) -> None:
+        super().__init__()
+        e, h, i = dims.num_experts, dims.hidden_size, dims.moe_intermediate_size
+        self.gate_up_proj = nn.Parameter(torch.zeros(e, 2 * i, h))
+        self.down_proj = nn.Parameter(torch.zeros(e, h, i))
+        self.matmul: nn.Module = GatherExpertMatmul()
+
+    def forward(self, x: Tensor, indices: Tensor, weights: Tensor) -> Tensor:
+        gate, up = self.matmul(x, indices, self.gate_up_proj).chunk(2, dim=-1)
+        down = self.matmul(F.silu(gate) * up, indices, self.down_proj)
+        return (down * weights.unsqueeze(-1)).sum(1)
+
+
+class SparseMoE(nn.Module):
+    """Sigmoid top-k routing; the expert bias steers selection only, never the weights."""
+
+    def __init__(self, dims: Lfm2MoeDims) -> None:
+        super().__init__()
+        self.top_k, self.normalize = dims.top_k, dims.norm_topk_prob
+        self.scale = dims.routed_scaling_factor
+        self.gate = nn.Linear(dims.hidden_size, dims.num_experts, bias=False)
+        self.expert_bias = nn.Buffer(torch.zeros(dims.num_experts)) if dims.use_expert_bias else None
+        self.experts = StackedExperts(dims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.view(-1, x.shape[-1])
+        scores = torch.sigmoid(self.gate(flat))
+        # Ranked in fp32 so a reduced-precision build picks the experts the fp32 model picks.
+        ranking = scores if self.expert_bias is None else scores.to(torch.float32) + self.expert_bias
+        _, indices = torch.topk(ranking, self.top_k, dim=-1)
+        weights = torch.gather(scores, 1, indices)
+        if self.normalize:
+            weights = weights / (weights.sum(-1, keepdim=True) + 1e-6)
+        return self.experts(flat, indices, weights * self.scale).view_as(x)
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm mixer (conv or attention) and pre-norm feed-forward, both residual."""
+
+    def __init__(self, dims: Lfm2MoeDims, index: int) -> None:
+        super().__init__()
+        self.is_attention = dims.layer_types[index] == "full_attention"
+        if self.is_attention:
+            self.self_attn = Attention(dims)
+        else:
+            self.conv = ShortConv(dims)
+        dense = index < dims.num_dense_layers
+        self.feed_forward = DenseMLP(dims.hidden_size, dims.intermediate_size) if dense else SparseMoE(dims)
+        self.operator_norm = RMSNorm(dims.hidden_size, dims.norm_eps)
+        self.ffn_norm = RMSNorm(dims.hidden_size, dims.norm_eps)
+
+    def forward(self, h: Tensor, ctx: StepContext, states: Sequence[Tensor]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        normed = self.operator_norm(h)
+        if self.is_attention:
+            mixed, keys, values = self.self_attn(normed, ctx, states[0], states[1])
+            new_states: tuple[Tensor, ...] = (keys, values)
+        else:
+            mixed, window = self.conv(normed, states[0])
+            new_states = (window,)
+        h = h + mixed
+        return h + self.feed_forward(self.ffn_norm(h)), new_states
+
+
+class Lfm2MoeDecodeChunk(nn.Module):
+    """Layers ``[start, stop)`` of the decoder as one functional decode step.
+
+    The first chunk embeds ``input_ids``; the last applies the final norm and the
+    (tied) head. Build with :func:`build_decode_chunks`.
+    """
+
+    def __init__(self, dims: Lfm2MoeDims, max_context: int, layers: range, dtype: torch.dtype) -> None:
+        super().__init__()
+        if not 0 <= layers.start < layers.stop <= dims.num_layers:
+            raise ConfigError(f"layer range {layers.start}..{layers.stop} is outside 0..{dims.num_layers}")
+        self.dims, self.max_context, self.layer_range = dims, max_context, layers
+        self.is_first, self.is_last = layers.start == 0, layers.stop == dims.num_layers
+        if self.is_first:
+            self.embed_tokens = nn.Embedding(dims.vocab_size, dims.hidden_size)
+        self.layers = nn.ModuleDict({str(i): DecoderLayer(dims, i) for i in layers})
+        if self.is_last:
+            self.embedding_norm = RMSNorm(dims.hidden_size, dims.norm_eps)
+            self.lm_head = nn.Linear(dims.hidden_size, dims.vocab_size, bias=False)
+        self.to(dtype)
+        for moe in self.modules():
+            if isinstance(moe, SparseMoE) and moe.expert_bias is not None:
+                moe.expert_bias = nn.Buffer(moe.expert_bias.to(torch.float32))
+        self.dtype = dtype
+        exponents = torch.arange(0, dims.head_dim, 2, dtype=torch.float32, device="cpu") / dims.head_dim
+        self.register_buffer("inv_freq", 1.0 / dims.rope_theta**exponents, persistent=False)
+
+    def state_specs(self) -> list[StateSpec]:
+        """The carried states, in input (and output) order."""
+        d = self.dims
+        specs = []
+        for index in self.layer_range:
+            if d.layer_types[index] == "full_attention":
+                cache = (1, d.num_kv_heads, self.max_context, d.head_dim)
+                specs += [StateSpec(f"layer{index}_key", cache), StateSpec(f"layer{index}_value", cache)]
+            else:
+                specs.append(StateSpec(f"layer{index}_conv", (1, d.hidden_size, d.conv_kernel)))
+        return specs
+
+    def input_names(self) -> list[str]:
+        first = "input_ids" if self.is_first else "hidden_states"
+        return [first, "position", *(spec.name for spec in self.state_specs())]
+
+    def output_names(self) -> list[str]:
+        first = "logits" if self.is_last else "hidden_states"
+        return [first, *(f"{spec.name}_out" for spec in self.state_specs())]
+
+    def initial_states(self) -> tuple[Tensor, ...]:
+        """Zero states for position 0 (a conv window of zeros is transformers' empty cache)."""
+        return tuple(torch.zeros(spec.shape, dtype=self.dtype) for spec in self.state_specs())
+
+    def example_inputs(self) -> tuple[Tensor, ...]:
+        """Inputs of the right shapes and dtypes for ``torch.export.export``."""
+        if self.is_first:
+            first = torch.zeros(1, 1, dtype=torch.int32)
+        else:
+            first = torch.zeros(1, 1, self.dims.hidden_size, dtype=self.dtype)
+        return (first, torch.zeros(1, dtype=torch.int32), *self.initial_states())
+
+    def forward(self, x: Tensor, position: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
+        h = self.embed_tokens(x) if self.is_first else x
+        ctx = self._context(position, h.dtype)
+        new_states: list[Tensor] = []
+        for layer in self.layers.values():
+            count = 2 if layer.is_attention else 1
+            h, updated = layer(h, ctx, states[len(new_states) : len(new_states) + count])
+            new_states += updated
+        if self.is_last:
+            h = self.lm_head(self.embedding_norm(h))
+        return (h, *new_states)
+
+    def _context(self, position: Tensor, dtype: torch.dtype) -> StepContext:
+        angles = position.to(torch.float32).unsqueeze(-1) * self.inv_freq
+        angles = torch.cat([angles, angles], dim=-1).unsqueeze(1)
+        rows = torch.arange(self.max_context, dtype=torch.int32, device=position.device)
+        return StepContext(
+            cos=angles.cos().to(dtype),
+            sin=angles.sin().to(dtype),
+            write=(rows == position).view(1, 1, self.max_context, 1),
+            visible=(rows <= position).view(1, 1, 1, self.max_context),
+        )
+
+
+def split_layers(num_layers: int, chunks: int) -> list[range]:
+    """Contiguous layer ranges, as even as possible, earlier chunks taking the remainder."""
+    if not 1 <= chunks <= num_layers:
+        raise ConfigError(f"cannot split {num_layers} layers into {chunks} chunks", "use 1..num_layers chunks")
+    size, extra = divmod(num_layers, chunks)
+    bounds = [0]
+    for index in range(chunks):
+        bounds.append(bounds[-1] + size + (1 if index < extra else 0))
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def build_decode_chunks(
+    config: Mapping[str, Any], max_context: int, chunks: int = 1, dtype: torch.dtype = torch.float32
+) -> list[Lfm2MoeDecodeChunk]:
+    """Decode-step modules for a ``config.json`` dict, split into ``chunks`` pieces.
+
+    Weights are uninitialised (zeros); call :func:`load_weights`. Build under
+    ``with torch.device("meta"):`` to skip allocating them before loading.
+    """
+    if max_context < 1:
+        raise ConfigError(f"max_context must be positive, got {max_context}")
+    dims = Lfm2MoeDims.from_config(config)
+    return [Lfm2MoeDecodeChunk(dims, max_context, r, dtype) for r in split_layers(dims.num_layers, chunks)]
+
+
+@torch.no_grad()
+def decode_tokens(chunks: Sequence[Lfm2MoeDecodeChunk], token_ids: Sequence[int]) -> Tensor:
+    """Run ``token_ids`` one step at a time from empty state; logits ``[len, vocab]``."""
+    states = [chunk.initial_states() for chunk in chunks]
+    rows = []
+    for position, token in enumerate(token_ids):
+        if position >= chunks[0].max_context:
+            raise ConfigError(f"{len(token_ids)} tokens do not fit max_context {chunks[0].max_context}")
+        x: Tensor = torch.tensor([[token]], dtype=torch.int32)
+        pos = torch.tensor([position], dtype=torch.int32)
+        for index, chunk in enumerate(chunks):
+            x, *updated = chunk(x, pos, *states[index])
+            states[index] = tuple(updated)
+        rows.append(x[0, 0])
+    return torch.stack(rows)
+

@@ -1,0 +1,68 @@
+"""Loading a transformers LFM2-MoE checkpoint into the export modules of ``lfm2_moe_model``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import FetchError
+from .safetensors_checkpoint import SafetensorsCheckpoint
+
+if TYPE_CHECKING:
+    from .lfm2_moe_model import Lfm2MoeDims
+
+
+def load_weights(module: nn.Module | Sequence[nn.Module], checkpoint_dir: Path) -> None:
+    """Fill decode chunk(s) with a transformers LFM2-MoE checkpoint, tensor by tensor.
+
+    Accepts both expert layouts: stacked ``experts.gate_up_proj`` / ``down_proj``
+    (transformers 5 in memory) and per-expert ``experts.N.w1/w3/w2`` (as saved on
+    the Hub). Parameters are replaced, so meta-device modules work. Raises
+    :class:`FetchError` for a missing, truncated or mismatching tensor or file.
+    """
+    chunks = [module] if isinstance(module, nn.Module) and not isinstance(module, nn.ModuleList) else list(module)
+    with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
+        for chunk in chunks:
+            for name, current in chunk.state_dict(keep_vars=True).items():
+                value = _read(checkpoint, chunk.dims, name)
+                if tuple(value.shape) != tuple(current.shape):
+                    raise FetchError(
+                        f"{checkpoint.directory}: tensor for {name} has shape {tuple(value.shape)}, "
+                        f"the config implies {tuple(current.shape)}",
+                        "the checkpoint does not match its config.json; fetch both from the same revision",
+                    )
+                _assign(chunk, name, value.to(current.dtype))
+
+
+def _read(checkpoint: SafetensorsCheckpoint, dims: "Lfm2MoeDims", name: str) -> Tensor:
+    if name == "lm_head.weight":
+        return checkpoint.get("model.embed_tokens.weight" if dims.tie_word_embeddings else name)
+    full = f"model.{name}"
+    if name.endswith((".experts.gate_up_proj", ".experts.down_proj")) and full not in checkpoint:
+        return _stack_experts(checkpoint, dims, full)
+    return checkpoint.get(full)
+
+
+def _stack_experts(checkpoint: SafetensorsCheckpoint, dims: "Lfm2MoeDims", fused_name: str) -> Tensor:
+    prefix, kind = fused_name.rsplit(".", 1)
+    per_expert = []
+    for expert in range(dims.num_experts):
+        if kind == "down_proj":
+            per_expert.append(checkpoint.get(f"{prefix}.{expert}.w2.weight"))
+        else:
+            gate = checkpoint.get(f"{prefix}.{expert}.w1.weight")
+            per_expert.append(torch.cat([gate, checkpoint.get(f"{prefix}.{expert}.w3.weight")], dim=0))
+    return torch.stack(per_expert)
+
+
+def _assign(chunk: nn.Module, name: str, value: Tensor) -> None:
+    owner_path, _, attr = name.rpartition(".")
+    owner = chunk.get_submodule(owner_path)
+    if attr in owner._parameters:
+        setattr(owner, attr, nn.Parameter(value, requires_grad=False))
+    else:
+        setattr(owner, attr, nn.Buffer(value))

@@ -1,0 +1,103 @@
+"""Lazy, tensor-by-tensor reading of a (possibly sharded) safetensors checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..errors import FetchError
+
+_REFETCH = "delete the checkpoint directory and fetch it again"
+INDEX_FILE = "model.safetensors.index.json"
+
+
+class SafetensorsCheckpoint:
+    """Every tensor of the ``*.safetensors`` files in a directory, read on demand (mmap).
+
+    With ``model.safetensors.index.json`` only the shards it names are opened;
+    otherwise every ``*.safetensors`` file is. Use as a context manager.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._handles: dict[Path, Any] = {}
+        self._where: dict[str, Path] = {}
+        try:
+            for path in self._shard_paths():
+                self._handles[path] = _open(path)
+            self._where = self._locate_tensors()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> SafetensorsCheckpoint:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the file handles (and their memory maps)."""
+        for handle in self._handles.values():
+            handle.__exit__(None, None, None)
+        self._handles.clear()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._where
+
+    def names(self) -> list[str]:
+        return sorted(self._where)
+
+    def get(self, name: str) -> Any:
+        """The tensor ``name`` as a torch tensor (a copy out of the memory map)."""
+        path = self._where.get(name)
+        if path is None:
+            raise FetchError(
+                f"{self.directory}: checkpoint has no tensor {name!r}",
+                f"the checkpoint is incomplete or not of this architecture; {_REFETCH}",
+            )
+        try:
+            return self._handles[path].get_tensor(name)
+        except Exception as exc:  # safetensors raises its own untyped errors
+            raise FetchError(f"{path}: cannot read tensor {name!r}: {exc}", _REFETCH) from exc
+
+    def _shard_paths(self) -> list[Path]:
+        if not self.directory.is_dir():
+            raise FetchError(f"checkpoint directory {self.directory} does not exist", "fetch the checkpoint first")
+        index = self.directory / INDEX_FILE
+        if index.is_file():
+            return [self.directory / name for name in sorted(set(self._index_map(index).values()))]
+        paths = sorted(self.directory.glob("*.safetensors"))
+        if not paths:
+            raise FetchError(f"{self.directory}: no *.safetensors file", _REFETCH)
+        return paths
+
+    def _index_map(self, index: Path) -> dict[str, str]:
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise FetchError(f"{index}: unreadable shard index ({exc})", _REFETCH) from exc
+        if not isinstance(weight_map, dict):
+            raise FetchError(f"{index}: 'weight_map' is not a mapping", _REFETCH)
+        return weight_map
+
+    def _locate_tensors(self) -> dict[str, Path]:
+        index = self.directory / INDEX_FILE
+        if index.is_file():
+            return {name: self.directory / shard for name, shard in self._index_map(index).items()}
+        return {name: path for path, handle in self._handles.items() for name in handle.keys()}
+
+
+def _open(path: Path) -> Any:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise FetchError(f"{path}: shard named in {INDEX_FILE} is missing", _REFETCH)
+    try:
+        handle = safe_open(str(path), framework="pt")
+        handle.__enter__()
+    except Exception as exc:  # SafetensorError for truncated or corrupted headers
+        raise FetchError(f"{path}: not a readable safetensors file ({exc})", _REFETCH) from exc
+    return handle
