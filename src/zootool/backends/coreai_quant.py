@@ -1,0 +1,243 @@
+"""Weight formats the Core AI converter stores natively, applied to a torch module.
+
+Core AI expresses compressed weights as two custom torch ops that the converter
+turns into compressed constants (see docs/coreai-notes.md):
+
+* ``coreai::constexpr_blockwise_shift_scale(q, scale, input_dtype=...)``: int8 or
+  int4 data with one fp16 scale per block (summary storage ``Int8`` / ``Int4``).
+* ``coreai::lut_to_dense(indices, lut, axis)``: palettized weights, ``n``-bit
+  indices into fp16 look-up tables (summary storage ``UInt4`` for 16 entries).
+
+This module swaps a model's linears and stacked experts for modules that hold those
+forms. Importing it needs torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..kernels import gather_qmm as gq
+
+ZOO_GROUP_ATTR = "zoo_group"  # a module may name its tensor group explicitly
+ATTENTION_LEAVES = frozenset({"q_proj", "k_proj", "v_proj", "o_proj"})
+ROUTER_LEAVES = frozenset({"gate", "router"})
+KMEANS_ITERS = 12
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How one tensor group is stored: ``symmetric`` int blocks or ``kmeans`` LUTs."""
+
+    method: str
+    bits: int
+    block_size: int = gq.BLOCK
+
+
+@dataclass(frozen=True)
+class QuantPlan:
+    """Storage format per tensor group; a group that is absent stays fp16."""
+
+    name: str
+    formats: Mapping[str, WeightFormat] = field(default_factory=dict)
+
+
+SYM8 = WeightFormat("symmetric", 8)
+BUILTIN_PLANS = {
+    "fp16": QuantPlan("fp16"),
+    "sym8": QuantPlan("sym8", {"experts": SYM8, "linear": SYM8}),
+    "int4km": QuantPlan("int4km", {"experts": WeightFormat("kmeans", 4), "linear": SYM8}),
+}
+
+
+def resolve_plan(scheme: Any) -> QuantPlan:
+    """A :class:`QuantPlan` from a scheme id, a plan, or an object with ``.quantize``.
+
+    The last form matches ``zoo_data.Scheme``: ``quantize`` maps a tensor group to
+    an object with ``method``, ``bits`` and ``block_size``.
+    """
+    if isinstance(scheme, QuantPlan):
+        return scheme
+    if isinstance(scheme, str):
+        if scheme not in BUILTIN_PLANS:
+            raise ValueError(f"unknown scheme {scheme!r}; built in: {', '.join(BUILTIN_PLANS)}")
+        return BUILTIN_PLANS[scheme]
+    quantize = getattr(scheme, "quantize", None)
+    if quantize is None:
+        raise ValueError(f"cannot read a quant scheme from {type(scheme).__name__}")
+    formats = {g: WeightFormat(s.method, s.bits, s.block_size) for g, s in quantize.items()}
+    return QuantPlan(getattr(scheme, "name", "custom"), formats)
+
+
+class DenseExperts(nn.Module):
+    """Stacked fp16 expert weights ``[E, N, K]``: ``forward(x [T, K], idx [T, k]) -> [T, k, N]``."""
+
+    zoo_group = "experts"
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight, requires_grad=False)
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return gq.gather_mm(x, idx, self.weight)
+
+
+class BlockQuantExperts(nn.Module):
+    """Experts as symmetric int blocks (sym8 = the ``gather_qmm`` layout)."""
+
+    zoo_group = "experts"
+
+    def __init__(self, weight: torch.Tensor, fmt: WeightFormat, use_kernel: bool) -> None:
+        super().__init__()
+        k_pad = -(-weight.shape[-1] // gq.K_MULTIPLE) * gq.K_MULTIPLE
+        q, s = quantize_symmetric(gq.pad_k(weight, k_pad), fmt.bits, fmt.block_size)
+        self.register_buffer("wq", q)
+        self.register_buffer("ws", s)
+        self.bits = fmt.bits
+        self.use_kernel = use_kernel
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        if self.use_kernel:
+            return gq.gather_qmm(x, idx, self.wq, self.ws)
+        return gq.gather_mm(x, idx, dequantize_symmetric(self.wq, self.ws, self.bits))
+
+
+class PalettizedExperts(nn.Module):
+    """Experts as ``bits``-bit k-means indices with one fp16 LUT per (expert, row)."""
+
+    zoo_group = "experts"
+
+    def __init__(self, weight: torch.Tensor, fmt: WeightFormat) -> None:
+        super().__init__()
+        experts, rows, cols = weight.shape
+        lut, codes = kmeans_rows(weight.reshape(experts * rows, cols), 2**fmt.bits)
+        # The converter finds LUT operands by these buffer names ("indices", "lut").
+        self.register_buffer("indices", codes.reshape(experts, rows, cols))
+        self.register_buffer("lut", lut.half().reshape(experts, rows, 1, 2**fmt.bits, 1))
+
+    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        return gq.gather_mm(x, idx, torch.ops.coreai.lut_to_dense(self.indices, self.lut, 0))
+
+
+class BlockQuantLinear(nn.Module):
+    """``nn.Linear`` with symmetric int8/int4 block-quantized weight storage."""
+
+    def __init__(self, linear: nn.Linear, fmt: WeightFormat) -> None:
+        super().__init__()
+        q, s = quantize_symmetric(linear.weight.detach(), fmt.bits, fmt.block_size)
+        self.register_buffer("wq", q)
+        self.register_buffer("ws", s)
+        self.bits = fmt.bits
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, dequantize_symmetric(self.wq, self.ws, self.bits), self.bias)
+
+
+def quantize_symmetric(weight: torch.Tensor, bits: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """int8 codes in ``[-(2^(b-1)-1), 2^(b-1)-1]`` and fp16 scales per ``block`` along the last dim."""
+    if weight.shape[-1] % block:
+        raise ValueError(f"last dimension {weight.shape[-1]} is not a multiple of the block size {block}")
+    top = 2 ** (bits - 1) - 1
+    blocks = weight.float().reshape(*weight.shape[:-1], -1, block)
+    scale = (blocks.abs().amax(-1) / top).clamp_min(torch.finfo(torch.float16).tiny).half()
+    codes = torch.round(blocks / scale.float().unsqueeze(-1)).clamp(-top, top)
+    return codes.to(torch.int8).reshape(weight.shape), scale
+
+
+def dequantize_symmetric(q: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
+    """fp16 weight through ``coreai::constexpr_blockwise_shift_scale`` (stored as int``bits``)."""
+    import coreai_torch._compression.custom_layers  # noqa: F401  (registers coreai:: ops)
+
+    dtype = torch.int4 if bits == 4 else None
+    return torch.ops.coreai.constexpr_blockwise_shift_scale(q, scale, input_dtype=dtype)
+
+
+def kmeans_rows(rows: torch.Tensor, levels: int, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-D k-means per row: ``(lut [R, levels] fp32, codes [R, K] uint8)``."""
+    luts, codes = [], []
+    for part in rows.float().split(chunk):
+        lut, code = _kmeans_chunk(part, levels)
+        luts.append(lut)
+        codes.append(code)
+    return torch.cat(luts), torch.cat(codes)
+
+
+def _kmeans_chunk(x: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    quantiles = torch.linspace(0.5 / levels, 1 - 0.5 / levels, levels)
+    centers = torch.quantile(x, quantiles, dim=1).T.contiguous()
+    for _ in range(KMEANS_ITERS):
+        code = _nearest(x, centers)
+        sums = torch.zeros_like(centers).scatter_add_(1, code, x)
+        counts = torch.zeros_like(centers).scatter_add_(1, code, torch.ones_like(x))
+        # An empty cluster keeps its old center rather than collapsing to zero.
+        centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers).sort(dim=1).values
+    return centers, _nearest(x, centers).to(torch.uint8)
+
+
+def _nearest(x: torch.Tensor, sorted_centers: torch.Tensor) -> torch.Tensor:
+    edges = (sorted_centers[:, 1:] + sorted_centers[:, :-1]) / 2
+    return torch.searchsorted(edges.contiguous(), x.contiguous())
+
+
+def tensor_group(name: str, module: nn.Module) -> str | None:
+    """The tensor group a module's weight belongs to (``None``: not a weight holder)."""
+    explicit = getattr(module, ZOO_GROUP_ATTR, None)
+    if explicit:
+        return explicit
+    if isinstance(module, nn.Embedding):
+        return "embedding"
+    if isinstance(module, nn.Conv1d):
+        return "conv"
+    if not isinstance(module, nn.Linear):
+        return None
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf == "lm_head":
+        return "lm-head"
+    if leaf in ROUTER_LEAVES:
+        return "router"
+    if leaf in ATTENTION_LEAVES or "self_attn" in name.split(".") or "attention" in name.split("."):
+        return "attention"
+    return "linear"
+
+
+def quantize_module(module: nn.Module, plan: QuantPlan, *, use_kernel: bool) -> nn.Module:
+    """Swap, in place, every linear/expert module whose group ``plan`` quantizes."""
+    for name, parent, child_name, child in list(_children(module)):
+        fmt = plan.formats.get(tensor_group(name, child) or "")
+        if fmt is not None:
+            setattr(parent, child_name, _quantized(child, fmt, use_kernel))
+    return module
+
+
+def _children(module: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Module]]:
+    for parent_name, parent in module.named_modules():
+        for child_name, child in parent.named_children():
+            yield f"{parent_name}.{child_name}".lstrip("."), parent, child_name, child
+
+
+def _quantized(child: nn.Module, fmt: WeightFormat, use_kernel: bool) -> nn.Module:
+    if isinstance(child, nn.Linear):
+        _check_symmetric(fmt)
+        return BlockQuantLinear(child, fmt)
+    weight = getattr(child, "weight", None)
+    if weight is None or weight.dim() != 3:
+        raise ValueError(f"{type(child).__name__} is in group 'experts' but has no [E, N, K] weight")
+    if fmt.method == "kmeans":
+        if use_kernel:
+            raise ValueError("gather_qmm reads sym8 slabs; k-means experts have no kernel yet")
+        return PalettizedExperts(weight.detach(), fmt)
+    _check_symmetric(fmt)
+    if use_kernel and fmt.bits != 8:
+        raise ValueError(f"gather_qmm reads int8 slabs; got {fmt.bits}-bit experts")
+    return BlockQuantExperts(weight.detach(), fmt, use_kernel)
+
+
+def _check_symmetric(fmt: WeightFormat) -> None:
+    if fmt.method != "symmetric" or fmt.bits not in (4, 8):
+        raise ValueError(f"unsupported weight format {fmt.method} {fmt.bits}-bit (have: symmetric 4/8, kmeans)")

@@ -1,0 +1,187 @@
+"""The ``zoo`` command: thin typer commands over the core; the only module that exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import EXIT_CODES, ZooError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Build, gate and publish Core AI model bundles from declarative recipes.",
+    epilog="Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
+)
+out = Console()
+err = Console(stderr=True)
+_options: dict[str, Any] = {"root": None}
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TargetOpt = Annotated[str, typer.Option("--target", "-t", help="Target name from the recipe's [targets].")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"zootool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    root: Annotated[Optional[Path], typer.Option(help="Zoo checkout (default: $ZOO_ROOT or search upward).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    _options["root"] = root
+
+
+def zoo():
+    from .zoo_data import Zoo, find_root
+
+    root = _options["root"]
+    return Zoo(root.resolve() if root else find_root())
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def overrides(**values: Any):
+    from .recipe import Settings
+
+    given = {k: v for k, v in values.items() if v is not None}
+    return Settings(**given) if given else None
+
+
+@app.command("list")
+def list_models(as_json: JsonFlag = False) -> None:
+    """Every model x target with its size estimate against the platform budget."""
+    from .plan import resolve
+    from .registry import load_all
+    from .render import list_table, plan_row
+
+    z = zoo()
+    plans = [resolve(r, t, z, recipe_file=_rel(p, z)) for r, p in load_all(z) for t in r.targets]
+    if as_json:
+        emit_json([plan_row(p) for p in plans])
+    else:
+        out.print(list_table(plans))
+
+
+@app.command()
+def show(model: str, as_json: JsonFlag = False) -> None:
+    """A recipe: source, license, architecture and every target's resolved plan."""
+    from .plan import resolve
+    from .registry import get
+    from .render import list_table
+
+    z = zoo()
+    recipe, path = get(z, model)
+    plans = [resolve(recipe, t, z, recipe_file=_rel(path, z)) for t in recipe.targets]
+    if as_json:
+        emit_json({"recipe": recipe.model_dump(mode="json", by_alias=True), "plans": [p.summary() for p in plans]})
+        return
+    out.print(f"[bold]{recipe.model.name}[/] ({recipe.id})  {_rel(path, z)}")
+    out.print(recipe.model.description)
+    out.print(f"family: {recipe.architecture.family}   license: {recipe.model.license}")
+    out.print(list_table(plans))
+
+
+@app.command()
+def plan(
+    model: str,
+    target: TargetOpt,
+    quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
+    kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
+    chunks: Annotated[Optional[int], typer.Option(help="Override the number of .aimodel chunks.")] = None,
+    context_length: Annotated[Optional[int], typer.Option(help="Override the context length.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Resolve MODEL for a target into a build plan (no disk, no network); refuse over-budget plans."""
+    from .plan import require_fits, resolve
+    from .registry import get
+    from .render import groups_table, plan_table
+
+    z = zoo()
+    recipe, path = get(z, model)
+    cli = overrides(quant=quant, kernel=kernel, chunks=chunks, context_length=context_length)
+    resolved = resolve(recipe, target, z, recipe_file=_rel(path, z), overrides=cli)
+    require_fits(resolved, recipe, z)
+    if as_json:
+        emit_json(resolved.summary())
+        return
+    out.print(plan_table(resolved))
+    out.print(groups_table(resolved))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of a recipe, for editor validation of recipes/*.toml."""
+    from .recipe import Recipe
+
+    emit_json(Recipe.model_json_schema(by_alias=True))
+
+
+@app.command()
+def new(
+    config: Annotated[Path, typer.Option(help="The upstream model's config.json.")],
+    license: Annotated[str, typer.Option(help="License id from zoo/licenses/ (never inherited silently).")],
+    model_id: Annotated[Optional[str], typer.Option("--id", help="Model id (default: from the Hub repo name).")] = None,
+    hub: Annotated[Optional[str], typer.Option(help="Upstream Hub repo, namespace/name.")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha to pin.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Scaffold recipes/<id>.toml for a new model of a known family; refuses to overwrite."""
+    from .scaffold import scaffold, write_recipe
+
+    z = zoo()
+    model_id, document = scaffold(
+        config, model_id=model_id, hub=hub, revision=revision,
+        license_id=license, known_licenses=list(z.licenses),
+    )
+    path = write_recipe(z.recipes_dir, model_id, document)
+    if as_json:
+        emit_json({"id": model_id, "path": str(path)})
+    else:
+        out.print(f"wrote {path}; next: zoo plan {model_id} --target mac")
+
+
+def _rel(path: Path, z) -> str:
+    try:
+        return str(path.resolve().relative_to(z.root))
+    except ValueError:
+        return str(path)
+
+
+def main() -> None:
+    """Console-script entry: run the app, turning ``ZooError`` into message, hint and exit code."""
+    try:
+        app()
+    except ZooError as exc:
+        if os.environ.get("ZOO_DEBUG") == "1":
+            raise
+        _report(exc.message, exc.hint)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _report("interrupted", None)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last resort: no traceback unless asked
+        if os.environ.get("ZOO_DEBUG") == "1":
+            raise
+        _report(f"unexpected {type(exc).__name__}: {exc}", "run again with ZOO_DEBUG=1 for a traceback")
+        sys.exit(1)
+
+
+def _report(message: str, hint: str | None) -> None:
+    err.print("error:", style="bold red", end=" ")
+    err.print(message, markup=False, highlight=False, soft_wrap=True)
+    if hint:
+        err.print(f"  hint: {hint}", markup=False, highlight=False, soft_wrap=True)

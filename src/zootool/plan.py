@@ -1,0 +1,293 @@
+"""Resolve a recipe and a target into a frozen, hashable ``BuildPlan``.
+
+Override order, lowest first (one function, ``cascade``, applies it):
+
+1. zoo defaults        ``zoo/zoo.toml [defaults]``
+2. recipe defaults     ``recipes/<id>.toml [defaults]``
+3. the target table    ``recipes/<id>.toml [targets.<name>]``
+4. command line        ``--quant``, ``--kernel``, ``--chunks``, ...
+
+Nested tables (``gate``, ``publish``) merge key by key. ``resolve`` touches no disk
+beyond the already-loaded ``Zoo`` and no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
+from .estimate import SizeEstimate, estimate
+from .recipe import GeneratedSource, HubSource, Recipe, Settings
+from .schema_base import did_you_mean
+from .zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
+
+NESTED = ("gate", "publish")
+CLI = "command line"
+
+
+class Origin(BaseModel):
+    """Where a resolved setting came from: a file and dotted key, or a CLI flag."""
+
+    model_config = ConfigDict(frozen=True)
+    file: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}"
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    budget_bytes: int
+    estimated_bytes: int
+    fits: bool
+    entitlement: str | None
+
+
+class BuildPlan(BaseModel):
+    """Everything a build needs, resolved; its hash names the build."""
+
+    model_config = ConfigDict(frozen=True)
+
+    recipe_id: str
+    model_name: str
+    target: str
+    platform_id: str
+    platform: Platform
+    backend: str
+    pipeline: str
+    scheme_id: str
+    scheme: Scheme
+    kernel_id: str
+    kernel: Kernel
+    chunks: int
+    context_length: int
+    gate_margin: float
+    gate_max_introduced_flips: int
+    gate_positions: int
+    publish_repo: str | None
+    publish_private: bool
+    source: HubSource | GeneratedSource
+    license_id: str
+    license: License
+    card: str
+    architecture: Any
+    estimate: SizeEstimate
+    budget: Budget
+    origins: dict[str, Origin]
+
+    @property
+    def plan_hash(self) -> str:
+        """sha256 of the canonical plan; provenance (``origins``) does not change it."""
+        payload = self.model_dump_json(exclude={"origins"})
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data["plan_hash"] = self.plan_hash
+        return data
+
+
+def cascade(levels: list[tuple[Settings, str, str]]) -> tuple[dict[str, Any], dict[str, Origin]]:
+    """Merge settings levels (lowest first) given as (settings, file, key prefix)."""
+    values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    for settings, file, prefix in levels:
+        for name, value in settings.model_dump(exclude_none=True, exclude={"platform"}).items():
+            items = value.items() if name in NESTED else [(None, value)]
+            for sub, item in items:
+                if item is None:
+                    continue
+                dotted = f"{name}.{sub}" if sub else name
+                values[dotted] = item
+                origins[dotted] = Origin(file=file, key=_key(prefix, dotted))
+    return values, origins
+
+
+def _key(prefix: str, dotted: str) -> str:
+    kebab = dotted.replace("_", "-")
+    if prefix == CLI:
+        return "--" + kebab.split(".")[-1]
+    return f"{prefix}.{kebab}" if prefix else kebab
+
+
+def resolve(
+    recipe: Recipe, target: str, zoo: Zoo, *, recipe_file: str, overrides: Settings | None = None
+) -> BuildPlan:
+    """Resolve one target of a recipe into a plan (may be over budget; see ``require_fits``)."""
+    table = _target_table(recipe, target, recipe_file)
+    levels = [
+        (zoo.defaults, "zoo/zoo.toml", "defaults"),
+        (recipe.defaults, recipe_file, "defaults"),
+        (table, recipe_file, f"targets.{target}"),
+    ]
+    if overrides is not None:
+        levels.append((overrides, CLI, CLI))
+    values, origins = cascade(levels)
+    platform_id = table.platform or target
+    platform = _platform(zoo, platform_id, recipe_file, target)
+    _clamp_context(values, origins, platform, platform_id)
+    refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
+    sizes = _estimate(recipe, refs["scheme"], refs["kernel"], values["chunks"])
+    return BuildPlan(
+        recipe_id=recipe.id,
+        model_name=recipe.model.name,
+        target=target,
+        platform_id=platform_id,
+        platform=platform,
+        backend=values["backend"],
+        pipeline=values["pipeline"],
+        scheme_id=values["quant"],
+        scheme=refs["scheme"],
+        kernel_id=values["kernel"],
+        kernel=refs["kernel"],
+        chunks=values["chunks"],
+        context_length=values["context_length"],
+        gate_margin=values["gate.margin"],
+        gate_max_introduced_flips=values["gate.max_introduced_flips"],
+        gate_positions=values["gate.positions"],
+        publish_repo=values.get("publish.repo"),
+        publish_private=values.get("publish.private", False),
+        source=recipe.model.source,
+        license_id=recipe.model.license,
+        license=refs["license"],
+        card=recipe.model.card,
+        architecture=recipe.architecture,
+        estimate=sizes,
+        budget=_budget(platform, sizes.weight_bytes),
+        origins=origins,
+    )
+
+
+def _target_table(recipe: Recipe, target: str, recipe_file: str):
+    if target not in recipe.targets:
+        hint = did_you_mean(target, recipe.targets)
+        raise UnknownTargetError(f"{recipe_file}: recipe '{recipe.id}' has no target '{target}'", hint)
+    return recipe.targets[target]
+
+
+def _platform(zoo: Zoo, platform_id: str, recipe_file: str, target: str) -> Platform:
+    if platform_id not in zoo.platforms:
+        raise RecipeError(
+            recipe_file, f"targets.{target}.platform", f"unknown platform '{platform_id}'",
+            did_you_mean(platform_id, zoo.platforms),
+        )
+    return zoo.platforms[platform_id]
+
+
+def _clamp_context(values: dict, origins: dict, platform: Platform, platform_id: str) -> None:
+    limit = platform.max_context
+    if limit is None or values["context_length"] <= limit:
+        return
+    origin = origins["context_length"]
+    if origin.key == "defaults.context-length" and origin.file.endswith("zoo.toml"):
+        values["context_length"] = limit
+        origins["context_length"] = Origin(file="zoo/platforms.toml", key=f"platforms.{platform_id}.max-context")
+        return
+    raise ConfigError(
+        f"{origin}: context length {values['context_length']} exceeds platform '{platform_id}' "
+        f"max-context {limit}",
+        f"use at most {limit} for this target",
+    )
+
+
+def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, recipe_file: str) -> dict:
+    """Check every id the cascade produced; errors point at the level that set it."""
+    platform = zoo.platforms[platform_id]
+    _known(values["backend"], BACKENDS, origins["backend"], "backend")
+    if values["backend"] not in platform.backends:
+        raise ConfigError(
+            f"{origins['backend']}: backend '{values['backend']}' does not serve platform '{platform_id}'",
+            "platform backends: " + ", ".join(platform.backends),
+        )
+    _known(values["pipeline"], PIPELINES, origins["pipeline"], "pipeline")
+    _known(values["quant"], zoo.schemes, origins["quant"], "quant scheme")
+    _known(values["kernel"], zoo.kernels, origins["kernel"], "kernel")
+    kernel = zoo.kernels[values["kernel"]]
+    _kernel_applies(kernel, values, origins["kernel"], recipe.architecture.family)
+    licenses = zoo.licenses
+    if recipe.model.license not in licenses:
+        raise RecipeError(
+            recipe_file, "model.license",
+            f"unknown license '{recipe.model.license}'", did_you_mean(recipe.model.license, licenses),
+        )
+    return {"scheme": zoo.schemes[values["quant"]], "kernel": kernel, "license": licenses[recipe.model.license]}
+
+
+def _known(value: str, known, origin: Origin, what: str) -> None:
+    if value not in known:
+        raise ConfigError(f"{origin}: unknown {what} '{value}'", did_you_mean(value, known))
+
+
+def _kernel_applies(kernel: Kernel, values: dict, origin: Origin, family: str) -> None:
+    problems = [
+        (values["backend"], kernel.backends, "backend"),
+        (family, kernel.families, "family"),
+        (values["quant"], kernel.schemes, "quant scheme"),
+    ]
+    for value, allowed, what in problems:
+        if value not in allowed:
+            raise ConfigError(
+                f"{origin}: kernel '{values['kernel']}' does not support {what} '{value}'",
+                f"it supports {what}s: {', '.join(allowed)}",
+            )
+
+
+def _estimate(recipe: Recipe, scheme: Scheme, kernel: Kernel, chunks: int) -> SizeEstimate:
+    arch = recipe.architecture
+    tensors = arch.tensors()
+    head_copy = None
+    if getattr(arch, "tie_embeddings", False) and chunks > 1:
+        # The head sits in the last chunk, the embedding in the first: stored twice.
+        embedding = next(t for t in tensors if t.group == "embedding")
+        head_copy = embedding._replace(name="lm_head.weight (tied copy)", group="lm-head", parameter=False)
+    return estimate(tensors, scheme, kernel, head_copy=head_copy)
+
+
+def _budget(platform: Platform, estimated: int) -> Budget:
+    needs = platform.entitlement and estimated > platform.entitlement.above_bytes
+    return Budget(
+        budget_bytes=platform.budget_bytes,
+        estimated_bytes=estimated,
+        fits=estimated <= platform.budget_bytes,
+        entitlement=platform.entitlement.name if needs else None,
+    )
+
+
+def require_fits(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> None:
+    """Raise ``BudgetExceededError`` for a plan over budget, naming schemes that would fit."""
+    if plan.budget.fits:
+        return
+    fitting = _fitting_schemes(plan, recipe, zoo)
+    hint = (
+        "schemes that fit: " + ", ".join(f"{s} (~{gb(b)})" for s, b in fitting)
+        if fitting else "no scheme in zoo/schemes.toml fits; choose a larger platform"
+    )
+    raise BudgetExceededError(
+        f"{plan.recipe_id} --target {plan.target}: estimated {gb(plan.budget.estimated_bytes)} with "
+        f"'{plan.scheme_id}' exceeds the {plan.platform_id} budget of {gb(plan.budget.budget_bytes)} "
+        f"({plan.platform.budget_reason})",
+        hint + " (e.g. --quant " + fitting[0][0] + ")" if fitting else hint,
+    )
+
+
+def _fitting_schemes(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> list[tuple[str, int]]:
+    fitting = []
+    for scheme_id, scheme in zoo.schemes.items():
+        kernel = plan.kernel if scheme_id in plan.kernel.schemes else zoo.kernels[zoo.defaults.kernel]
+        size = _estimate(recipe, scheme, kernel, plan.chunks).weight_bytes
+        if size <= plan.budget.budget_bytes:
+            fitting.append((scheme_id, size))
+    return sorted(fitting, key=lambda pair: -pair[1])
+
+
+def gb(n: int) -> str:
+    """Human size in decimal units, as the zoo's published sizes are."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"

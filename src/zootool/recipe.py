@@ -1,0 +1,154 @@
+"""The recipe: one strict, declarative TOML file per zoo model.
+
+Settings that a plan needs (backend, scheme, kernel, chunks, gate, publish) share
+one shape, ``Settings``, at every level of the cascade: zoo defaults, the
+recipe's ``[defaults]``, one ``[targets.<name>]`` table, and CLI overrides.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import Discriminator, Field, Tag, field_validator
+
+from .arch import Architecture
+from .errors import RecipeError
+from .schema_base import Strict, read_toml, validate
+
+MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+HUB_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def check_model_id(value: str) -> str:
+    """Model ids name files and Hub paths: lowercase, no separators, no ``..``."""
+    if not MODEL_ID.match(value) or ".." in value:
+        raise ValueError(
+            f"'{value}' is not a valid model id (lowercase letters, digits, '.', '-', '_'; "
+            "no '/', no '..')"
+        )
+    return value
+
+
+class HubSource(Strict):
+    """An upstream checkpoint on the Hugging Face Hub, pinned to a commit."""
+
+    source_tag: ClassVar[str] = "hub"
+    hub: str
+    revision: str | None = None
+
+    @field_validator("hub")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if not HUB_REPO.match(value):
+            raise ValueError(f"'{value}' is not a Hub repo id of the form 'namespace/name'")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _sha(cls, value: str | None) -> str | None:
+        if value is not None and not COMMIT_SHA.match(value):
+            raise ValueError(f"'{value}' is not a full 40-character commit sha (branches move; pin a commit)")
+        return value
+
+
+class GeneratedSource(Strict):
+    """A checkpoint zootool generates itself: seeded random weights of the real architecture."""
+
+    source_tag: ClassVar[str] = "generate"
+    generate: Literal["random"]
+    seed: int = 0
+
+
+def _source_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "hub" if "hub" in value else "generate" if "generate" in value else None
+    return "hub" if isinstance(value, HubSource) else "generate" if isinstance(value, GeneratedSource) else None
+
+
+Source = Annotated[
+    Union[Annotated[HubSource, Tag("hub")], Annotated[GeneratedSource, Tag("generate")]],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source_kind",
+        custom_error_message="source needs either 'hub' (with 'revision') or 'generate'",
+    ),
+]
+
+
+class ModelInfo(Strict):
+    id: str
+    name: str
+    description: str = ""
+    source: Source
+    license: str
+    license_file: str = "LICENSE"
+    card: str = "llm"
+    tags: tuple[str, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return check_model_id(value)
+
+
+class GateSettings(Strict):
+    margin: float | None = Field(default=None, ge=0)
+    max_introduced_flips: int | None = Field(default=None, ge=0)
+    positions: int | None = Field(default=None, ge=1)
+
+
+class PublishSettings(Strict):
+    repo: str | None = None
+    private: bool | None = None
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str | None) -> str | None:
+        if value is not None and not HUB_REPO.match(value):
+            raise ValueError(f"'{value}' is not a Hub repo id of the form 'namespace/name'")
+        return value
+
+
+class Settings(Strict):
+    """One level of the override cascade; ``None`` means "inherit"."""
+
+    backend: str | None = None
+    pipeline: str | None = None
+    quant: str | None = None
+    kernel: str | None = None
+    chunks: int | None = Field(default=None, ge=1)
+    context_length: int | None = Field(default=None, ge=16)
+    gate: GateSettings | None = None
+    publish: PublishSettings | None = None
+
+
+class Target(Settings):
+    """A ``[targets.<name>]`` table: settings plus the platform it builds for."""
+
+    platform: str | None = None
+
+
+class Recipe(Strict):
+    schema_: Literal[1] = Field(alias="schema")
+    model: ModelInfo
+    architecture: Architecture
+    defaults: Settings = Settings()
+    targets: dict[str, Target] = Field(min_length=1)
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read and validate one recipe file; the file name must be ``<model.id>.toml``."""
+    recipe: Recipe = validate(Recipe, read_toml(path), path)
+    if path.stem != recipe.id:
+        raise RecipeError(
+            path, "model.id", f"'{recipe.id}' does not match the file name '{path.name}'",
+            f"rename the file to '{recipe.id}.toml' or change model.id to '{path.stem}'",
+        )
+    return recipe

@@ -1,0 +1,94 @@
+"""Human-readable views of plans and recipes (rich tables); JSON views live beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from .plan import BuildPlan, gb
+
+
+def verdict(plan: BuildPlan) -> str:
+    return "fits" if plan.budget.fits else "OVER BUDGET"
+
+
+def plan_row(plan: BuildPlan) -> dict[str, Any]:
+    """One row of ``zoo list --json``."""
+    return {
+        "model": plan.recipe_id,
+        "target": plan.target,
+        "platform": plan.platform_id,
+        "scheme": plan.scheme_id,
+        "kernel": plan.kernel_id,
+        "params": plan.estimate.params,
+        "estimated_bytes": plan.budget.estimated_bytes,
+        "budget_bytes": plan.budget.budget_bytes,
+        "fits": plan.budget.fits,
+        "plan_hash": plan.plan_hash,
+    }
+
+
+def list_table(plans: list[BuildPlan]) -> Table:
+    table = Table(title="zoo models x targets")
+    for column in ("model", "target", "platform", "scheme", "kernel", "params", "estimate", "budget", "verdict"):
+        table.add_column(column, justify="right" if column in ("params", "estimate", "budget") else "left")
+    for plan in plans:
+        table.add_row(
+            plan.recipe_id, plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id,
+            f"{plan.estimate.params / 1e9:.3f}B" if plan.estimate.params >= 1e8 else f"{plan.estimate.params:,}",
+            gb(plan.budget.estimated_bytes), gb(plan.budget.budget_bytes), verdict(plan),
+        )
+    return table
+
+
+def plan_table(plan: BuildPlan) -> Table:
+    table = Table(title=f"{plan.recipe_id} --target {plan.target}  (plan {plan.plan_hash})", show_header=False)
+    table.add_column("setting")
+    table.add_column("value")
+    table.add_column("from", style="dim")
+    origin = plan.origins.get
+    rows = [
+        ("platform", f"{plan.platform_id}: {plan.platform.device}", None),
+        ("backend", plan.backend, origin("backend")),
+        ("pipeline", plan.pipeline, origin("pipeline")),
+        ("scheme", f"{plan.scheme_id}: {plan.scheme.summary}", origin("quant")),
+        ("kernel", f"{plan.kernel_id}: {plan.kernel.summary}", origin("kernel")),
+        ("chunks", str(plan.chunks), origin("chunks")),
+        ("context length", str(plan.context_length), origin("context_length")),
+        ("gate", _gate(plan), origin("gate.max_introduced_flips")),
+        ("source", _source(plan), None),
+        ("license", f"{plan.license_id} ({plan.license.name})", None),
+        ("publish to", plan.publish_repo or "(not set)", origin("publish.repo")),
+        ("parameters", f"{plan.estimate.params:,}", None),
+        ("estimated size", gb(plan.budget.estimated_bytes), None),
+        ("budget", f"{gb(plan.budget.budget_bytes)} -> {verdict(plan)}", None),
+    ]
+    if plan.budget.entitlement:
+        rows.append(("entitlement", plan.budget.entitlement, None))
+    for name, value, where in rows:
+        table.add_row(name, value, str(where) if where else "")
+    return table
+
+
+def groups_table(plan: BuildPlan) -> Table:
+    table = Table(title="size estimate by tensor group")
+    for column in ("group", "tensors", "params", "storage", "bytes"):
+        table.add_column(column)
+    for name, group in plan.estimate.groups.items():
+        table.add_row(name, str(group.tensors), f"{group.params:,}", group.storage, gb(group.bytes))
+    return table
+
+
+def _gate(plan: BuildPlan) -> str:
+    return (
+        f"margin {plan.gate_margin}, <= {plan.gate_max_introduced_flips} introduced flips "
+        f"over {plan.gate_positions} positions"
+    )
+
+
+def _source(plan: BuildPlan) -> str:
+    source = plan.source
+    if hasattr(source, "hub"):
+        return f"{source.hub} @ {source.revision or 'UNPINNED'}"
+    return f"generated ({source.generate}, seed {source.seed})"

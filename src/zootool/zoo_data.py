@@ -1,0 +1,165 @@
+"""Zoo-wide data read from ``zoo/``: platforms and budgets, quant schemes, kernels, licenses."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .arch.base import TENSOR_GROUPS
+from .errors import ConfigError, RecipeError
+from .recipe import GateSettings, PublishSettings, Settings
+from .schema_base import Strict, read_toml, validate
+
+BACKENDS = ("coreai",)
+PIPELINES = ("gpu-pipelined-decode",)
+
+
+class Entitlement(Strict):
+    name: str
+    above_bytes: int = Field(gt=0)
+    why: str
+
+
+class Platform(Strict):
+    """A device class a bundle is built for, with the size budget it must fit."""
+
+    display_name: str
+    device: str
+    os: Literal["ios", "ipados", "macos"]
+    min_os: int
+    compute: Literal["gpu", "ane", "cpu"]
+    backends: tuple[str, ...]
+    ram_bytes: int = Field(gt=0)
+    budget_bytes: int = Field(gt=0)
+    budget_reason: str
+    max_context: int | None = None
+    entitlement: Entitlement | None = None
+    sources: tuple[str, ...] = ()
+
+
+class QuantSpec(Strict):
+    """How one tensor group is stored: ``bits`` per weight plus per-block overhead."""
+
+    method: Literal["symmetric", "affine", "kmeans"]
+    bits: int = Field(ge=1, le=8)
+    block_size: int = Field(ge=1)
+    scale_bits: int = 16
+    zero_point_bits: int = 0
+    lut_bits: int = 0
+
+
+class Scheme(Strict):
+    """A quant scheme: a storage format for every tensor group, nothing left implicit."""
+
+    summary: str
+    quantize: dict[str, QuantSpec] = {}
+    keep_fp16: tuple[str, ...]
+
+    @model_validator(mode="after")
+    def _covers_every_group(self) -> "Scheme":
+        named = list(self.quantize) + list(self.keep_fp16)
+        unknown = sorted(set(named) - set(TENSOR_GROUPS))
+        if unknown:
+            raise ValueError(f"unknown tensor group(s) {unknown}; known: {', '.join(TENSOR_GROUPS)}")
+        missing = sorted(set(TENSOR_GROUPS) - set(named))
+        if missing:
+            raise ValueError(f"tensor group(s) {missing} are neither quantized nor kept fp16")
+        if len(named) != len(set(named)):
+            raise ValueError("a tensor group is both quantized and kept fp16")
+        return self
+
+
+class Kernel(Strict):
+    """How MoE experts are multiplied: a composite op or a custom Metal kernel."""
+
+    summary: str
+    kind: Literal["composite", "metal"]
+    backends: tuple[str, ...]
+    families: tuple[str, ...]
+    schemes: tuple[str, ...]
+    gpu_only: bool = False
+    runs_on_linux: bool = True
+    k_multiple: int | None = None
+    n_multiple: int | None = None
+
+
+class License(Strict):
+    name: str
+    hub_license: str
+    link: str
+    text_file: str = "LICENSE"
+    text_source: str
+
+
+class ZooDefaults(Settings):
+    """The first level of the cascade; every field must be set here."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> "ZooDefaults":
+        for name in ("backend", "pipeline", "quant", "kernel", "chunks", "context_length", "gate"):
+            if getattr(self, name) is None:
+                raise ValueError(f"zoo defaults must set '{name.replace('_', '-')}'")
+        return self
+
+
+class Zoo:
+    """The ``zoo/`` data directory, read lazily and validated on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data_dir = root / "zoo"
+        self.recipes_dir = root / "recipes"
+        self.cards_dir = root / "cards"
+
+    @cached_property
+    def platforms(self) -> dict[str, Platform]:
+        return self._table("platforms.toml", "platforms", Platform)
+
+    @cached_property
+    def schemes(self) -> dict[str, Scheme]:
+        return self._table("schemes.toml", "schemes", Scheme)
+
+    @cached_property
+    def kernels(self) -> dict[str, Kernel]:
+        return self._table("kernels.toml", "kernels", Kernel)
+
+    @cached_property
+    def defaults(self) -> ZooDefaults:
+        path = self.data_dir / "zoo.toml"
+        data = read_toml(path)
+        return validate(ZooDefaults, data.get("defaults", {}), path, ("defaults",))
+
+    @cached_property
+    def licenses(self) -> dict[str, License]:
+        folder = self.data_dir / "licenses"
+        return {p.stem: validate(License, read_toml(p), p) for p in sorted(folder.glob("*.toml"))}
+
+    def _table(self, filename: str, key: str, model: type) -> dict:
+        path = self.data_dir / filename
+        data = read_toml(path)
+        entries = data.get(key)
+        if not isinstance(entries, dict) or not entries:
+            raise RecipeError(path, key, f"expected a non-empty [{key}.<id>] table")
+        return {name: validate(model, value, path, (key, name)) for name, value in entries.items()}
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The zoo checkout: ``$ZOO_ROOT``, else the nearest ancestor with ``recipes/`` and ``zoo/``."""
+    env = os.environ.get("ZOO_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "recipes").is_dir() and (candidate / "zoo").is_dir():
+            return candidate
+    raise ConfigError(
+        f"no zoo found from {here}: no folder above it holds both recipes/ and zoo/",
+        "run zoo inside a zoo checkout, or set ZOO_ROOT / --root",
+    )
+
+
+__all__ = ["GateSettings", "PublishSettings", "Zoo", "find_root"]
