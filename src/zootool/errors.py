@@ -31,11 +31,19 @@ class RecipeError(ConfigError):
     """A recipe (or zoo data file) is invalid at ``path``, dotted ``key``."""
 
     def __init__(self, path: Path | str, key: str | None, message: str, hint: str | None = None) -> None:
-        where = f"{path}: {key}" if key else f"{path}"
+        where = f"{_display(Path(path))}: {key}" if key else f"{_display(Path(path))}"
         super().__init__(f"{where}: {message}", hint)
         self.path = Path(path)
         self.key = key
         self.detail = message
+
+
+def _display(path: Path) -> str:
+    """A path relative to the working directory when it lies below it, as a user typed it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) if path.is_absolute() else str(path)
+    except ValueError:
+        return str(path)
 
 
 class UnknownModelError(ConfigError):

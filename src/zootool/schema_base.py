@@ -55,7 +55,7 @@ def validate(model: type[BaseModel], data: Any, path: Path, prefix: tuple[str, .
 def to_recipe_error(
     model: type[BaseModel], exc: ValidationError, path: Path, prefix: tuple[str, ...] = ()
 ) -> RecipeError:
-    errors = exc.errors(include_url=False)
+    errors = _explained_first(exc.errors(include_url=False))
     first = errors[0]
     loc = tuple(str(part) for part in first["loc"])
     key = ".".join(prefix + loc) or None
@@ -65,17 +65,33 @@ def to_recipe_error(
     return RecipeError(path, key, message, hint)
 
 
+def _explained_first(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Unknown keys first; a missing key that a misspelt sibling explains is dropped."""
+    extras = [e for e in errors if e["type"] == "extra_forbidden"]
+    explained = set()
+    for extra in extras:
+        parent, word = tuple(extra["loc"][:-1]), str(extra["loc"][-1])
+        siblings = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == parent]
+        for match in difflib.get_close_matches(word, siblings, n=1, cutoff=0.6):
+            explained.add(parent + (match,))
+    rest = [e for e in errors if e["type"] != "extra_forbidden" and tuple(e["loc"]) not in explained]
+    return extras + rest
+
+
 def _describe(model: type[BaseModel], error: dict[str, Any], loc: tuple[str, ...]) -> tuple[str, str | None]:
     kind = error["type"]
     if kind == "extra_forbidden":
         known = known_keys(model, loc[:-1])
         return f"unknown key '{loc[-1]}'", did_you_mean(loc[-1], known)
     if kind == "missing":
-        return "required key is missing", None
+        return "required key is missing", f"add '{loc[-1]}' there"
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
-    return message, None
+    return message, FIX_VALUE
+
+
+FIX_VALUE = "fix this value (`zoo schema` prints every recipe key and its type)"
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str | None:

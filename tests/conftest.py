@@ -1,0 +1,38 @@
+"""Shared fixtures: a private copy of the repo's zoo so tests can edit recipes freely."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_zoo(dest: Path) -> Path:
+    """Copy recipes/, zoo/ and cards/ of this repo into ``dest``."""
+    for name in ("recipes", "zoo", "cards"):
+        source = REPO / name
+        if source.exists():
+            shutil.copytree(source, dest / name)
+    return dest
+
+
+@pytest.fixture
+def zoo_root(tmp_path: Path) -> Path:
+    return copy_zoo(tmp_path / "zoo-root")
+
+
+def run_zoo(*args: str, root: Path | None = None, env: dict | None = None, cwd: Path | None = None):
+    """Run the real ``zoo`` CLI in a fresh interpreter; returns the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("ZOO_DEBUG", None) if not (env or {}).get("ZOO_DEBUG") else None
+    prefix = ["--root", str(root)] if root else []
+    return subprocess.run(
+        [sys.executable, "-m", "zootool", *prefix, *args],
+        capture_output=True, text=True, env=full_env, cwd=cwd or REPO, timeout=600,
+    )

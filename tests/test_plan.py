@@ -1,0 +1,103 @@
+"""The resolver: override order, provenance, hash stability, budget verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zootool.errors import BudgetExceededError
+from zootool.plan import cascade, require_fits, resolve
+from zootool.recipe import GateSettings, Settings
+from zootool.registry import get
+from zootool.zoo_data import Zoo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def plan_for(root: Path, model: str, target: str, **cli):
+    zoo = Zoo(root)
+    recipe, path = get(zoo, model)
+    return resolve(recipe, target, zoo, recipe_file=str(path), overrides=Settings(**cli) if cli else None)
+
+
+def test_cascade_lowest_first_and_nested_merge():
+    levels = [
+        (Settings(quant="fp16", kernel="a", gate=GateSettings(margin=0.1, positions=41)), "zoo.toml", "defaults"),
+        (Settings(quant="sym8", gate=GateSettings(max_introduced_flips=2)), "r.toml", "defaults"),
+        (Settings(gate=GateSettings(margin=0.2)), "r.toml", "targets.mac"),
+        (Settings(quant="int4km"), "command line", "command line"),
+    ]
+    values, origins = cascade(levels)
+    assert values == {"quant": "int4km", "kernel": "a", "gate.margin": 0.2, "gate.positions": 41,
+                      "gate.max_introduced_flips": 2}
+    assert str(origins["quant"]) == "command line: --quant"
+    assert str(origins["gate.margin"]) == "r.toml: targets.mac.gate.margin"
+    assert str(origins["gate.positions"]) == "zoo.toml: defaults.gate.positions"
+    assert str(origins["gate.max_introduced_flips"]) == "r.toml: defaults.gate.max-introduced-flips"
+
+
+def test_each_level_overrides_the_one_below(zoo_root: Path):
+    recipe = zoo_root / "recipes" / "tiny-lfm2-moe.toml"
+    text = recipe.read_text()
+    # zoo default kernel is gather_mm and zoo default margin 0.1; override step by step.
+    text = text.replace("[defaults]\n", "[defaults]\nquant = \"fp16\"\n", 1)
+    recipe.write_text(text)
+    plan = plan_for(zoo_root, "tiny-lfm2-moe", "mac")
+    assert plan.scheme_id == "sym8" and plan.origins["quant"].key == "targets.mac.quant"
+    plan = plan_for(zoo_root, "tiny-lfm2-moe", "mac", quant="int4km")
+    assert plan.scheme_id == "int4km" and plan.origins["quant"].file == "command line"
+    recipe.write_text(text.replace('quant = "sym8"\n', "", 1))
+    plan = plan_for(zoo_root, "tiny-lfm2-moe", "mac")
+    assert plan.scheme_id == "fp16" and plan.origins["quant"].key == "defaults.quant"
+    assert plan.gate_positions == 41 and plan.origins["gate.positions"].file == "zoo/zoo.toml"
+
+
+def test_plan_hash_is_stable_and_tracks_content():
+    first = plan_for(REPO, "lfm2.5-8b-a1b", "mac")
+    again = plan_for(REPO, "lfm2.5-8b-a1b", "mac")
+    assert first.plan_hash == again.plan_hash
+    assert plan_for(REPO, "lfm2.5-8b-a1b", "mac", chunks=2).plan_hash != first.plan_hash
+    with pytest.raises(Exception):
+        first.chunks = 3  # frozen
+
+
+def test_iphone_context_is_clamped_to_platform_limit():
+    plan = plan_for(REPO, "lfm2.5-8b-a1b", "iphone")
+    assert plan.context_length == 1024
+    assert plan.origins["context_length"].key == "platforms.iphone.max-context"
+
+
+def test_flagship_mac_fits_and_sym8_on_iphone_is_refused_with_alternatives():
+    zoo = Zoo(REPO)
+    recipe, _ = get(zoo, "lfm2.5-8b-a1b")
+    mac = plan_for(REPO, "lfm2.5-8b-a1b", "mac")
+    assert mac.budget.fits
+    require_fits(mac, recipe, zoo)
+    over = plan_for(REPO, "lfm2.5-8b-a1b", "iphone", quant="sym8")
+    assert not over.budget.fits
+    with pytest.raises(BudgetExceededError) as caught:
+        require_fits(over, recipe, zoo)
+    assert "exceeds the iphone budget of 6.00 GB" in caught.value.message
+    assert caught.value.hint.startswith("schemes that fit: int4km")
+    assert caught.value.exit_code == 3
+
+
+def test_estimate_counts_scales_and_tied_head_copy():
+    one = plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=1)
+    two = plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=2)
+    arch = one.architecture
+    head = arch.vocab_size * arch.hidden_size * 2
+    assert two.estimate.weight_bytes - one.estimate.weight_bytes == head
+    assert one.estimate.params == two.estimate.params
+    experts = one.estimate.groups["experts"]
+    # int8 + one fp16 scale per 32 weights = 1 + 2/32 bytes per weight.
+    assert experts.bytes == experts.params * 34 // 32
+    fp16 = plan_for(REPO, "tiny-lfm2-moe", "mac", quant="fp16").estimate.groups["experts"]
+    assert fp16.bytes == fp16.params * 2
+
+
+def test_entitlement_flagged_above_two_gib_on_iphone():
+    plan = plan_for(REPO, "lfm2.5-8b-a1b", "iphone")
+    assert plan.budget.entitlement == "com.apple.developer.kernel.increased-memory-limit"
+    assert plan_for(REPO, "tiny-lfm2-moe", "iphone").budget.entitlement is None
