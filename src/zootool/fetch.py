@@ -1,0 +1,131 @@
+"""Get the checkpoint a plan converts: generated, a local ``--weights DIR``, or a pinned Hub snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, FetchError
+from .plan import BuildPlan
+from .recipe import GeneratedSource, HubSource
+
+HUB_PATTERNS = ["*.json", "*.safetensors", "LICENSE*", "tokenizer*", "*.txt", "*.jinja"]
+# Numbers the export depends on; a recipe that disagrees with the checkpoint is refused.
+CHECKED_KEYS = (
+    "model_type", "hidden_size", "vocab_size", "num_attention_heads", "num_key_value_heads",
+    "intermediate_size", "moe_intermediate_size", "num_experts", "num_experts_per_tok",
+    "num_dense_layers", "layer_types", "tie_word_embeddings",
+)
+
+
+def fetch_checkpoint(
+    plan: BuildPlan, cache_root: Path, license_dir: Path, *, weights: Path | None = None,
+    revision: str | None = None,
+) -> Path:
+    """A local checkpoint directory for ``plan``, checked against the recipe and its license."""
+    if weights is not None:
+        folder = _local(weights)
+    elif isinstance(plan.source, GeneratedSource):
+        folder = _generated(plan, cache_root, license_dir)
+    else:
+        folder = _hub(plan.source, revision)
+    check_checkpoint(plan, folder)
+    return folder
+
+
+def check_checkpoint(plan: BuildPlan, folder: Path) -> None:
+    """Refuse a checkpoint without config, weights or license text, or that contradicts the recipe."""
+    config = read_json(folder / "config.json")
+    if not any(folder.glob("*.safetensors")):
+        raise FetchError(f"{folder}: no *.safetensors weights", "point --weights at a safetensors checkpoint")
+    license_file = folder / plan.license.text_file
+    if not license_file.is_file() or not license_file.read_text(errors="replace").strip():
+        raise FetchError(
+            f"{license_file}: the license text ({plan.license.name}) is missing",
+            f"zootool ships the upstream license text; add {plan.license.text_file} to the checkpoint",
+        )
+    diffs = config_differences(plan.architecture.to_hf_config(), config)
+    if diffs:
+        raise ConfigError(
+            f"{folder / 'config.json'} disagrees with the recipe's [architecture]: " + "; ".join(diffs),
+            "the upstream config.json is the authority: update the recipe (zoo new --config prints the values)",
+        )
+
+
+def config_differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    diffs = []
+    for key in CHECKED_KEYS:
+        want, have = expected.get(key), actual.get(key)
+        if key == "layer_types" and have is not None:
+            have = list(have)
+        if want != have:
+            diffs.append(f"{key}: recipe {want!r}, checkpoint {have!r}")
+    return diffs
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FetchError(f"{path}: not found", "a checkpoint needs its config.json") from None
+    except json.JSONDecodeError as exc:
+        raise FetchError(f"{path}: not valid JSON ({exc})", "re-download the checkpoint") from None
+
+
+def _local(weights: Path) -> Path:
+    if not weights.is_dir():
+        raise FetchError(f"--weights {weights}: not a directory", "pass the folder holding config.json")
+    return weights.resolve()
+
+
+def _generated(plan: BuildPlan, cache_root: Path, license_dir: Path) -> Path:
+    """Generate (once, cached by architecture and seed) the recipe's random checkpoint."""
+    from .checkpoint import generate_tiny_checkpoint
+
+    config = plan.architecture.to_hf_config()
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_root / "checkpoints" / f"{plan.recipe_id}-{key}-seed{plan.source.seed}"
+    if (folder / ".complete").is_file():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    generate_tiny_checkpoint(folder, config, plan.source.seed)
+    _write_generated_license(plan, folder, license_dir)
+    (folder / ".complete").write_text("")
+    return folder
+
+
+def _write_generated_license(plan: BuildPlan, folder: Path, license_dir: Path) -> None:
+    text = license_dir / f"{plan.license_id}.txt"
+    if not text.is_file():
+        raise ConfigError(
+            f"{text}: no license text for generated checkpoints under '{plan.license_id}'",
+            "add the text there, or use a license that has one",
+        )
+    shutil.copyfile(text, folder / plan.license.text_file)
+
+
+def _hub(source: HubSource, revision: str | None) -> Path:
+    """``snapshot_download`` at a pinned commit; never an unpinned branch."""
+    pinned = revision or source.revision
+    if not pinned:
+        raise ConfigError(
+            f"model.source: {source.hub} has no pinned revision",
+            "set model.source.revision to the upstream commit sha, or pass --revision SHA",
+        )
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(source.hub, revision=pinned, allow_patterns=HUB_PATTERNS))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+        raise FetchError(
+            f"could not download {source.hub}@{pinned[:12]}: {type(exc).__name__}: {_first_line(exc)}",
+            "check the network and the revision, or pass a local checkpoint with --weights DIR",
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [""])[0]
