@@ -87,7 +87,7 @@ RESOLVE_CASES = [
      f"{TINY}: targets.mac.kernel: unknown kernel 'gather_mmm'", "did you mean 'gather_mm'?"),
     ('quant = "sym8"\nkernel = "gather_mm"', 'quant = "fp16"\nkernel = "gather_qmm"',
      f"{TINY}: targets.mac.kernel: kernel 'gather_qmm' does not support quant scheme 'fp16'",
-     "it supports quant schemes: sym8, int4km"),
+     "it supports quant schemes: sym8"),
     ("context-length = 128", "context-length = 4096",
      f"{TINY}: defaults.context-length: context length 4096 exceeds platform 'iphone' max-context 1024",
      "use at most 1024 for this target"),

@@ -40,7 +40,7 @@ def tensor_bytes(spec: TensorSpec, quant: QuantSpec | None, k_multiple: int | No
     if k_multiple:
         k = math.ceil(k / k_multiple) * k_multiple
     rows = math.prod(lead)
-    blocks = rows * math.ceil(k / quant.block_size)
+    blocks = rows * math.ceil(k / (quant.block_size or k))
     per_block_bits = quant.scale_bits + quant.zero_point_bits + quant.lut_bits
     return math.ceil(rows * k * quant.bits / 8) + math.ceil(blocks * per_block_bits / 8)
 
@@ -48,7 +48,8 @@ def tensor_bytes(spec: TensorSpec, quant: QuantSpec | None, k_multiple: int | No
 def storage_label(quant: QuantSpec | None) -> str:
     if quant is None:
         return "fp16"
-    return f"{quant.method}-int{quant.bits}/block{quant.block_size}"
+    per = f"block{quant.block_size}" if quant.block_size else "row"
+    return f"{quant.method}-int{quant.bits}/{per}"
 
 
 def estimate(

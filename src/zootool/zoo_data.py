@@ -42,11 +42,15 @@ class Platform(Strict):
 
 
 class QuantSpec(Strict):
-    """How one tensor group is stored: ``bits`` per weight plus per-block overhead."""
+    """How one tensor group is stored: ``bits`` per weight plus per-block overhead.
+
+    A block is ``block-size`` consecutive weights along K; without ``block-size`` a
+    block is a whole output row (e.g. one k-means look-up table per row).
+    """
 
     method: Literal["symmetric", "affine", "kmeans"]
     bits: int = Field(ge=1, le=8)
-    block_size: int = Field(ge=1)
+    block_size: int | None = Field(default=None, ge=1)
     scale_bits: int = 16
     zero_point_bits: int = 0
     lut_bits: int = 0
