@@ -1,0 +1,460 @@
+"""Publish a built bundle to the Hugging Face Hub: one atomic commit, then an optional tag.
+
+This is the only zootool module that talks to the Hub for publishing. huggingface_hub is
+imported inside functions so commands that never publish do not pay for it.
+
+Flow: read ``manifest.json`` (no network) -> create the repo if needed -> list the remote
+tree -> compare sizes and hashes -> upload only what changed -> one ``create_commit``
+guarded by ``parent_commit`` -> tag. An unchanged bundle makes no commit and sends no bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import PublishError, VerifyError, ZooError
+
+MANIFEST_NAME = "manifest.json"
+KEEP_REMOTE = frozenset({".gitattributes"})  # created by the Hub with the repo; never ours to delete
+COMMIT_RETRY_WAITS: tuple[float, ...] = (2.0, 5.0)  # pauses between commit attempts on 429/5xx
+DEFAULT_COMMIT_MESSAGE = "Publish bundle with zootool"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+T = TypeVar("T")
+
+
+class PlannedFile(BaseModel):
+    """One bundle file that takes part in a publish."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str
+    size: int
+    sha256: str
+
+
+class PublishPlan(BaseModel):
+    """What a publish would consider uploading; built offline from ``manifest.json``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    files: tuple[PlannedFile, ...]
+    total_bytes: int
+
+
+class PublishResult(BaseModel):
+    """Outcome of :func:`publish_bundle`; ``commit_sha`` is None when nothing changed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    repo_url: str
+    commit_sha: str | None
+    tag: str | None
+    files_uploaded: tuple[str, ...]
+    files_deleted: tuple[str, ...]
+    bytes_uploaded: int  # size of the added or changed files (LFS objects the Hub already holds are not re-sent)
+
+
+# -- offline plan -------------------------------------------------------------------------
+
+
+def plan_publish(bundle_dir: Path, *, allow_patterns: list[str] | None = None) -> PublishPlan:
+    """List the files a publish would consider, after checking them against the manifest.
+
+    Needs no network. Only files listed in ``manifest.json`` (plus the manifest itself)
+    are ever published, so a stray checkpoint in the bundle directory is never uploaded.
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = _read_manifest(bundle_dir)
+    planned: dict[str, PlannedFile] = {}
+    for item in manifest["files"]:
+        entry = _checked_entry(bundle_dir, item)
+        if entry.path in planned:
+            raise VerifyError(f"{MANIFEST_NAME} lists {entry.path} twice")
+        planned[entry.path] = entry
+    planned[MANIFEST_NAME] = _local_entry(bundle_dir, MANIFEST_NAME)
+    files = tuple(f for f in planned.values() if _selected(f.path, allow_patterns))
+    if not files:
+        raise VerifyError(f"no bundle file matches the allow patterns {allow_patterns}")
+    return PublishPlan(files=files, total_bytes=sum(f.size for f in files))
+
+
+def _read_manifest(bundle_dir: Path) -> dict[str, Any]:
+    path = bundle_dir / MANIFEST_NAME
+    hint = "build the bundle with `zoo build`, which writes manifest.json"
+    if not path.is_file():
+        raise VerifyError(f"{bundle_dir}: no {MANIFEST_NAME}; is this a bundle directory?", hint)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise VerifyError(f"{path}: not valid JSON ({exc})", hint) from exc
+    if not isinstance(manifest, dict) or manifest.get("manifest_version") != 1:
+        raise VerifyError(f"{path}: expected manifest_version 1", hint)
+    if not isinstance(manifest.get("files"), list):
+        raise VerifyError(f"{path}: 'files' must be a list of {{path, size, sha256}}", hint)
+    return manifest
+
+
+def _checked_entry(bundle_dir: Path, item: object) -> PlannedFile:
+    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+        raise VerifyError(f"{MANIFEST_NAME}: malformed file entry {item!r}")
+    path, size, sha = item["path"], item.get("size"), item.get("sha256")
+    _check_relative(path)
+    local = bundle_dir / path
+    if not local.is_file():
+        raise VerifyError(f"{path} is listed in {MANIFEST_NAME} but missing from the bundle")
+    if not isinstance(size, int) or local.stat().st_size != size:
+        raise VerifyError(f"{path}: size on disk differs from {MANIFEST_NAME}", "rebuild the bundle")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise VerifyError(f"{path}: sha256 in {MANIFEST_NAME} is not 64 lowercase hex digits")
+    return PlannedFile(path=path, size=size, sha256=sha)
+
+
+def _check_relative(path: str) -> None:
+    parts = PurePosixPath(path).parts
+    if not parts or path.startswith("/") or "\\" in path or any(p in ("..", ".") for p in parts):
+        raise VerifyError(f"{MANIFEST_NAME}: {path!r} is not a plain relative path inside the bundle")
+
+
+def _local_entry(bundle_dir: Path, path: str) -> PlannedFile:
+    local = bundle_dir / path
+    return PlannedFile(path=path, size=local.stat().st_size, sha256=_file_digest(local, hashlib.sha256()))
+
+
+def _selected(path: str, patterns: list[str] | None) -> bool:
+    """Same matching as huggingface_hub's allow_patterns: fnmatch, a trailing ``/`` means a folder."""
+    if not patterns:
+        return True
+    return any(fnmatch.fnmatchcase(path, p + "*" if p.endswith("/") else p) for p in patterns)
+
+
+def _file_digest(path: Path, digest: Any) -> str:
+    with path.open("rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _git_blob_oid(path: Path) -> str:
+    digest = hashlib.sha1(b"blob %d\x00" % path.stat().st_size)
+    return _file_digest(path, digest)
+
+
+# -- publish ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Context:
+    repo_id: str
+    where: str
+    branch: str
+    token: str
+
+
+@dataclass(frozen=True)
+class _Remote:
+    head: str
+    private: bool
+    files: dict[str, Any]  # path -> huggingface_hub RepoFile
+
+
+@dataclass(frozen=True)
+class _Changes:
+    additions: tuple[PlannedFile, ...]
+    deletions: tuple[str, ...]
+
+
+def publish_bundle(
+    bundle_dir: Path,
+    repo_id: str,
+    *,
+    token: str | None = None,
+    endpoint: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str = DEFAULT_COMMIT_MESSAGE,
+    tag: str | None = None,
+    allow_patterns: list[str] | None = None,
+) -> PublishResult:
+    """Publish ``bundle_dir`` to ``repo_id`` as one atomic commit, then tag it.
+
+    The token comes from ``token``, else ``HF_TOKEN``, else the huggingface_hub login; it
+    never appears in errors or results. Hub failures raise :class:`PublishError` with a hint.
+    """
+    from huggingface_hub import HfApi
+
+    bundle_dir = Path(bundle_dir)
+    plan = plan_publish(bundle_dir, allow_patterns=allow_patterns)
+    secret = _resolve_token(token)
+    ctx = _Context(repo_id, endpoint or "the Hugging Face Hub", revision or "main", secret)
+    api = HfApi(endpoint=endpoint, token=secret)
+    with _translated("creating the repository", ctx):
+        repo_url = str(api.create_repo(repo_id, private=private, exist_ok=True))
+    with _translated("reading the remote repository", ctx):
+        remote = _remote_state(api, repo_id, ctx.branch)
+        tagged = _tag_target(api, repo_id, tag) if tag else None
+    _check_visibility(remote, private, repo_id)
+    changes = _diff(bundle_dir, plan, remote, allow_patterns)
+    if tag and tagged is not None:
+        _check_tag_unmoved(tag, tagged, remote.head, changes)
+    commit_sha = _publish_changes(api, bundle_dir, changes, remote.head, commit_message, ctx, endpoint)
+    if tag and tagged is None:
+        with _translated(f"tagging {tag}", ctx):
+            api.create_tag(repo_id, tag=tag, revision=commit_sha or remote.head, tag_message=commit_message)
+    return PublishResult(
+        repo_url=repo_url,
+        commit_sha=commit_sha,
+        tag=tag,
+        files_uploaded=tuple(f.path for f in changes.additions),
+        files_deleted=changes.deletions,
+        bytes_uploaded=sum(f.size for f in changes.additions),
+    )
+
+
+def _resolve_token(token: str | None) -> str:
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    found = get_token()
+    if not found:
+        raise PublishError(
+            "not logged in to the Hugging Face Hub",
+            hint="run `hf auth login`, set HF_TOKEN, or pass --token",
+        )
+    return found
+
+
+def _remote_state(api: Any, repo_id: str, branch: str) -> _Remote:
+    from huggingface_hub.hf_api import RepoFile
+
+    info = api.model_info(repo_id, revision=branch)
+    tree = api.list_repo_tree(repo_id, recursive=True, revision=info.sha)
+    files = {f.path: f for f in tree if isinstance(f, RepoFile)}
+    return _Remote(head=info.sha, private=bool(info.private), files=files)
+
+
+def _check_visibility(remote: _Remote, private: bool, repo_id: str) -> None:
+    if private and not remote.private:
+        raise PublishError(
+            f"{repo_id} already exists and is public; refusing to publish a private bundle into it",
+            hint="make the repo private in its Hub settings first, or publish without --private",
+        )
+
+
+def _diff(bundle_dir: Path, plan: PublishPlan, remote: _Remote, allow_patterns: list[str] | None) -> _Changes:
+    """Files whose content differs from the remote, and remote files the bundle no longer has."""
+    additions = tuple(f for f in plan.files if not _unchanged(bundle_dir / f.path, f, remote.files.get(f.path)))
+    local = {f.path for f in plan.files}
+    stale = (p for p in remote.files if p not in local and p not in KEEP_REMOTE and _selected(p, allow_patterns))
+    return _Changes(additions=additions, deletions=tuple(sorted(stale)))
+
+
+def _unchanged(local: Path, planned: PlannedFile, remote: Any) -> bool:
+    if remote is None or remote.size != planned.size:
+        return False
+    if remote.lfs is not None:
+        return remote.lfs.sha256 == planned.sha256
+    return remote.blob_id == _git_blob_oid(local)  # regular files are only known by their git blob id
+
+
+def _publish_changes(
+    api: Any, bundle_dir: Path, changes: _Changes, head: str, message: str, ctx: _Context, endpoint: str | None
+) -> str | None:
+    if not (changes.additions or changes.deletions):
+        return None
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    if any(f.path == "README.md" for f in changes.additions):
+        validate_card(bundle_dir / "README.md", endpoint=endpoint, token=ctx.token)
+    adds = [CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=str(bundle_dir / f.path)) for f in changes.additions]
+    deletes = [CommitOperationDelete(path_in_repo=p) for p in changes.deletions]
+    with _translated("uploading files", ctx):
+        # the client already retries each LFS request; uploading first keeps the commit retry below cheap
+        api.preupload_lfs_files(ctx.repo_id, additions=adds, revision=ctx.branch, free_memory=False)
+    with _translated("committing", ctx):
+        commit = _retry_transient(
+            lambda: api.create_commit(
+                ctx.repo_id, [*adds, *deletes], commit_message=message, revision=ctx.branch, parent_commit=head
+            )
+        )
+    return commit.oid
+
+
+def _retry_transient(call: Callable[[], T]) -> T:
+    """Retry the commit POST on 429/5xx, which huggingface_hub does not retry.
+
+    Safe because the commit carries ``parent_commit``: if an earlier attempt did land,
+    the retry fails with 412 instead of committing twice.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    for wait in (*COMMIT_RETRY_WAITS, None):
+        try:
+            return call()
+        except HfHubHTTPError as exc:
+            if wait is None or not _is_transient(exc):
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _is_transient(exc: Any) -> bool:
+    status = exc.response.status_code if exc.response is not None else 0
+    return status == 429 or status >= 500
+
+
+def _tag_target(api: Any, repo_id: str, tag: str) -> str | None:
+    return {t.name: t.target_commit for t in api.list_repo_refs(repo_id).tags}.get(tag)
+
+
+def _check_tag_unmoved(tag: str, tagged: str, head: str, changes: _Changes) -> None:
+    """Tags mark releases: refuse before committing anything if the tag would have to move."""
+    if tagged == head and not (changes.additions or changes.deletions):
+        return
+    raise PublishError(
+        f"tag {tag} already exists on commit {tagged[:12]} and would have to move to publish this bundle",
+        hint="tags mark releases and are not moved: choose a new tag",
+    )
+
+
+# -- card validation ----------------------------------------------------------------------
+
+
+def validate_card(card_path: Path, endpoint: str | None = None, token: str | None = None) -> list[str]:
+    """Check a model card's front matter locally, then with the Hub's ``/api/validate-yaml``.
+
+    Returns the Hub's warnings; raises :class:`PublishError` when the card is refused.
+    The raw file is sent, as ``create_commit`` does: ``ModelCard.validate()`` would send a
+    re-serialized card (e.g. ``tags: x`` normalized to a list) and always to the default
+    endpoint without a token.
+    """
+    from huggingface_hub import ModelCard, constants
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    path = Path(card_path)
+    if not path.is_file():
+        raise PublishError(f"{path}: model card not found")
+    try:
+        ModelCard.load(path)  # local parse first: a broken header never needs the network
+    except Exception as exc:  # yaml and card-data parsers raise several unrelated types
+        raise PublishError(f"{path.name}: front matter cannot be parsed ({exc})", hint="fix the YAML header") from exc
+    base = (endpoint or constants.ENDPOINT).rstrip("/")
+    ctx = _Context("", base, "main", token or "")
+    with _translated("validating the model card", ctx):
+        response = get_session().post(
+            f"{base}/api/validate-yaml", json={"repoType": "model", "content": path.read_text(encoding="utf-8")}, headers=build_hf_headers(token=token)
+        )
+        if response.status_code == 400:
+            raise _card_refused(path, response)
+        hf_raise_for_status(response)
+    return [w.get("message", "") for w in response.json().get("warnings", [])]
+
+
+def _card_refused(path: Path, response: Any) -> PublishError:
+    try:
+        errors = [e.get("message", "") for e in response.json().get("errors", [])]
+    except ValueError:
+        errors = [response.text]
+    details = "".join(f"\n  - {e}" for e in errors)
+    return PublishError(f"the Hub refused the front matter of {path.name}:{details}", hint="fix the card's YAML header")
+
+
+# -- error translation --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _translated(stage: str, ctx: _Context) -> Iterator[None]:
+    """Turn Hub and network failures into PublishError; anything unknown propagates as a bug."""
+    try:
+        yield
+    except ZooError:
+        raise
+    except Exception as exc:
+        described = _describe(exc, stage, ctx)
+        if described is None:
+            raise
+        message, hint = (_scrub(text, ctx.token) for text in described)
+        raise PublishError(message, hint) from exc
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        yield link
+        link = link.__cause__ or link.__context__
+
+
+def _describe(exc: BaseException, stage: str, ctx: _Context) -> tuple[str, str] | None:
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError
+
+    for link in _chain(exc):
+        if isinstance(link, RepositoryNotFoundError):
+            return (
+                f"repository {ctx.repo_id} not found on {ctx.where} while {stage}",
+                "check the repo id; a private repo needs a token that can see it",
+            )
+        if isinstance(link, RevisionNotFoundError):
+            return (f"branch {ctx.branch} does not exist in {ctx.repo_id}", "create the branch on the Hub, or publish to main")
+        if isinstance(link, HfHubHTTPError) and link.response is not None:
+            return _describe_status(link, stage, ctx)
+        if isinstance(link, OfflineModeIsEnabled):
+            return ("HF_HUB_OFFLINE is set, so the Hub cannot be reached", "unset HF_HUB_OFFLINE to publish")
+        if isinstance(link, httpx2.TransportError):
+            return (
+                f"cannot reach {ctx.where} while {stage} ({type(link).__name__})",
+                "check the network connection and the --endpoint URL",
+            )
+        if isinstance(link, ValueError) and str(link).startswith("Invalid metadata in README.md"):
+            return (f"the Hub refused the model card front matter: {link}", "fix the YAML header of README.md")
+    return None
+
+
+def _describe_status(err: Any, stage: str, ctx: _Context) -> tuple[str, str]:
+    status = err.response.status_code
+    detail = _first_line(getattr(err, "server_message", None))
+    table = {
+        401: ("the Hub rejected the token (401 Unauthorized)", "set HF_TOKEN to a valid token, or run `hf auth login`"),
+        403: (
+            f"the token has no write access to {ctx.repo_id} (403 Forbidden)",
+            "use a token with the write role for that namespace",
+        ),
+        412: (
+            f"{ctx.branch} moved while publishing (412): someone else pushed",
+            "re-run the publish; it compares against the new head",
+        ),
+        429: (
+            "the Hub is rate-limiting requests (429 Too Many Requests)",
+            "wait a few minutes and re-run; unchanged files are not sent again",
+        ),
+    }
+    if status >= 500:
+        return (f"the Hub answered {status} (server error) while {stage}, after retries", _server_error_hint(stage))
+    message, hint = table.get(status, (f"the Hub answered {status}", ""))
+    suffix = f": {detail}" if detail and status not in (401, 429) else ""
+    return (f"{message} while {stage}{suffix}", hint)
+
+
+def _server_error_hint(stage: str) -> str:
+    if stage.startswith("tagging"):
+        return "the files were committed; re-run to add the tag (nothing is uploaded again)"
+    return "no commit was made; re-run later (files already uploaded are not sent again)"
+
+
+def _first_line(text: str | None) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line[:200]
+
+
+def _scrub(text: str, token: str) -> str:
+    return text.replace(token, "***") if token else text
