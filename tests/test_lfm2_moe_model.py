@@ -87,14 +87,14 @@ def test_cache_rows_after_position_are_ignored(checkpoints):
     ids, position, *states = chunk.example_inputs()
     ids[0, 0], position[0] = 11, 3
     noisy = [s.clone() for s in states]
-    for spec, state in zip(chunk.state_specs(), noisy):
+    for spec, state in zip(chunk.state_specs(), noisy, strict=True):
         if spec.name.endswith(("key", "value")):
             state[:, :, 4:] = torch.randn_like(state[:, :, 4:]) * 100
     with torch.no_grad():
         clean_out, *_ = chunk(ids, position, *states)
         noisy_out, *noisy_states = chunk(ids, position, *noisy)
     assert torch.equal(clean_out, noisy_out)
-    key = noisy_states[chunk.state_specs().index(next(s for s in chunk.state_specs() if s.name == "layer1_key"))]
+    key = noisy_states[[spec.name for spec in chunk.state_specs()].index("layer1_key")]
     assert key[:, :, :3].abs().max() == 0 and key[:, :, 3].abs().max() > 0
 
 
@@ -109,7 +109,7 @@ def test_decode_step_exports_and_matches_eager(checkpoints):
         targets = {str(node.target) for node in program.graph.nodes}
         assert not any(op in t for t in targets for op in ("histc", "nonzero", "index_put", "empty_permuted"))
         with torch.no_grad():
-            for got, want in zip(program.module()(*inputs), chunk(*inputs)):
+            for got, want in zip(program.module()(*inputs), chunk(*inputs), strict=True):
                 torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 
@@ -223,6 +223,10 @@ def test_config_reading():
         Lfm2MoeDims.from_config({k: v for k, v in TINY_LFM2_MOE.items() if k != "num_experts"})
     with pytest.raises(ConfigError, match="mamba"):
         Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "layer_types": ["mamba"] * 4})
+    with pytest.raises(ConfigError, match="num_hidden_layers 5"):
+        Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "num_hidden_layers": 5})
+    with pytest.raises(ConfigError, match="num_key_value_heads"):
+        Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "num_key_value_heads": 3})
     with pytest.raises(NotImplementedFeatureError, match="yarn"):
         Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "rope_parameters": {"rope_type": "yarn", "factor": 4.0}})
 
@@ -260,7 +264,7 @@ def test_converts_to_coreai_and_runs_on_cpu(checkpoints, oracle, tmp_path):
             step = model.load_function("main")
             for position, token in enumerate(ids):
                 feed = {"input_ids": np.array([[token]], np.int32), "position": np.array([position], np.int32)}
-                feed.update({spec.name: state for spec, state in zip(chunk.state_specs(), states)})
+                feed.update({spec.name: state for spec, state in zip(chunk.state_specs(), states, strict=True)})
                 out = await step({k: NDArray(v) for k, v in feed.items()})
                 rows.append(out["logits"].numpy().reshape(-1).copy())
                 states = [out[f"{spec.name}_out"].numpy().copy() for spec in chunk.state_specs()]

@@ -172,11 +172,12 @@ def _quiet_transformers() -> Iterator[None]:
 
 def _random_model(config: dict[str, Any], seed: int) -> Any:
     import torch
+    from huggingface_hub.errors import StrictDataclassError
     from transformers import Lfm2MoeConfig, Lfm2MoeForCausalLM
 
     try:
         hf_config = Lfm2MoeConfig(**config)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, StrictDataclassError) as exc:
         raise ConfigError(f"invalid lfm2_moe config: {exc}", "check the config keys against Lfm2MoeConfig") from exc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -38,7 +38,7 @@ def load_weights(module: nn.Module | Sequence[nn.Module], checkpoint_dir: Path) 
                 _assign(chunk, name, value.to(current.dtype))
 
 
-def _read(checkpoint: SafetensorsCheckpoint, dims: "Lfm2MoeDims", name: str) -> Tensor:
+def _read(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, name: str) -> Tensor:
     if name == "lm_head.weight":
         return checkpoint.get("model.embed_tokens.weight" if dims.tie_word_embeddings else name)
     full = f"model.{name}"
@@ -47,7 +47,7 @@ def _read(checkpoint: SafetensorsCheckpoint, dims: "Lfm2MoeDims", name: str) -> 
     return checkpoint.get(full)
 
 
-def _stack_experts(checkpoint: SafetensorsCheckpoint, dims: "Lfm2MoeDims", fused_name: str) -> Tensor:
+def _stack_experts(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, fused_name: str) -> Tensor:
     prefix, kind = fused_name.rsplit(".", 1)
     per_expert = []
     for expert in range(dims.num_experts):
