@@ -14,12 +14,14 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import Lfm2MoeForCausalLM
 
+from zootool.arch.lfm2_moe_layers import _IndexSelectGatherMM
 from zootool.arch.lfm2_moe_model import (
     GatherExpertMatmul,
     Lfm2MoeDims,
     build_decode_chunks,
     decode_tokens,
     load_weights,
+    replace_expert_matmul,
     split_layers,
 )
 from zootool.checkpoint import generate_tiny_checkpoint
@@ -128,14 +130,21 @@ class _DenseAllExperts(torch.nn.Module):
 
 def test_expert_matmul_is_pluggable(checkpoints, oracle):
     ids, want = oracle["tiny"]
-    chunks = _loaded(checkpoints["tiny"])
-    swapped = [m for m in chunks[0].modules() if hasattr(m, "matmul") and isinstance(m.matmul, GatherExpertMatmul)]
-    assert len(swapped) == 3  # layers 1..3 are sparse
-    for experts in swapped:
-        experts.matmul = _DenseAllExperts()
+    chunks = _loaded(checkpoints["tiny"], chunks=2)
+    assert replace_expert_matmul(chunks, _DenseAllExperts) == 3  # layers 1..3 are sparse
+    assert not any(isinstance(m, GatherExpertMatmul) for chunk in chunks for m in chunk.modules())
     got = decode_tokens(chunks, ids[:4])
     assert _DenseAllExperts.calls == 2 * 3 * 4
     torch.testing.assert_close(got, want[:4], rtol=1e-4, atol=1e-5)
+
+
+def test_torch_only_gather_matches_coreai_gather_mm():
+    gather_mm = pytest.importorskip("coreai_torch.composite_ops").GatherMM()
+    weight, hidden = torch.randn(6, 5, 4), torch.randn(3, 2, 4, 1)
+    indices = torch.tensor([[0, 5], [2, 2], [4, 1]])
+    want = torch.stack([torch.stack([weight[indices[t, j]] @ hidden[t, j] for j in range(2)]) for t in range(3)])
+    torch.testing.assert_close(_IndexSelectGatherMM()(weight, hidden, lhs_indices=indices), want)
+    torch.testing.assert_close(gather_mm(weight, hidden, lhs_indices=indices), want)
 
 
 def test_meta_device_build_then_load(checkpoints, oracle):

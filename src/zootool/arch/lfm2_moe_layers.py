@@ -131,8 +131,8 @@ class GatherExpertMatmul(nn.Module):
     ``hidden`` is ``[T, in]`` (shared by the k routed experts) or ``[T, k, in]``;
     ``indices`` is ``[T, k]``; ``weight`` is the stacked ``[E, out, in]`` expert
     tensor. Returns ``[T, k, out]``. Expressed as a lhs-gathered ``GatherMM`` so
-    the converter can keep it as its composite op; replace ``MoE.experts.matmul``
-    with any module of this signature to use another kernel.
+    the converter can keep it as its composite op. ``replace_expert_matmul`` swaps
+    in any module of this signature (custom kernel, quantized GatherMM).
     """
 
     def __init__(self) -> None:

@@ -12,7 +12,7 @@ followed by the updated states in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, NamedTuple
@@ -21,13 +21,13 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, NotImplementedFeatureError
-from .lfm2_moe_layers import DecoderLayer, GatherExpertMatmul, RMSNorm, SparseMoE, StepContext
+from .lfm2_moe_layers import DecoderLayer, GatherExpertMatmul, RMSNorm, SparseMoE, StackedExperts, StepContext
 from .lfm2_moe_weights import load_weights
 
 _LEGACY_LAYER_NAMES = {"attention": "full_attention"}
 __all__ = [
     "GatherExpertMatmul", "Lfm2MoeDecodeChunk", "Lfm2MoeDims", "StateSpec",
-    "build_decode_chunks", "decode_tokens", "load_weights", "split_layers",
+    "build_decode_chunks", "decode_tokens", "load_weights", "replace_expert_matmul", "split_layers",
 ]  # fmt: skip
 
 _REQUIRED_KEYS = (
@@ -146,12 +146,15 @@ class Lfm2MoeDecodeChunk(nn.Module):
             self.embedding_norm = RMSNorm(dims.hidden_size, dims.norm_eps)
             self.lm_head = nn.Linear(dims.hidden_size, dims.vocab_size, bias=False)
         self.to(dtype)
-        for moe in self.modules():
-            if isinstance(moe, SparseMoE) and moe.expert_bias is not None:
-                moe.expert_bias = nn.Buffer(moe.expert_bias.to(torch.float32))
+        self._keep_expert_bias_fp32()
         self.dtype = dtype
         exponents = torch.arange(0, dims.head_dim, 2, dtype=torch.float32, device="cpu") / dims.head_dim
         self.register_buffer("inv_freq", 1.0 / dims.rope_theta**exponents, persistent=False)
+
+    def _keep_expert_bias_fp32(self) -> None:
+        for moe in self.modules():
+            if isinstance(moe, SparseMoE) and moe.expert_bias is not None:
+                moe.expert_bias = nn.Buffer(moe.expert_bias.to(torch.float32))
 
     def state_specs(self) -> list[StateSpec]:
         """The carried states, in input (and output) order."""
@@ -232,6 +235,18 @@ def build_decode_chunks(
         raise ConfigError(f"max_context must be positive, got {max_context}")
     dims = Lfm2MoeDims.from_config(config)
     return [Lfm2MoeDecodeChunk(dims, max_context, r, dtype) for r in split_layers(dims.num_layers, chunks)]
+
+
+def replace_expert_matmul(chunks: Sequence[nn.Module], factory: Callable[[], nn.Module]) -> int:
+    """Give every sparse layer its own ``factory()`` expert matmul; returns how many were replaced.
+
+    The replacement is called as ``matmul(hidden, indices, weight)`` with the
+    contract of :class:`GatherExpertMatmul` (e.g. a custom kernel or a quantized GatherMM).
+    """
+    experts = [m for chunk in chunks for m in chunk.modules() if isinstance(m, StackedExperts)]
+    for module in experts:
+        module.matmul = factory()
+    return len(experts)
 
 
 @torch.no_grad()
