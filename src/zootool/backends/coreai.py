@@ -24,6 +24,7 @@ from ..errors import BackendFailedError, BackendUnavailableError, ConfigError
 KERNELS = ("gather_mm", "gather_qmm")
 METADATA_FIELDS = {"author": "author", "license": "license", "description": "model_description"}
 
+_KERNEL_HINT = "use kernel = \"gather_mm\" for this scheme, or a scheme with sym8 experts"
 _STAGE_HINTS = {
     "quantize": "check the scheme against the model's tensor groups (see docs/coreai-notes.md)",
     "export": "the module must be torch.export-able: no data-dependent shapes or Python control flow on tensors",
@@ -45,11 +46,14 @@ def export_aimodel(
 ) -> Path:
     """Convert ``module`` to a Core AI asset at ``out_path`` (a ``.aimodel`` directory).
 
-    ``module`` is modified in place: weights of quantized groups are replaced and the
-    rest cast to fp16, so the graph computes in fp16 as on device. ``example_inputs``
-    as a mapping gives input names (in ``forward`` argument order); float inputs are
-    cast to fp16 and int64 to int32 (Core AI has no 64-bit types). State tensors are
-    ordinary inputs and outputs. ``output_names`` defaults to ``module.output_names``.
+    ``module`` is modified in place: weights of quantized groups are replaced and
+    every other float *parameter* cast to fp16, so the graph computes in fp16 as on
+    device (buffers keep their dtype: modules hold fp32 buffers on purpose, e.g. RoPE
+    frequencies). ``example_inputs`` as a mapping gives input names (in ``forward``
+    argument order), else ``module.input_names`` is used when present; float inputs
+    are cast to fp16 and int64 to int32 (Core AI has no 64-bit types). State tensors
+    are ordinary inputs and outputs. ``output_names`` defaults to
+    ``module.output_names`` (an attribute or a method).
     ``scheme`` is a scheme id (``fp16``, ``sym8``, ``int4km``) or a scheme object;
     ``kernel`` is ``gather_mm`` (stock composite) or ``gather_qmm`` (Metal kernel).
     ``metadata`` keys ``author``, ``license``, ``description`` fill the asset fields;
@@ -60,8 +64,10 @@ def export_aimodel(
         raise ConfigError(f"unknown expert kernel {kernel!r}", f"use one of: {', '.join(KERNELS)}")
     plan = _quantize(module, scheme, kernel)
     names, args = _prepare_inputs(module, example_inputs)
-    outputs = list(output_names or getattr(module, "output_names", None) or [])
+    outputs = list(output_names or _declared_names(module, "output_names"))
     program = _stage("export", lambda: _export(module, args))
+    if kernel == "gather_qmm" and not _calls_kernel(program):
+        raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts to run it on", _KERNEL_HINT)
     ai_program = _stage("convert", lambda: _convert(program, names, outputs, kernel))
     asset = _stage("save", lambda: _save(ai_program, Path(out_path)))
     custom = {"zootool.scheme": plan.name, "zootool.kernel": kernel, **dict((metadata or {}).get("custom", {}))}
@@ -96,10 +102,11 @@ def _quantize(module: Any, scheme: Any, kernel: str) -> Any:
     except ValueError as exc:
         raise ConfigError(str(exc), "pick a scheme from zoo/schemes.toml") from exc
     experts = plan.formats.get("experts")
-    if kernel == "gather_qmm" and (experts is None or (experts.method, experts.bits) != ("symmetric", 8)):
+    if kernel == "gather_qmm" and experts is not None and (experts.method, experts.bits) != ("symmetric", 8):
         raise ConfigError(
-            f"kernel gather_qmm needs sym8 expert weights, scheme {plan.name!r} stores them otherwise",
-            "use kernel = \"gather_mm\" for this scheme, or a sym8 scheme",
+            f"kernel gather_qmm reads sym8 expert weights; scheme {plan.name!r} stores them as "
+            f"{experts.method} {experts.bits}-bit",
+            _KERNEL_HINT,
         )
     _stage("quantize", lambda: quantize_module(module, plan, use_kernel=kernel == "gather_qmm"))
     return plan
@@ -108,12 +115,20 @@ def _quantize(module: Any, scheme: Any, kernel: str) -> Any:
 def _prepare_inputs(module: Any, example_inputs: Any) -> tuple[list[str], tuple[Any, ...]]:
     import torch
 
-    module.eval().half()
+    module.eval()
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            parameter.data = parameter.data.to(torch.float16)
     if isinstance(example_inputs, Mapping):
         names, values = list(example_inputs), list(example_inputs.values())
     else:
-        names, values = [], list(example_inputs)
+        names, values = _declared_names(module, "input_names"), list(example_inputs)
     return names, tuple(_device_dtype(v, torch) for v in values)
+
+
+def _declared_names(module: Any, attr: str) -> list[str]:
+    names = getattr(module, attr, None)
+    return list((names() if callable(names) else names) or [])
 
 
 def _device_dtype(value: Any, torch: Any) -> Any:
@@ -129,6 +144,12 @@ def _export(module: Any, args: tuple[Any, ...]) -> Any:
     with torch.no_grad():
         program = torch.export.export(module, args)
     return program.run_decompositions(get_decomp_table())
+
+
+def _calls_kernel(program: Any) -> bool:
+    from ..kernels.gather_qmm import KERNEL_NAME
+
+    return any(KERNEL_NAME in str(node.target) for node in program.graph.nodes)
 
 
 def _convert(program: Any, input_names: list[str], output_names: list[str], kernel: str) -> Any:

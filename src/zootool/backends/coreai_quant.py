@@ -27,7 +27,7 @@ from ..kernels import gather_qmm as gq
 ZOO_GROUP_ATTR = "zoo_group"  # a module may name its tensor group explicitly
 ATTENTION_LEAVES = frozenset({"q_proj", "k_proj", "v_proj", "o_proj"})
 ROUTER_LEAVES = frozenset({"gate", "router"})
-KMEANS_ITERS = 12
+KMEANS_ITERS = 16
 
 
 @dataclass(frozen=True)
@@ -74,23 +74,31 @@ def resolve_plan(scheme: Any) -> QuantPlan:
     return QuantPlan(getattr(scheme, "name", "custom"), formats)
 
 
-class DenseExperts(nn.Module):
-    """Stacked fp16 expert weights ``[E, N, K]``: ``forward(x [T, K], idx [T, k]) -> [T, k, N]``."""
+class ExpertMatmul(nn.Module):
+    """Routed expert matmul: ``(hidden, indices [T, k], weight) -> [T, k, N]``.
 
-    zoo_group = "experts"
+    ``hidden`` is ``[T, K]`` (shared by the k routes) or ``[T, k, K]``. ``weight`` is
+    an fp16 ``[E, N, K]`` tensor (stock ``GatherMM``) or one of the quantized expert
+    modules below, which then does the work.
+    """
 
-    def __init__(self, weight: torch.Tensor) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(weight, requires_grad=False)
+    def forward(self, hidden: torch.Tensor, indices: torch.Tensor, weight: Any) -> torch.Tensor:
+        if isinstance(weight, nn.Module):
+            return weight(hidden, indices)
+        return routed(gq.gather_mm, hidden, indices, weight)
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return gq.gather_mm(x, idx, self.weight)
+
+def routed(fn: Any, hidden: torch.Tensor, indices: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+    """Apply ``fn(x [T, K], idx [T, k], *weights)``; a per-route ``[T, k, K]`` hidden becomes T*k rows."""
+    if hidden.dim() == 2:
+        return fn(hidden, indices, *weights)
+    tokens, top_k = indices.shape
+    out = fn(hidden.reshape(tokens * top_k, -1), indices.reshape(tokens * top_k, 1), *weights)
+    return out.reshape(tokens, top_k, -1)
 
 
 class BlockQuantExperts(nn.Module):
-    """Experts as symmetric int blocks (sym8 = the ``gather_qmm`` layout)."""
-
-    zoo_group = "experts"
+    """Expert weight as symmetric int blocks (8-bit: the ``gather_qmm`` layout)."""
 
     def __init__(self, weight: torch.Tensor, fmt: WeightFormat, use_kernel: bool) -> None:
         super().__init__()
@@ -101,16 +109,14 @@ class BlockQuantExperts(nn.Module):
         self.bits = fmt.bits
         self.use_kernel = use_kernel
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         if self.use_kernel:
-            return gq.gather_qmm(x, idx, self.wq, self.ws)
-        return gq.gather_mm(x, idx, dequantize_symmetric(self.wq, self.ws, self.bits))
+            return routed(gq.gather_qmm, hidden, indices, self.wq, self.ws)
+        return routed(gq.gather_mm, hidden, indices, dequantize_symmetric(self.wq, self.ws, self.bits))
 
 
 class PalettizedExperts(nn.Module):
-    """Experts as ``bits``-bit k-means indices with one fp16 LUT per (expert, row)."""
-
-    zoo_group = "experts"
+    """Expert weight as ``bits``-bit k-means indices with one fp16 LUT per (expert, row)."""
 
     def __init__(self, weight: torch.Tensor, fmt: WeightFormat) -> None:
         super().__init__()
@@ -120,8 +126,9 @@ class PalettizedExperts(nn.Module):
         self.register_buffer("indices", codes.reshape(experts, rows, cols))
         self.register_buffer("lut", lut.half().reshape(experts, rows, 1, 2**fmt.bits, 1))
 
-    def forward(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return gq.gather_mm(x, idx, torch.ops.coreai.lut_to_dense(self.indices, self.lut, 0))
+    def forward(self, hidden: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        dense = torch.ops.coreai.lut_to_dense(self.indices, self.lut, 0)
+        return routed(gq.gather_mm, hidden, indices, dense)
 
 
 class BlockQuantLinear(nn.Module):
@@ -190,28 +197,49 @@ def tensor_group(name: str, module: nn.Module) -> str | None:
     explicit = getattr(module, ZOO_GROUP_ATTR, None)
     if explicit:
         return explicit
+    if expert_weight_names(module):
+        return "experts"
     if isinstance(module, nn.Embedding):
         return "embedding"
     if isinstance(module, nn.Conv1d):
         return "conv"
     if not isinstance(module, nn.Linear):
         return None
-    leaf = name.rsplit(".", 1)[-1]
+    leaf, parts = name.rsplit(".", 1)[-1], name.split(".")
     if leaf == "lm_head":
         return "lm-head"
     if leaf in ROUTER_LEAVES:
         return "router"
-    if leaf in ATTENTION_LEAVES or "self_attn" in name.split(".") or "attention" in name.split("."):
+    if leaf in ATTENTION_LEAVES or "self_attn" in parts or "attention" in parts:
         return "attention"
     return "linear"
 
 
+def expert_weight_names(module: nn.Module) -> list[str]:
+    """Stacked ``[E, N, K]`` parameters of an experts host (a module with a ``matmul`` child).
+
+    The host calls ``self.matmul(hidden, indices, self.<weight>)``; quantizing swaps
+    each weight for a module and ``matmul`` for :class:`ExpertMatmul`.
+    """
+    if not isinstance(getattr(module, "matmul", None), nn.Module):
+        return []
+    return [name for name, p in module.named_parameters(recurse=False) if p.dim() == 3]
+
+
 def quantize_module(module: nn.Module, plan: QuantPlan, *, use_kernel: bool) -> nn.Module:
-    """Swap, in place, every linear/expert module whose group ``plan`` quantizes."""
+    """Swap, in place, the weights of every group ``plan`` quantizes (``ValueError`` if impossible)."""
     for name, parent, child_name, child in list(_children(module)):
-        fmt = plan.formats.get(tensor_group(name, child) or "")
-        if fmt is not None:
-            setattr(parent, child_name, _quantized(child, fmt, use_kernel))
+        group = tensor_group(name, child)
+        fmt = plan.formats.get(group or "")
+        if fmt is None:
+            continue
+        if group == "experts":
+            _quantize_experts(name, child, fmt, use_kernel)
+        elif isinstance(child, nn.Linear):
+            _check_symmetric(fmt)
+            setattr(parent, child_name, BlockQuantLinear(child, fmt))
+        else:
+            raise ValueError(f"{name}: cannot quantize a {type(child).__name__} (group {group!r})")
     return module
 
 
@@ -221,21 +249,26 @@ def _children(module: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Modul
             yield f"{parent_name}.{child_name}".lstrip("."), parent, child_name, child
 
 
-def _quantized(child: nn.Module, fmt: WeightFormat, use_kernel: bool) -> nn.Module:
-    if isinstance(child, nn.Linear):
-        _check_symmetric(fmt)
-        return BlockQuantLinear(child, fmt)
-    weight = getattr(child, "weight", None)
-    if weight is None or weight.dim() != 3:
-        raise ValueError(f"{type(child).__name__} is in group 'experts' but has no [E, N, K] weight")
+def _quantize_experts(name: str, host: nn.Module, fmt: WeightFormat, use_kernel: bool) -> None:
+    weights = expert_weight_names(host)
+    if not weights:
+        raise ValueError(f"{name}: group 'experts' needs [E, N, K] parameters and a `matmul` child")
+    for weight_name in weights:
+        weight = getattr(host, weight_name).detach()
+        delattr(host, weight_name)
+        setattr(host, weight_name, _expert_module(weight, fmt, use_kernel))
+    host.matmul = ExpertMatmul()
+
+
+def _expert_module(weight: torch.Tensor, fmt: WeightFormat, use_kernel: bool) -> nn.Module:
     if fmt.method == "kmeans":
         if use_kernel:
             raise ValueError("gather_qmm reads sym8 slabs; k-means experts have no kernel yet")
-        return PalettizedExperts(weight.detach(), fmt)
+        return PalettizedExperts(weight, fmt)
     _check_symmetric(fmt)
     if use_kernel and fmt.bits != 8:
         raise ValueError(f"gather_qmm reads int8 slabs; got {fmt.bits}-bit experts")
-    return BlockQuantExperts(weight.detach(), fmt, use_kernel)
+    return BlockQuantExperts(weight, fmt, use_kernel)
 
 
 def _check_symmetric(fmt: WeightFormat) -> None:

@@ -1,0 +1,273 @@
+"""Core AI backend: real conversions of a tiny MoE, storage types, the CPU runtime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("coreai_torch")
+
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from zootool.backends import coreai as backend  # noqa: E402
+from zootool.backends.coreai_quant import (  # noqa: E402
+    BlockQuantExperts,
+    BlockQuantLinear,
+    ExpertMatmul,
+    PalettizedExperts,
+    QuantPlan,
+    WeightFormat,
+    kmeans_rows,
+    quantize_symmetric,
+    tensor_group,
+)
+from zootool.backends.coreai_runtime import DecodeSession  # noqa: E402
+from zootool.errors import BackendFailedError, BackendUnavailableError, ConfigError  # noqa: E402
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+HIDDEN, VOCAB, EXPERTS, TOP_K, INTER = 64, 96, 4, 2, 64
+
+
+class Experts(nn.Module):
+    """An experts host as the LFM2 export module has one: stacked weights + ``matmul``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.Parameter(torch.randn(EXPERTS, INTER, HIDDEN) / 8)
+        self.down = nn.Parameter(torch.randn(EXPERTS, HIDDEN, INTER) / 8)
+        self.matmul = ExpertMatmul()
+
+    def forward(self, x, indices, weights):
+        hidden = F.silu(self.matmul(x, indices, self.up))
+        return (self.matmul(hidden, indices, self.down) * weights.unsqueeze(-1)).sum(1)
+
+
+class SelfAttn(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.q_proj = nn.Linear(HIDDEN, HIDDEN, bias=False)
+
+
+class TinyMoE(nn.Module):
+    """Embedding -> attention-group linear -> linear -> routed experts -> head, with a state."""
+
+    output_names = ("logits", "state_out")
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = nn.Embedding(VOCAB, HIDDEN)
+        self.self_attn = SelfAttn()
+        self.in_proj = nn.Linear(HIDDEN, HIDDEN)
+        self.gate = nn.Linear(HIDDEN, EXPERTS, bias=False)
+        self.experts = Experts()
+        self.lm_head = nn.Linear(HIDDEN, VOCAB, bias=False)
+        self.half()
+
+    def forward(self, input_ids, state):
+        h = self.embed(input_ids).reshape(1, HIDDEN) + state
+        h = self.in_proj(self.self_attn.q_proj(h))
+        weights, indices = torch.topk(torch.sigmoid(self.gate(h)), TOP_K, dim=-1)
+        new_state = h + self.experts(h, indices, weights)
+        return self.lm_head(new_state), new_state
+
+
+EXAMPLE = {"input_ids": torch.tensor([[5]]), "state": torch.zeros(1, HIDDEN)}
+
+
+def export_tiny(tmp_path: Path, scheme, kernel: str = "gather_mm", **kwargs) -> tuple[TinyMoE, Path]:
+    model = TinyMoE()
+    out = tmp_path / f"tiny-{getattr(scheme, 'name', scheme)}-{kernel}.aimodel"
+    backend.export_aimodel(model, EXAMPLE, out, scheme=scheme, kernel=kernel, **kwargs)
+    return model, out
+
+
+def stored(model: nn.Module, kind: type, *names: str) -> tuple[int, int]:
+    """(data elements, scale/LUT elements) held by ``kind`` modules of ``model``."""
+    mods = [m for m in model.modules() if isinstance(m, kind)]
+    return sum(getattr(m, names[0]).numel() for m in mods), sum(getattr(m, names[1]).numel() for m in mods)
+
+
+def torch_step(model: TinyMoE, token: int, state: torch.Tensor):
+    with torch.no_grad():
+        return model(torch.tensor([[token]], dtype=torch.int32), state)
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, zootool.backends.coreai; assert 'torch' not in sys.modules and 'coreai' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(SRC)})
+
+
+def test_missing_stack_is_backend_unavailable():
+    code = (
+        "import sys; sys.modules['coreai_torch'] = None\n"
+        "from zootool.backends import coreai\nfrom zootool.errors import BackendUnavailableError\n"
+        "try:\n    coreai.export_aimodel(None, (), 'x.aimodel')\n"
+        "except BackendUnavailableError as e:\n    print('unavailable', e.exit_code, e.hint)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(SRC)})
+    assert done.stdout.startswith(f"unavailable {BackendUnavailableError.exit_code} install"), done.stderr
+
+
+def test_tensor_groups_follow_names():
+    model = TinyMoE()
+    groups = {name: tensor_group(name, m) for name, m in model.named_modules() if name}
+    assert groups["embed"] == "embedding"
+    assert groups["self_attn.q_proj"] == "attention"
+    assert groups["in_proj"] == "linear"
+    assert groups["gate"] == "router"
+    assert groups["experts"] == "experts"
+    assert groups["lm_head"] == "lm-head"
+
+
+def test_fp16_stores_no_integer_weights(tmp_path):
+    model, out = export_tiny(tmp_path, "fp16")
+    storage = backend.storage_summary(out)["storage"]
+    assert not {"Int8", "Int4", "UInt4"} & set(storage)
+    params = sum(p.numel() for p in model.parameters())
+    assert params <= storage["Float16"] < params * 1.05
+    assert backend.storage_summary(out)["compute"].count("Float16") == 1
+
+
+def test_sym8_quantizes_experts_and_linears_only(tmp_path):
+    model, out = export_tiny(tmp_path, "sym8")
+    for name in ("embed", "gate", "lm_head"):
+        assert not isinstance(getattr(model, name), BlockQuantLinear)
+    assert isinstance(model.self_attn.q_proj, nn.Linear) and isinstance(model.in_proj, BlockQuantLinear)
+    assert isinstance(model.experts.up, BlockQuantExperts) and model.experts.up.wq.shape == (EXPERTS, INTER, 256)
+    codes = stored(model, BlockQuantLinear, "wq", "ws")[0] + stored(model, BlockQuantExperts, "wq", "ws")[0]
+    scales = stored(model, BlockQuantLinear, "wq", "ws")[1] + stored(model, BlockQuantExperts, "wq", "ws")[1]
+    summary = backend.storage_summary(out)
+    # Int8 = the codes plus (at most) one int8 zero-point tensor per scale tensor.
+    assert codes <= summary["storage"]["Int8"] <= codes + scales
+    assert summary["ops"]["blockwise_shift_scale"] == 3
+    assert "metal4_kernel" not in summary["ops"]
+
+
+def test_int4km_palettizes_experts(tmp_path):
+    model, out = export_tiny(tmp_path, "int4km")
+    indices, luts = stored(model, PalettizedExperts, "indices", "lut")
+    assert indices == 2 * EXPERTS * INTER * HIDDEN and luts == 2 * EXPERTS * 64 * 16
+    summary = backend.storage_summary(out)
+    assert summary["storage"]["UInt4"] == indices
+    assert summary["ops"]["lut_to_dense"] == 2
+    linear_codes, linear_scales = stored(model, BlockQuantLinear, "wq", "ws")
+    assert linear_codes <= summary["storage"]["Int8"] <= linear_codes + linear_scales
+
+
+def test_symmetric_int4_block_storage(tmp_path):
+    int4 = QuantPlan("sym4", {"experts": WeightFormat("symmetric", 4)})
+    model, out = export_tiny(tmp_path, int4)
+    codes, scales = stored(model, BlockQuantExperts, "wq", "ws")
+    storage = backend.storage_summary(out)["storage"]
+    assert codes <= storage["Int4"] <= codes + scales and "Int8" not in storage
+
+
+@pytest.mark.parametrize("scheme", ["fp16", "sym8", "int4km"])
+def test_runtime_matches_torch(tmp_path, scheme):
+    model, out = export_tiny(tmp_path, scheme)
+    want_logits, want_state = torch_step(model, 5, torch.zeros(1, HIDDEN, dtype=torch.float16))
+    got = backend.run_aimodel(out, {"input_ids": np.array([[5]]), "state": np.zeros((1, HIDDEN), np.float32)})
+    assert got["logits"].dtype == np.float16 and got["logits"].shape == (1, VOCAB)
+    np.testing.assert_allclose(got["logits"], want_logits.numpy(), atol=0.02, rtol=0.02)
+    np.testing.assert_allclose(got["state_out"], want_state.numpy(), atol=0.02, rtol=0.02)
+
+
+def test_quantized_logits_stay_close_to_fp16():
+    reference = torch_step(TinyMoE(), 7, torch.zeros(1, HIDDEN, dtype=torch.float16))[0].float()
+    for scheme, budget in (("sym8", 0.02), ("int4km", 0.15)):
+        model = TinyMoE()
+        backend._quantize(model, scheme, "gather_mm")
+        got = torch_step(model, 7, torch.zeros(1, HIDDEN, dtype=torch.float16))[0].float()
+        assert (got - reference).abs().max() < budget * reference.abs().max(), scheme
+
+
+def test_decode_session_carries_state(tmp_path):
+    model, out = export_tiny(tmp_path, "sym8")
+    state = torch.zeros(1, HIDDEN, dtype=torch.float16)
+    with DecodeSession(out, {"state_out": "state"}, {"state": np.zeros((1, HIDDEN), np.float16)}) as session:
+        for token in (3, 1, 4, 1, 5):
+            got = session.step({"input_ids": np.array([[token]], np.int32)})
+            want, state = torch_step(model, token, state)
+            assert set(got) == {"logits"}
+            np.testing.assert_allclose(got["logits"], want.numpy(), atol=0.05, rtol=0.05)
+        np.testing.assert_allclose(session.state["state"], state.numpy(), atol=0.05, rtol=0.05)
+
+
+def test_metadata_written(tmp_path):
+    meta = {"author": "zootool", "license": "mit", "description": "tiny", "custom": {"zoo.plan": {"hash": "ab"}}}
+    _, out = export_tiny(tmp_path, "fp16", metadata=meta)
+    read = backend.read_metadata(out)
+    assert (read["author"], read["license"], read["description"]) == ("zootool", "mit", "tiny")
+    assert read["custom"] == {"zoo.plan": {"hash": "ab"}, "zootool.scheme": "fp16", "zootool.kernel": "gather_mm"}
+    on_disk = json.loads((out / "metadata.json").read_text())
+    assert on_disk["author"] == "zootool" and "zootool.scheme" in on_disk["creatorDefinedMetadata"]
+
+
+def test_kernel_needs_sym8_experts(tmp_path):
+    with pytest.raises(ConfigError, match="sym8"):
+        export_tiny(tmp_path, "int4km", kernel="gather_qmm")
+    with pytest.raises(ConfigError, match="no sym8 experts"):
+        export_tiny(tmp_path, "fp16", kernel="gather_qmm")
+    with pytest.raises(ConfigError, match="unknown expert kernel"):
+        export_tiny(tmp_path, "sym8", kernel="gather_fast")
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        export_tiny(tmp_path, "int3")
+
+
+def test_sym8_kernel_build_converts(tmp_path):
+    model, out = export_tiny(tmp_path, "sym8", kernel="gather_qmm")
+    summary = backend.storage_summary(out)
+    assert summary["ops"]["metal4_kernel"] == 2 and summary["ops"]["blockwise_shift_scale"] == 1
+    assert backend.read_metadata(out)["custom"]["zootool.kernel"] == "gather_qmm"
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        return (x * 2,) if x.sum() > 0 else (x,)
+
+
+class Histogram(nn.Module):
+    def forward(self, x):
+        return (torch.histc(x, bins=4),)
+
+
+@pytest.mark.parametrize(("module", "stage"), [(DataDependent(), "export"), (Histogram(), "convert")])
+def test_stack_failures_name_the_stage(tmp_path, module, stage):
+    with pytest.raises(BackendFailedError, match=f"Core AI {stage} stage failed") as info:
+        backend.export_aimodel(module, (torch.randn(8),), tmp_path / "bad.aimodel", output_names=["y"])
+    assert info.value.hint and info.value.exit_code == 5
+    assert not (tmp_path / "bad.aimodel").exists()
+
+
+def test_run_reports_bad_inputs(tmp_path):
+    _, out = export_tiny(tmp_path, "fp16")
+    with pytest.raises(BackendFailedError, match="no input named 'ids'"):
+        backend.run_aimodel(out, {"ids": np.array([[1]]), "state": np.zeros((1, HIDDEN))})
+    with pytest.raises(BackendFailedError, match="runtime run failed"):
+        backend.run_aimodel(out, {"input_ids": np.array([[1, 2]]), "state": np.zeros((1, HIDDEN))})
+
+
+def test_symmetric_quantization_error_is_bounded():
+    weight = torch.randn(16, 128)
+    codes, scales = quantize_symmetric(weight, 8, 32)
+    assert codes.abs().max() <= 127
+    back = codes.float().reshape(16, 4, 32) * scales.float().unsqueeze(-1)
+    assert ((back.reshape(16, 128) - weight).abs() <= scales.float().repeat_interleave(32, 1) * 0.5 + 1e-6).all()
+
+
+def test_kmeans_beats_a_uniform_grid():
+    rows = torch.randn(64, 512)
+    lut, codes = kmeans_rows(rows, 16)
+    assert codes.dtype == torch.uint8 and int(codes.max()) < 16
+    kmeans_err = (lut.gather(1, codes.long()) - rows).pow(2).mean()
+    grid = torch.linspace(-1, 1, 16) * rows.abs().amax(1, keepdim=True)
+    uniform_err = (grid.gather(1, (rows - grid[:, :1]).div(grid[:, 1:2] - grid[:, :1]).round().long()) - rows).pow(2).mean()
+    assert kmeans_err < 0.75 * uniform_err
