@@ -154,6 +154,93 @@ def new(
         out.print(f"wrote {path}; next: zoo plan {model_id} --target mac")
 
 
+@app.command()
+def build(
+    model: str,
+    target: TargetOpt,
+    weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder instead of the recipe's source.")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha (when the recipe pins none).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if an identical bundle exists.")] = False,
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="Skip the quality gate; the card says 'not gated'.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
+    kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
+    chunks: Annotated[Optional[int], typer.Option(help="Override the number of .aimodel chunks.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build MODEL for a target into build/<model>/<target>/: convert, quantize, gate, card, manifest."""
+    if dry_run:
+        plan(model, target, quant=quant, kernel=kernel, chunks=chunks, context_length=None, as_json=as_json)
+        return
+    from .builder import BuildOptions, Stages, build as run_build
+    from .plan import require_fits, resolve
+    from .progress import StageProgress
+    from .registry import get
+    from .render import build_summary
+
+    z = zoo()
+    recipe, path = get(z, model)
+    resolved = resolve(recipe, target, z, recipe_file=_rel(path, z),
+                       overrides=overrides(quant=quant, kernel=kernel, chunks=chunks))
+    require_fits(resolved, recipe, z)
+    options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate)
+    with StageProgress(err, enabled=not as_json) as observer:
+        result = run_build(resolved, z, options, Stages(observer))
+    summary = build_summary(result)
+    emit_json(summary) if as_json else out.print(summary_text(summary))
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory (build/<model>/<target>).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-check a bundle's manifest hashes, contents, license, card, budget and gate record."""
+    from .errors import VerifyError
+    from .verify import require, verify_bundle
+
+    if not bundle.is_dir():
+        raise VerifyError(f"{bundle}: not a directory", "pass a bundle folder, e.g. build/tiny-lfm2-moe/mac")
+    report = verify_bundle(bundle)
+    if as_json:
+        emit_json({"bundle": str(bundle), "ok": report.ok, "publishable": report.publishable,
+                   "problems": report.problems})
+    require(report)
+    if not as_json:
+        out.print(f"verified {bundle}: {len(report.manifest.get('files', []))} files match the manifest; "
+                  f"publishable: {'yes' if report.publishable else 'no'}")
+
+
+@app.command()
+def gate(
+    model: Annotated[str, typer.Argument(help="Model id, or with --replay a bundle directory.")],
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Target name.")] = None,
+    replay: Annotated[Optional[Path], typer.Option(help="Re-run only the candidate against this gate.json.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder.")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Where to write the new transcript.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the fp32-oracle margin gate against a built bundle (or replay a published transcript)."""
+    from .gate_cli import run_gate_command
+
+    summary = run_gate_command(zoo(), model, target, replay, weights, out_path)
+    emit_json(summary) if as_json else out.print(f"gate: {summary['line']} -> {summary['transcript']}")
+    if not summary["passed"]:
+        from .errors import GateFailedError
+
+        raise GateFailedError(f"gate failed: {summary['line']}", "see the transcript for the flipped positions")
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    state = "reused (identical plan and inputs)" if summary["cached"] else "built"
+    return (
+        f"{state}: {summary['bundle']}\n"
+        f"  size {summary['bundle_size']} (model {summary['model_size']}, estimated {summary['estimated_size']}, "
+        f"budget {summary['budget_size']})\n"
+        f"  gate {summary['gate']}\n  publishable: {'yes' if summary['publishable'] else 'no'}"
+    )
+
+
 def _rel(path: Path, z) -> str:
     try:
         return str(path.resolve().relative_to(z.root))

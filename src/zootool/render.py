@@ -92,3 +92,23 @@ def _source(plan: BuildPlan) -> str:
     if hasattr(source, "hub"):
         return f"{source.hub} @ {source.revision or 'UNPINNED'}"
     return f"generated ({source.generate}, seed {source.seed})"
+
+
+def build_summary(result: Any) -> dict[str, Any]:
+    """What ``zoo build`` reports (also its ``--json``)."""
+    manifest = result.manifest
+    size = manifest.get("size", {})
+    return {
+        "bundle": str(result.bundle),
+        "cached": result.cached,
+        "plan_hash": manifest.get("plan_hash"),
+        "bundle_bytes": manifest.get("total_bytes"),
+        "bundle_size": gb(manifest.get("total_bytes", 0)),
+        "model_size": gb(size.get("model_bytes", 0)),
+        "estimated_size": gb(size.get("estimated_bytes", 0)),
+        "budget_size": gb(size.get("budget_bytes", 0)),
+        "size": size,
+        "gate": manifest.get("gate", {}).get("line"),
+        "publishable": manifest.get("publishable", False),
+        "timings": result.timings,
+    }

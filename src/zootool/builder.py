@@ -1,0 +1,193 @@
+"""``zoo build``: plan -> checkpoint -> .aimodel chunk(s) -> gate -> card -> manifest, atomically.
+
+Stages run inside the build lock and a staging directory; the finished bundle is
+renamed into place only after its manifest is written. A failed gate still leaves a
+complete bundle (marked not publishable) so it can be inspected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .bundle import PIPELINE_DIR, asset_name, build_lock, bundle_dir, staging
+from .card import render_card
+from .errors import BudgetExceededError, GateFailedError
+from .fetch import fetch_checkpoint
+from .manifest import mismatches, read_manifest, write_manifest
+from .package import copy_license, copy_tokenizer, dir_bytes, write_app_metadata
+from .plan import BuildPlan, gb
+from .zoo_data import Zoo
+
+
+@dataclass
+class BuildOptions:
+    weights: Path | None = None
+    revision: str | None = None
+    force: bool = False
+    gate: bool = True
+
+
+@dataclass
+class BuildResult:
+    bundle: Path
+    cached: bool
+    manifest: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Stages:
+    """Times each stage and tells an optional observer (the CLI's progress display)."""
+
+    def __init__(self, observer: Callable[[str, str, float], None] | None = None) -> None:
+        self.observer = observer or (lambda stage, event, seconds: None)
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.observer(name, "start", 0.0)
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        self.observer(name, "done", self.timings[name])
+
+
+def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | None = None) -> BuildResult:
+    """Build (or reuse) the bundle of ``plan``; raises typed errors, never half a bundle."""
+    stages = stages or Stages()
+    final = bundle_dir(zoo.root, plan.recipe_id, plan.target)
+    with build_lock(final):
+        with stages("fetch"):
+            checkpoint = fetch_checkpoint(
+                plan, zoo.root / ".zoo-cache", zoo.data_dir / "licenses",
+                weights=options.weights, revision=options.revision,
+            )
+        key = build_key(plan, checkpoint, options)
+        if not options.force and is_cached(final, key):
+            return BuildResult(final, True, read_manifest(final), stages.timings)
+        with staging(final) as stage:
+            manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages)
+    result = BuildResult(final, False, manifest, stages.timings)
+    if manifest["gate"]["verdict"] == "FAIL":
+        raise GateFailedError(
+            f"{plan.recipe_id} --target {plan.target}: {manifest['gate']['line']}; bundle kept at {final} "
+            "(not publishable)",
+            "inspect gate.json; choose a gentler scheme or raise gate.max-introduced-flips in the recipe",
+        )
+    return result
+
+
+def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages) -> dict[str, Any]:
+    stem = asset_name(plan.model_name, plan.scheme_id)
+    model_dir = stage / PIPELINE_DIR / stem
+    with stages("export"):
+        from .export import export_models
+
+        paths = export_models(plan, checkpoint, model_dir, stem)
+    with stages("package"):
+        names = [p.name for p in paths]
+        copy_tokenizer(checkpoint, model_dir / "tokenizer")
+        copy_license(plan, checkpoint, stage)
+        write_app_metadata(plan, model_dir, names)
+    gate = _gate(plan, checkpoint, stage, paths, options, stages)
+    with stages("card"):
+        model_bytes = sum(dir_bytes(p) for p in paths)
+        sizes = _sizes(plan, stage, model_bytes)
+        _write_card(plan, zoo, stage, stem, names, sizes, gate)
+        sizes["bundle_bytes"] = dir_bytes(stage)
+        _check_budget(plan, sizes["bundle_bytes"])
+    with stages("manifest"):
+        return write_manifest(stage, _manifest_fields(plan, key, sizes, gate, stem))
+
+
+def _gate(plan, checkpoint, stage: Path, paths: list[Path], options, stages) -> dict[str, Any]:
+    if not options.gate:
+        return {"verdict": "NOT GATED", "line": "not gated (built with --no-gate)", "passed": False}
+    with stages("gate"):
+        from .gate import run_gate
+
+        report = run_gate(plan, checkpoint, paths, stage / "gate.json")
+    return report.summary()
+
+
+def _sizes(plan: BuildPlan, stage: Path, model_bytes: int) -> dict[str, int]:
+    return {
+        "estimated_bytes": plan.budget.estimated_bytes,
+        "model_bytes": model_bytes,
+        "budget_bytes": plan.budget.budget_bytes,
+    }
+
+
+def _check_budget(plan: BuildPlan, actual: int) -> None:
+    if actual > plan.budget.budget_bytes:
+        raise BudgetExceededError(
+            f"{plan.recipe_id} --target {plan.target}: the built bundle is {gb(actual)}, over the "
+            f"{plan.platform_id} budget of {gb(plan.budget.budget_bytes)}; nothing was kept",
+            "choose a smaller scheme (zoo plan shows the alternatives)",
+        )
+
+
+def _write_card(plan, zoo: Zoo, stage: Path, stem: str, names: list[str], sizes, gate) -> None:
+    facts = {
+        "description": plan.model_name,
+        "bundle_dir": f"{PIPELINE_DIR}/{stem}",
+        "main_asset": names[0] if len(names) == 1 else ", ".join(names),
+        "actual_size": gb(sum(p.stat().st_size for p in stage.rglob("*") if p.is_file())),
+        "gate_line": gate["line"],
+        "gate_detail": gate.get("detail", gate["line"]),
+        "zootool_version": __version__,
+    }
+    from .registry import get
+
+    recipe, _ = get(zoo, plan.recipe_id)
+    facts["description"] = recipe.model.description or plan.model_name
+    text = render_card(plan, zoo.cards_dir, facts, recipe.model.tags)
+    (stage / "README.md").write_text(text)
+
+
+def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> dict[str, Any]:
+    source = plan.source
+    return {
+        "recipe": plan.recipe_id,
+        "target": plan.target,
+        "platform": plan.platform_id,
+        "plan_hash": plan.plan_hash,
+        "build_key": key,
+        "bundle_version": f"{plan.recipe_id}-{plan.target}-{plan.plan_hash}",
+        "scheme": plan.scheme_id,
+        "kernel": plan.kernel_id,
+        "chunks": plan.chunks,
+        "model_dir": f"{PIPELINE_DIR}/{stem}",
+        "source": {"hub": getattr(source, "hub", None), "revision": getattr(source, "revision", None),
+                   "generated_seed": getattr(source, "seed", None)},
+        "size": sizes,
+        "gate": {k: v for k, v in gate.items() if k != "detail"},
+        "publishable": bool(gate.get("passed")),
+    }
+
+
+def build_key(plan: BuildPlan, checkpoint: Path, options: BuildOptions) -> str:
+    """Plan + input identity + tool version + gate choice: equal keys mean an equal build."""
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in checkpoint.glob("*.safetensors"))
+    config = (checkpoint / "config.json").read_bytes()
+    identity = {
+        "plan": plan.plan_hash, "zootool": __version__, "gate": options.gate,
+        "revision": options.revision, "config": hashlib.sha256(config).hexdigest(), "weights": files,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def is_cached(final: Path, key: str) -> bool:
+    """A previous complete bundle with the same build key whose files still match its manifest."""
+    try:
+        manifest = read_manifest(final)
+    except (OSError, ValueError):
+        return False
+    return manifest.get("build_key") == key and not mismatches(final, manifest)

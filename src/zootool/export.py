@@ -1,0 +1,106 @@
+"""Export + quantize: a plan and a checkpoint become ``.aimodel`` chunk(s) through the backend.
+
+Chunks are built, loaded and converted one at a time so no single export holds the
+whole model in memory.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from .errors import NotImplementedFeatureError
+from .plan import BuildPlan
+
+# family -> (module builder, weight loader), imported only when a build needs them.
+FAMILY_MODULES = {
+    "lfm2_moe": ("zootool.arch.lfm2_moe_model:build_decode_chunks", "zootool.arch.lfm2_moe_weights:load_weights"),
+}
+
+
+def _load(ref: str) -> Callable[..., Any]:
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def family_functions(family: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    if family not in FAMILY_MODULES:
+        raise NotImplementedFeatureError(
+            f"no export module for architecture family '{family}' yet",
+            "families with an exporter: " + ", ".join(FAMILY_MODULES),
+        )
+    builder, loader = FAMILY_MODULES[family]
+    return _load(builder), _load(loader)
+
+
+def chunk_names(stem: str, count: int) -> list[str]:
+    """``<stem>.aimodel`` for one chunk, ``<stem>-1of4.aimodel``... for several."""
+    if count == 1:
+        return [f"{stem}.aimodel"]
+    return [f"{stem}-{i}of{count}.aimodel" for i in range(1, count + 1)]
+
+
+def build_modules(plan: BuildPlan, checkpoint: Path, chunk_index: int | None = None) -> list[Any]:
+    """Torch decode-step module(s) of the plan with the checkpoint's weights loaded."""
+    import torch
+
+    build, load = family_functions(plan.architecture.family)
+    config = json.loads((checkpoint / "config.json").read_text())
+    with torch.device("meta"):
+        chunks = build(config, plan.context_length, plan.chunks)
+    chosen = chunks if chunk_index is None else [chunks[chunk_index]]
+    load(chosen, checkpoint)
+    return chosen
+
+
+def export_models(
+    plan: BuildPlan, checkpoint: Path, out_dir: Path, stem: str, *,
+    scheme: Any = None, scheme_id: str | None = None, kernel: str | None = None,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> list[Path]:
+    """Convert every chunk into ``out_dir``; ``scheme``/``kernel`` default to the plan's."""
+    from .backends.coreai import export_aimodel
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    quant = SimpleNamespace(
+        name=scheme_id or plan.scheme_id,
+        quantize=(scheme or plan.scheme).quantize,
+    )
+    paths = []
+    for index, name in enumerate(chunk_names(stem, plan.chunks)):
+        if on_chunk:
+            on_chunk(index, plan.chunks)
+        (module,) = build_modules(plan, checkpoint, index)
+        path = export_aimodel(
+            module, module.example_inputs(), out_dir / name,
+            scheme=quant, kernel=kernel or plan.kernel_id, metadata=asset_metadata(plan, index),
+        )
+        paths.append(path)
+        del module
+        gc.collect()
+    return paths
+
+
+def asset_metadata(plan: BuildPlan, index: int) -> dict[str, Any]:
+    """Metadata stored inside each ``.aimodel`` (no local paths, no user names)."""
+    from . import __version__
+
+    source = getattr(plan.source, "hub", None) or "generated"
+    return {
+        "author": f"zootool {__version__} (recipe {plan.recipe_id})",
+        "license": plan.license.name,
+        "description": f"{plan.model_name} for {plan.platform.display_name}: {plan.scheme_id}, "
+                       f"kernel {plan.kernel_id}, chunk {index + 1} of {plan.chunks}, from {source}",
+        "custom": {
+            "zootool.recipe": plan.recipe_id,
+            "zootool.target": plan.target,
+            "zootool.plan_hash": plan.plan_hash,
+            "zootool.version": __version__,
+            "zootool.chunk": f"{index + 1}/{plan.chunks}",
+        },
+    }

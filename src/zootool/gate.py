@@ -1,0 +1,191 @@
+"""The quality gate: fp32 oracle vs the built bundle vs the fp16 ceiling, teacher-forced.
+
+1. Oracle: the upstream checkpoint in fp32 (transformers, CPU) greedily continues a
+   chat-templated prompt for ``positions`` tokens; its top-k logits are kept.
+2. Candidate: the bundle's ``.aimodel`` chunk(s) on this machine's Core AI runtime, fed
+   the oracle's tokens one at a time (so one flip does not cascade). Where the bundle's
+   kernel cannot execute here (a Metal kernel on Linux), a kernel-free twin with the
+   same quantized weights is exported and run instead, and the transcript says so.
+3. Ceiling: the same export without weight quantization (fp16), run the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import platform as _platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .gate_math import OracleRow, count_flips, score_positions, verdict
+from .manifest import tool_versions, write_json_atomic
+from .plan import BuildPlan
+
+GATE_VERSION = 1
+TOP_K = 32
+PROMPT = (
+    "Write one factual paragraph about the red panda: where it lives, what it eats, "
+    "and how it spends its day."
+)
+
+
+class Side(BaseModel):
+    """One model's run over the transcript: its top-1 tokens and the scored flips."""
+
+    runtime: str
+    tokens: list[int]
+    flips: int = 0
+    flags: list[bool] = []
+    gaps: list[float] = []
+
+
+class Transcript(BaseModel):
+    gate_version: int = GATE_VERSION
+    recipe: str
+    target: str
+    plan_hash: str
+    source: dict[str, Any]
+    margin: float
+    max_introduced_flips: int
+    positions: int
+    prompt: str
+    input_ids: list[int]
+    oracle_tokens: list[int]
+    oracle_top: list[OracleRow]
+    oracle_runtime: str
+    fp16: Side | None = None
+    candidate: Side | None = None
+    verdict: dict[str, Any] | None = None
+    line: str = ""
+    versions: dict[str, str] = {}
+
+    def summary(self) -> dict[str, Any]:
+        v = self.verdict or {}
+        return {
+            "verdict": "FAIL" if not v.get("passed") else ("CLEAN" if v.get("clean") else "PASS"),
+            "line": self.line, "passed": bool(v.get("passed")), "flips": v.get("flips"),
+            "fp16_flips": v.get("fp16_flips"), "introduced": v.get("introduced"),
+            "positions": self.positions, "candidate_runtime": self.candidate.runtime if self.candidate else None,
+            "detail": _detail(self),
+        }
+
+
+def _detail(t: Transcript) -> str:
+    runtime = t.candidate.runtime if t.candidate else "not run"
+    return (
+        f"fp32 oracle vs this bundle, teacher-forced over {t.positions} positions after a chat-templated "
+        f"prompt; a flip counts when the oracle's margin is >= {t.margin}. Candidate: {t.candidate.flips if t.candidate else '?'} "
+        f"flips; fp16 ceiling: {t.fp16.flips if t.fp16 else '?'}. Verdict: {t.line}. Candidate runtime: {runtime}. "
+        "The full transcript is in gate.json."
+    )
+
+
+def oracle_transcript(plan: BuildPlan, checkpoint: Path) -> Transcript:
+    """Greedy fp32 continuation of the chat prompt; top-k logits at each scored position."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    prompt_ids = _chat_ids(tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    ids = list(prompt_ids)
+    with torch.no_grad():
+        for _ in range(plan.gate_positions):
+            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
+        logits = model(torch.tensor([ids[:-1]])).logits[0, len(prompt_ids) - 1:]
+    rows = [OracleRow.from_logits(row.tolist(), TOP_K) for row in logits]
+    return Transcript(
+        recipe=plan.recipe_id, target=plan.target, plan_hash=plan.plan_hash,
+        source={"hub": getattr(plan.source, "hub", None), "revision": getattr(plan.source, "revision", None),
+                "generated_seed": getattr(plan.source, "seed", None)},
+        margin=plan.gate_margin, max_introduced_flips=plan.gate_max_introduced_flips,
+        positions=plan.gate_positions, prompt=PROMPT, input_ids=prompt_ids,
+        oracle_tokens=ids[len(prompt_ids):], oracle_top=rows, oracle_runtime="transformers fp32 CPU",
+    )
+
+
+def _chat_ids(tokenizer: Any) -> list[int]:
+    messages = [{"role": "user", "content": PROMPT}]
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return tokenizer(PROMPT)["input_ids"]
+
+
+def candidate_side(plan: BuildPlan, paths: list[Path], transcript: Transcript, runtime: str) -> Side:
+    """Teacher-force the transcript through ``.aimodel`` chunk(s) and score the top-1s."""
+    from .runner import DecodeRunner
+
+    feed = transcript.input_ids + transcript.oracle_tokens[:-1]
+    with DecodeRunner(plan, paths) as runner:
+        logits = runner.logits_for(feed)[len(transcript.input_ids) - 1:]
+    tokens = [int(row.argmax()) for row in logits]
+    scores = score_positions(transcript.oracle_top, tokens, transcript.margin)
+    return Side(
+        runtime=runtime, tokens=tokens, flips=count_flips(scores),
+        flags=[s.flip for s in scores], gaps=[round(s.oracle_gap, 4) for s in scores],
+    )
+
+
+def run_gate(plan: BuildPlan, checkpoint: Path, paths: list[Path], out: Path) -> Transcript:
+    """Oracle, fp16 ceiling and candidate; writes ``gate.json`` at ``out``."""
+    from .export import export_models
+
+    transcript = oracle_transcript(plan, checkpoint)
+    with tempfile.TemporaryDirectory(prefix="zoo-gate-") as tmp:
+        fp16_paths = export_models(plan, checkpoint, Path(tmp) / "fp16", "fp16", scheme=_fp16(), scheme_id="fp16",
+                                   kernel="gather_mm")
+        transcript.fp16 = candidate_side(plan, fp16_paths, transcript, _runtime_name(False))
+        paths, twin = _runnable(plan, checkpoint, paths, Path(tmp) / "twin")
+        transcript.candidate = candidate_side(plan, paths, transcript, _runtime_name(twin))
+    return finish(transcript, out)
+
+
+def finish(transcript: Transcript, out: Path) -> Transcript:
+    result = verdict(transcript.candidate.flips, transcript.fp16.flips, transcript.positions,
+                     transcript.max_introduced_flips)
+    transcript.verdict = result.model_dump()
+    transcript.line = result.line
+    transcript.versions = tool_versions()
+    write_json_atomic(out, transcript.model_dump(mode="json"))
+    return transcript
+
+
+def _fp16() -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(quantize={})
+
+
+def _runnable(plan: BuildPlan, checkpoint: Path, paths: list[Path], twin_dir: Path) -> tuple[list[Path], bool]:
+    """The bundle's own chunks, or a kernel-free twin where its kernel cannot run here."""
+    if plan.kernel.runs_on_linux or _platform.system() == "Darwin":
+        return paths, False
+    from .export import export_models
+
+    return export_models(plan, checkpoint, twin_dir, "twin", kernel="gather_mm"), True
+
+
+def _runtime_name(twin: bool) -> str:
+    where = f"Core AI runtime on {_platform.system()} {_platform.machine()} CPU"
+    return where + (" (kernel-free twin: GatherMM composite, same quantized weights)" if twin else "")
+
+
+def load_transcript(path: Path) -> Transcript:
+    return Transcript.model_validate(json.loads(path.read_text()))
+
+
+def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, paths: list[Path], out: Path) -> Transcript:
+    """Re-run only the candidate side against a published transcript.
+
+    ``checkpoint`` is needed only where the bundle's kernel cannot run here (the twin).
+    """
+    transcript = load_transcript(transcript_path)
+    with tempfile.TemporaryDirectory(prefix="zoo-replay-") as tmp:
+        runnable, twin = (paths, False)
+        if checkpoint is not None:
+            runnable, twin = _runnable(plan, checkpoint, paths, Path(tmp) / "twin")
+        transcript.candidate = candidate_side(plan, runnable, transcript, _runtime_name(twin))
+    return finish(transcript, out)

@@ -1,0 +1,66 @@
+"""``zoo gate``: gate a built bundle, or replay a published transcript against a bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .bundle import bundle_dir
+from .errors import ConfigError, VerifyError
+from .fetch import fetch_checkpoint
+from .manifest import read_manifest
+from .plan import BuildPlan, resolve
+from .registry import get
+from .zoo_data import Zoo
+
+
+def run_gate_command(
+    zoo: Zoo, model: str, target: str | None, replay_json: Path | None, weights: Path | None, out: Path | None,
+) -> dict[str, Any]:
+    """Resolve what to gate, run it, and return a summary with the transcript path."""
+    from .gate import replay, run_gate
+
+    bundle = Path(model) if replay_json else None
+    manifest, plan, bundle = _locate(zoo, model, target, bundle)
+    paths = _model_paths(bundle, manifest)
+    checkpoint = _checkpoint(zoo, plan, weights, needed=not replay_json or not plan.kernel.runs_on_linux)
+    transcript_path = out or bundle.parent / f"{bundle.name}.gate.json"
+    if replay_json:
+        transcript = replay(plan, checkpoint, replay_json, paths, transcript_path)
+    else:
+        transcript = run_gate(plan, checkpoint, paths, transcript_path)
+    return {**transcript.summary(), "transcript": str(transcript_path)}
+
+
+def _locate(zoo: Zoo, model: str, target: str | None, bundle: Path | None) -> tuple[dict, BuildPlan, Path]:
+    if bundle is None:
+        if not target:
+            raise ConfigError("zoo gate MODEL needs --target", "e.g. zoo gate tiny-lfm2-moe --target mac")
+        recipe, path = get(zoo, model)
+        bundle = bundle_dir(zoo.root, recipe.id, target)
+    try:
+        manifest = read_manifest(bundle)
+    except (OSError, ValueError):
+        raise VerifyError(f"{bundle}: no built bundle (manifest.json missing)", "run zoo build first") from None
+    recipe, path = get(zoo, manifest["recipe"])
+    plan = resolve(recipe, manifest["target"], zoo, recipe_file=str(path))
+    if plan.plan_hash != manifest.get("plan_hash"):
+        raise VerifyError(
+            f"{bundle}: built from plan {manifest.get('plan_hash')}, the recipe now resolves to {plan.plan_hash}",
+            "rebuild the bundle before gating it",
+        )
+    return manifest, plan, bundle
+
+
+def _model_paths(bundle: Path, manifest: dict) -> list[Path]:
+    """The bundle's ``.aimodel`` chunk(s), in pipeline order, from its app metadata."""
+    model_dir = bundle / manifest["model_dir"]
+    assets = json.loads((model_dir / "metadata.json").read_text())["assets"]
+    return [model_dir / name for name in assets.get("chunks", [assets["main"]])]
+
+
+def _checkpoint(zoo: Zoo, plan: BuildPlan, weights: Path | None, needed: bool) -> Path | None:
+    if not needed:
+        return None
+    return fetch_checkpoint(plan, zoo.root / ".zoo-cache", zoo.data_dir / "licenses", weights=weights)

@@ -1,0 +1,34 @@
+"""Rich progress for build stages (a CLI concern: the core only reports stage events)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+class StageProgress:
+    """Observer for ``builder.Stages``: a spinner per running stage, a line per finished one."""
+
+    def __init__(self, console: Console, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=console, transient=True, disable=not enabled,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "StageProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, stage: str, event: str, seconds: float) -> None:
+        if event == "start":
+            self.tasks[stage] = self.progress.add_task(f"{stage}...", total=None)
+            return
+        self.progress.remove_task(self.tasks.pop(stage))
+        if self.enabled:
+            self.console.print(f"[green]done[/] {stage:<9} {seconds:7.1f} s")

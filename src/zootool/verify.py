@@ -1,0 +1,155 @@
+"""``zoo verify``: re-check a bundle without running it (hashes, contents, license, card, budget, gate)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import VerifyError
+from .manifest import MANIFEST, bundle_files, mismatches, read_manifest
+
+# fnmatch's "*" also crosses "/", so "*.aimodel/*" covers the asset's whole tree.
+ALLOWED = (
+    "README.md", "LICENSE", "gate.json",
+    "gpu-pipelined/*/metadata.json",
+    "gpu-pipelined/*/tokenizer/*",
+    "gpu-pipelined/*/*.aimodel/*",
+)
+APP_KEYS = ("metadata_version", "kind", "name", "assets", "language", "source", "compression", "compilation")
+CARD_KEYS = ("license", "library_name", "pipeline_tag", "tags")
+
+
+@dataclass
+class VerifyReport:
+    bundle: Path
+    problems: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def publishable(self) -> bool:
+        return self.ok and bool(self.manifest.get("publishable"))
+
+
+def verify_bundle(bundle: Path, budget_bytes: int | None = None) -> VerifyReport:
+    """Every check that needs no model execution; problems are collected, not raised."""
+    report = VerifyReport(bundle)
+    try:
+        report.manifest = read_manifest(bundle)
+    except (OSError, ValueError) as exc:
+        report.problems.append(f"{MANIFEST}: unreadable ({type(exc).__name__}); rebuild the bundle")
+        return report
+    report.problems += mismatches(bundle, report.manifest)
+    report.problems += _stray_files(bundle)
+    report.problems += _license(bundle)
+    report.problems += _card(bundle)
+    report.problems += _app_metadata(bundle, report.manifest)
+    report.problems += _budget(report.manifest, budget_bytes)
+    report.problems += _gate(bundle, report.manifest)
+    return report
+
+
+def require(report: VerifyReport, *, publishable: bool = False) -> None:
+    """Raise ``VerifyError`` naming every problem (and an unpassed gate when publishing)."""
+    problems = list(report.problems)
+    if publishable and report.ok and not report.publishable:
+        gate = report.manifest.get("gate", {})
+        problems.append(f"gate: {gate.get('line') or 'missing'}: only a bundle that passed its gate is published")
+    if problems:
+        raise VerifyError(
+            f"{report.bundle}: " + "; ".join(problems),
+            "rebuild with `zoo build MODEL --target T --force` (and fix the cause first)",
+        )
+
+
+def _stray_files(bundle: Path) -> list[str]:
+    return [
+        f"{rel}: not an allowed bundle file"
+        for rel in map(Path.as_posix, bundle_files(bundle))
+        if not any(fnmatch.fnmatch(rel, pattern) for pattern in ALLOWED)
+    ]
+
+
+def _license(bundle: Path) -> list[str]:
+    path = bundle / "LICENSE"
+    if not path.is_file() or not path.read_text(errors="replace").strip():
+        return ["LICENSE: missing or empty; the bundle must ship the upstream license text"]
+    return []
+
+
+def _card(bundle: Path) -> list[str]:
+    path = bundle / "README.md"
+    if not path.is_file():
+        return ["README.md: the model card is missing"]
+    front = _front_matter(path.read_text())
+    if front is None:
+        return ["README.md: no YAML front matter"]
+    return [f"README.md: front matter lacks '{key}'" for key in CARD_KEYS if key not in front]
+
+
+def _front_matter(text: str) -> dict[str, Any] | None:
+    import yaml
+
+    if not text.startswith("---\n"):
+        return None
+    end = text.find("\n---", 4)
+    if end < 0:
+        return None
+    try:
+        data = yaml.safe_load(text[4:end])
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _app_metadata(bundle: Path, manifest: dict[str, Any]) -> list[str]:
+    model_dir = bundle / str(manifest.get("model_dir", ""))
+    path = model_dir / "metadata.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return [f"{manifest.get('model_dir')}/metadata.json: missing or not JSON"]
+    problems = [f"metadata.json: lacks '{key}'" for key in APP_KEYS if key not in data]
+    main = data.get("assets", {}).get("main")
+    if main and not (model_dir / main).is_dir():
+        problems.append(f"metadata.json: assets.main '{main}' is not in the bundle")
+    problems += _tokenizer(model_dir / "tokenizer" / "tokenizer.json")
+    return problems
+
+
+def _tokenizer(path: Path) -> list[str]:
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return []
+    try:
+        Tokenizer.from_file(str(path))
+    except Exception as exc:  # the tokenizers library raises bare Exceptions
+        return [f"tokenizer/tokenizer.json: does not load ({type(exc).__name__})"]
+    return []
+
+
+def _budget(manifest: dict[str, Any], budget_bytes: int | None) -> list[str]:
+    size = manifest.get("size", {})
+    budget = budget_bytes if budget_bytes is not None else size.get("budget_bytes")
+    total = manifest.get("total_bytes", 0)
+    if budget is not None and total > budget:
+        return [f"size: {total} bytes exceeds the platform budget of {budget} bytes"]
+    return []
+
+
+def _gate(bundle: Path, manifest: dict[str, Any]) -> list[str]:
+    gate = manifest.get("gate", {})
+    if gate.get("verdict") in (None, "NOT GATED"):
+        return []
+    if not (bundle / "gate.json").is_file():
+        return ["gate.json: the manifest records a gate but the transcript is missing"]
+    if manifest.get("publishable") and not gate.get("passed"):
+        return ["manifest: marked publishable although its gate did not pass"]
+    return []
