@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
 from hubserver import WRITE_TOKEN, HubServer  # noqa: E402
+
 from zootool.publisher import publish_bundle  # noqa: E402
 
 NAME = "bench-model"

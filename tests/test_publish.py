@@ -17,6 +17,8 @@ from zootool.errors import PublishError, VerifyError
 from zootool.publisher import plan_publish, publish_bundle, validate_card
 
 pytest_plugins = ["conftest_hub"]
+# huggingface_hub's own LFS PUT passes a file object as ``data=``, which httpx2 deprecates
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 from hubserver import READ_TOKEN, WRITE_TOKEN  # noqa: E402 - tests/ is on sys.path under pytest
 
@@ -57,7 +59,8 @@ def _sha256(path: Path) -> str:
 def write_manifest(bundle: Path) -> dict:
     """List every file of ``bundle`` except the manifest itself, as zootool's packager does."""
     files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != "manifest.json")
-    entries = [{"path": p.relative_to(bundle).as_posix(), "size": p.stat().st_size, "sha256": _sha256(p)} for p in files]
+    entries = [{"path": p.relative_to(bundle).as_posix(), "size": p.stat().st_size, "sha256": _sha256(p)}
+               for p in files]
     manifest = {"manifest_version": 1, "recipe": NAME, "target": "mac", "plan_hash": "0" * 64, "files": entries}
     (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -244,7 +247,8 @@ def test_bad_token_is_reported_and_never_leaked(hub, bundle, capsys, caplog):
     assert "hf auth login" in err.hint
     assert hub.stats.count("create_repo") == 1 and hub.store.get(REPO_ID) is None
     captured = capsys.readouterr()
-    seen = [str(err), repr(err), err.hint, "".join(traceback.format_exception(err)), captured.out, captured.err, caplog.text]
+    trace = "".join(traceback.format_exception(err))
+    seen = [str(err), repr(err), err.hint, trace, captured.out, captured.err, caplog.text]
     assert all(FAKE_TOKEN not in text for text in seen)
 
 
@@ -313,7 +317,7 @@ def test_rate_limit_is_mapped(hub, bundle):
     assert "rate-limiting" in info.value.message and "wait" in info.value.hint
 
 
-def test_unreachable_endpoint_is_mapped(bundle):
+def test_unreachable_endpoint_is_mapped(bundle, local_network_only):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -11,43 +11,21 @@ guarded by ``parent_commit`` -> tag. An unchanged bundle makes no commit and sen
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import hashlib
-import json
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import PublishError, VerifyError, ZooError
+from .errors import PublishError, ZooError
+from .publish_plan import PlannedFile, PublishPlan, git_blob_oid, plan_publish, selected
 
-MANIFEST_NAME = "manifest.json"
+__all__ = ["PlannedFile", "PublishPlan", "PublishResult", "plan_publish", "publish_bundle", "validate_card"]
 KEEP_REMOTE = frozenset({".gitattributes"})  # created by the Hub with the repo; never ours to delete
 COMMIT_RETRY_WAITS: tuple[float, ...] = (2.0, 5.0)  # pauses between commit attempts on 429/5xx
 DEFAULT_COMMIT_MESSAGE = "Publish bundle with zootool"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-T = TypeVar("T")
-
-
-class PlannedFile(BaseModel):
-    """One bundle file that takes part in a publish."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    path: str
-    size: int
-    sha256: str
-
-
-class PublishPlan(BaseModel):
-    """What a publish would consider uploading; built offline from ``manifest.json``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    files: tuple[PlannedFile, ...]
-    total_bytes: int
 
 
 class PublishResult(BaseModel):
@@ -60,91 +38,6 @@ class PublishResult(BaseModel):
     files_uploaded: tuple[str, ...]
     files_deleted: tuple[str, ...]
     bytes_uploaded: int  # size of the added or changed files (LFS objects the Hub already holds are not re-sent)
-
-
-# -- offline plan -------------------------------------------------------------------------
-
-
-def plan_publish(bundle_dir: Path, *, allow_patterns: list[str] | None = None) -> PublishPlan:
-    """List the files a publish would consider, after checking them against the manifest.
-
-    Needs no network. Only files listed in ``manifest.json`` (plus the manifest itself)
-    are ever published, so a stray checkpoint in the bundle directory is never uploaded.
-    """
-    bundle_dir = Path(bundle_dir)
-    manifest = _read_manifest(bundle_dir)
-    planned: dict[str, PlannedFile] = {}
-    for item in manifest["files"]:
-        entry = _checked_entry(bundle_dir, item)
-        if entry.path in planned:
-            raise VerifyError(f"{MANIFEST_NAME} lists {entry.path} twice")
-        planned[entry.path] = entry
-    planned[MANIFEST_NAME] = _local_entry(bundle_dir, MANIFEST_NAME)
-    files = tuple(f for f in planned.values() if _selected(f.path, allow_patterns))
-    if not files:
-        raise VerifyError(f"no bundle file matches the allow patterns {allow_patterns}")
-    return PublishPlan(files=files, total_bytes=sum(f.size for f in files))
-
-
-def _read_manifest(bundle_dir: Path) -> dict[str, Any]:
-    path = bundle_dir / MANIFEST_NAME
-    hint = "build the bundle with `zoo build`, which writes manifest.json"
-    if not path.is_file():
-        raise VerifyError(f"{bundle_dir}: no {MANIFEST_NAME}; is this a bundle directory?", hint)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VerifyError(f"{path}: not valid JSON ({exc})", hint) from exc
-    if not isinstance(manifest, dict) or manifest.get("manifest_version") != 1:
-        raise VerifyError(f"{path}: expected manifest_version 1", hint)
-    if not isinstance(manifest.get("files"), list):
-        raise VerifyError(f"{path}: 'files' must be a list of {{path, size, sha256}}", hint)
-    return manifest
-
-
-def _checked_entry(bundle_dir: Path, item: object) -> PlannedFile:
-    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-        raise VerifyError(f"{MANIFEST_NAME}: malformed file entry {item!r}")
-    path, size, sha = item["path"], item.get("size"), item.get("sha256")
-    _check_relative(path)
-    local = bundle_dir / path
-    if not local.is_file():
-        raise VerifyError(f"{path} is listed in {MANIFEST_NAME} but missing from the bundle")
-    if not isinstance(size, int) or local.stat().st_size != size:
-        raise VerifyError(f"{path}: size on disk differs from {MANIFEST_NAME}", "rebuild the bundle")
-    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
-        raise VerifyError(f"{path}: sha256 in {MANIFEST_NAME} is not 64 lowercase hex digits")
-    return PlannedFile(path=path, size=size, sha256=sha)
-
-
-def _check_relative(path: str) -> None:
-    parts = PurePosixPath(path).parts
-    if not parts or path.startswith("/") or "\\" in path or any(p in ("..", ".") for p in parts):
-        raise VerifyError(f"{MANIFEST_NAME}: {path!r} is not a plain relative path inside the bundle")
-
-
-def _local_entry(bundle_dir: Path, path: str) -> PlannedFile:
-    local = bundle_dir / path
-    return PlannedFile(path=path, size=local.stat().st_size, sha256=_file_digest(local, hashlib.sha256()))
-
-
-def _selected(path: str, patterns: list[str] | None) -> bool:
-    """Same matching as huggingface_hub's allow_patterns: fnmatch, a trailing ``/`` means a folder."""
-    if not patterns:
-        return True
-    return any(fnmatch.fnmatchcase(path, p + "*" if p.endswith("/") else p) for p in patterns)
-
-
-def _file_digest(path: Path, digest: Any) -> str:
-    with path.open("rb") as src:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _git_blob_oid(path: Path) -> str:
-    digest = hashlib.sha1(b"blob %d\x00" % path.stat().st_size)
-    return _file_digest(path, digest)
 
 
 # -- publish ------------------------------------------------------------------------------
@@ -253,7 +146,7 @@ def _diff(bundle_dir: Path, plan: PublishPlan, remote: _Remote, allow_patterns: 
     """Files whose content differs from the remote, and remote files the bundle no longer has."""
     additions = tuple(f for f in plan.files if not _unchanged(bundle_dir / f.path, f, remote.files.get(f.path)))
     local = {f.path for f in plan.files}
-    stale = (p for p in remote.files if p not in local and p not in KEEP_REMOTE and _selected(p, allow_patterns))
+    stale = (p for p in remote.files if p not in local and p not in KEEP_REMOTE and selected(p, allow_patterns))
     return _Changes(additions=additions, deletions=tuple(sorted(stale)))
 
 
@@ -262,7 +155,7 @@ def _unchanged(local: Path, planned: PlannedFile, remote: Any) -> bool:
         return False
     if remote.lfs is not None:
         return remote.lfs.sha256 == planned.sha256
-    return remote.blob_id == _git_blob_oid(local)  # regular files are only known by their git blob id
+    return remote.blob_id == git_blob_oid(local)  # regular files are only known by their git blob id
 
 
 def _publish_changes(
@@ -274,7 +167,7 @@ def _publish_changes(
 
     if any(f.path == "README.md" for f in changes.additions):
         validate_card(bundle_dir / "README.md", endpoint=endpoint, token=ctx.token)
-    adds = [CommitOperationAdd(path_in_repo=f.path, path_or_fileobj=str(bundle_dir / f.path)) for f in changes.additions]
+    adds = [CommitOperationAdd(f.path, str(bundle_dir / f.path)) for f in changes.additions]
     deletes = [CommitOperationDelete(path_in_repo=p) for p in changes.deletions]
     with _translated("uploading files", ctx):
         # the client already retries each LFS request; uploading first keeps the commit retry below cheap
@@ -288,7 +181,7 @@ def _publish_changes(
     return commit.oid
 
 
-def _retry_transient(call: Callable[[], T]) -> T:
+def _retry_transient(call: Callable[[], Any]) -> Any:
     """Retry the commit POST on 429/5xx, which huggingface_hub does not retry.
 
     Safe because the commit carries ``parent_commit``: if an earlier attempt did land,
@@ -296,14 +189,14 @@ def _retry_transient(call: Callable[[], T]) -> T:
     """
     from huggingface_hub.errors import HfHubHTTPError
 
-    for wait in (*COMMIT_RETRY_WAITS, None):
+    for wait in COMMIT_RETRY_WAITS:
         try:
             return call()
         except HfHubHTTPError as exc:
-            if wait is None or not _is_transient(exc):
+            if not _is_transient(exc):
                 raise
             time.sleep(wait)
-    raise AssertionError("unreachable")
+    return call()
 
 
 def _is_transient(exc: Any) -> bool:
@@ -349,9 +242,8 @@ def validate_card(card_path: Path, endpoint: str | None = None, token: str | Non
     base = (endpoint or constants.ENDPOINT).rstrip("/")
     ctx = _Context("", base, "main", token or "")
     with _translated("validating the model card", ctx):
-        response = get_session().post(
-            f"{base}/api/validate-yaml", json={"repoType": "model", "content": path.read_text(encoding="utf-8")}, headers=build_hf_headers(token=token)
-        )
+        payload = {"repoType": "model", "content": path.read_text(encoding="utf-8")}
+        response = get_session().post(f"{base}/api/validate-yaml", json=payload, headers=build_hf_headers(token=token))
         if response.status_code == 400:
             raise _card_refused(path, response)
         hf_raise_for_status(response)
@@ -396,7 +288,12 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def _describe(exc: BaseException, stage: str, ctx: _Context) -> tuple[str, str] | None:
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     for link in _chain(exc):
         if isinstance(link, RepositoryNotFoundError):
@@ -405,7 +302,7 @@ def _describe(exc: BaseException, stage: str, ctx: _Context) -> tuple[str, str] 
                 "check the repo id; a private repo needs a token that can see it",
             )
         if isinstance(link, RevisionNotFoundError):
-            return (f"branch {ctx.branch} does not exist in {ctx.repo_id}", "create the branch on the Hub, or publish to main")
+            return (f"branch {ctx.branch} does not exist in {ctx.repo_id}", "create it first, or publish to main")
         if isinstance(link, HfHubHTTPError) and link.response is not None:
             return _describe_status(link, stage, ctx)
         if isinstance(link, OfflineModeIsEnabled):
@@ -420,29 +317,22 @@ def _describe(exc: BaseException, stage: str, ctx: _Context) -> tuple[str, str] 
     return None
 
 
+_BY_STATUS: dict[int, tuple[str, str]] = {
+    401: ("the Hub rejected the token (401 Unauthorized)", "set HF_TOKEN to a valid token, or run `hf auth login`"),
+    403: ("the token has no write access to {repo} (403 Forbidden)", "use a token with the write role for it"),
+    412: ("{branch} moved while publishing (412): someone else pushed", "re-run; it compares against the new head"),
+    429: ("the Hub is rate-limiting requests (429 Too Many Requests)", "wait a few minutes and re-run"),
+}
+
+
 def _describe_status(err: Any, stage: str, ctx: _Context) -> tuple[str, str]:
     status = err.response.status_code
-    detail = _first_line(getattr(err, "server_message", None))
-    table = {
-        401: ("the Hub rejected the token (401 Unauthorized)", "set HF_TOKEN to a valid token, or run `hf auth login`"),
-        403: (
-            f"the token has no write access to {ctx.repo_id} (403 Forbidden)",
-            "use a token with the write role for that namespace",
-        ),
-        412: (
-            f"{ctx.branch} moved while publishing (412): someone else pushed",
-            "re-run the publish; it compares against the new head",
-        ),
-        429: (
-            "the Hub is rate-limiting requests (429 Too Many Requests)",
-            "wait a few minutes and re-run; unchanged files are not sent again",
-        ),
-    }
     if status >= 500:
         return (f"the Hub answered {status} (server error) while {stage}, after retries", _server_error_hint(stage))
-    message, hint = table.get(status, (f"the Hub answered {status}", ""))
+    template, hint = _BY_STATUS.get(status, ("the Hub answered {status}", ""))
+    detail = _first_line(getattr(err, "server_message", None))
     suffix = f": {detail}" if detail and status not in (401, 429) else ""
-    return (f"{message} while {stage}{suffix}", hint)
+    return (template.format(repo=ctx.repo_id, branch=ctx.branch, status=status) + f" while {stage}{suffix}", hint)
 
 
 def _server_error_hint(stage: str) -> str:
@@ -452,8 +342,8 @@ def _server_error_hint(stage: str) -> str:
 
 
 def _first_line(text: str | None) -> str:
-    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return line[:200]
+    lines = (text or "").strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def _scrub(text: str, token: str) -> str:

@@ -19,9 +19,8 @@ def whoami(app: HubServer, req: Request) -> Response:
     grant = app.auth.require(req)
     orgs = [{"type": "org", "name": org} for org in grant.orgs]
     access = {"displayName": "zootool-test", "role": grant.role}
-    return json_response(
-        {"type": "user", "name": grant.user, "fullname": grant.user, "orgs": orgs, "auth": {"type": "access_token", "accessToken": access}}
-    )
+    auth = {"type": "access_token", "accessToken": access}
+    return json_response({"type": "user", "name": grant.user, "fullname": grant.user, "orgs": orgs, "auth": auth})
 
 
 def create_repo(app: HubServer, req: Request) -> Response:

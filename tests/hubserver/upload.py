@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import HubError
-from .rules import LFS_SIZE_THRESHOLD, DEFAULT_GITATTRIBUTES, is_ignored, lfs_patterns, upload_mode
+from .rules import DEFAULT_GITATTRIBUTES, LFS_SIZE_THRESHOLD, is_ignored, lfs_patterns, upload_mode
 from .store import AddFile, Commit, DeletePath, FileEntry, Operation, Repo
 from .wire import Request, Response, json_response
 
@@ -67,7 +67,8 @@ def lfs_batch(app: HubServer, req: Request, repo: str) -> Response:
 def _batch_object(app: HubServer, repo: Repo, obj: dict) -> dict:
     oid, size = str(obj.get("oid", "")), obj.get("size")
     if not _OID.fullmatch(oid) or not isinstance(size, int) or size < 0:
-        return {"oid": oid, "size": size if isinstance(size, int) else 0, "error": {"code": 422, "message": "Invalid object"}}
+        error = {"code": 422, "message": "Invalid object"}
+        return {"oid": oid, "size": size if isinstance(size, int) else 0, "error": error}
     if app.store.has_object(repo, oid, size):
         return {"oid": oid, "size": size}  # no actions: already stored
     upload = {"href": app.upload_url(repo.repo_id, oid, size), "header": {}}
@@ -121,7 +122,8 @@ def commit(app: HubServer, req: Request, repo: str, rev: str) -> Response:
         parent=parent,
     )
     url = f"{app.url}/{found.repo_id}/commit/{made.sha}"
-    return json_response({"success": True, "commitOid": made.sha, "commitUrl": url, "hookOutput": "", "pullRequestUrl": None})
+    body = {"success": True, "commitOid": made.sha, "commitUrl": url, "hookOutput": "", "pullRequestUrl": None}
+    return json_response(body)
 
 
 def _parse_ndjson(raw: bytes) -> tuple[dict, list[Operation]]:

@@ -162,7 +162,13 @@ class FaultPlan:
         self._lock = threading.Lock()
 
     def add(
-        self, pattern: str, *, status: int = 500, times: int = 1, method: str | None = None, retry_after: int | None = None
+        self,
+        pattern: str,
+        *,
+        status: int = 500,
+        times: int = 1,
+        method: str | None = None,
+        retry_after: int | None = None,
     ) -> Fault:
         """Fail the next ``times`` requests to paths matching regex ``pattern`` (searched, not anchored)."""
         fault = Fault(re.compile(pattern), status, times, method, retry_after)
