@@ -271,3 +271,64 @@ def test_kmeans_beats_a_uniform_grid():
     grid = torch.linspace(-1, 1, 16) * rows.abs().amax(1, keepdim=True)
     uniform_err = (grid.gather(1, (rows - grid[:, :1]).div(grid[:, 1:2] - grid[:, :1]).round().long()) - rows).pow(2).mean()
     assert kmeans_err < 0.75 * uniform_err
+
+
+# --- the real export module: tiny LFM2-MoE through the backend -------------------
+
+LFM2_STEPS, LFM2_CONTEXT = 10, 16
+
+
+@pytest.fixture(scope="module")
+def lfm2(tmp_path_factory):
+    """A seeded tiny LFM2-MoE checkpoint, its config, token ids and fp32 oracle logits."""
+    from lfm2_configs import TINY_LFM2_MOE
+
+    from zootool.arch.lfm2_moe_model import decode_tokens
+    from zootool.checkpoint import generate_tiny_checkpoint
+
+    checkpoint = generate_tiny_checkpoint(tmp_path_factory.mktemp("lfm2") / "ckpt", TINY_LFM2_MOE, seed=7)
+    ids = torch.randint(0, TINY_LFM2_MOE["vocab_size"], (LFM2_STEPS,), generator=torch.Generator().manual_seed(3))
+    oracle = decode_tokens([lfm2_module(checkpoint, torch.float32)], ids.tolist()).float().numpy()
+    return checkpoint, ids.tolist(), oracle
+
+
+def lfm2_module(checkpoint: Path, dtype):
+    from zootool.arch.lfm2_moe_model import build_decode_chunks, load_weights
+
+    config = json.loads((checkpoint / "config.json").read_text())
+    (module,) = build_decode_chunks(config, LFM2_CONTEXT, 1, dtype)
+    load_weights([module], checkpoint)
+    return module
+
+
+def runtime_logits(path: Path, module, ids: list[int]) -> np.ndarray:
+    specs = module.state_specs()
+    feedback = {f"{spec.name}_out": spec.name for spec in specs}
+    zeros = {spec.name: np.zeros(spec.shape, np.float16) for spec in specs}
+    with DecodeSession(path, feedback, zeros) as session:
+        rows = [session.step({"input_ids": np.array([[t]]), "position": np.array([p])})["logits"] for p, t in enumerate(ids)]
+    return np.stack([row.reshape(-1).astype(np.float32) for row in rows])
+
+
+@pytest.mark.parametrize("scheme", ["fp16", "sym8"])
+def test_lfm2_moe_runs_on_the_cpu_runtime(tmp_path, lfm2, scheme):
+    from zootool.arch.lfm2_moe_model import decode_tokens
+
+    checkpoint, ids, oracle = lfm2
+    module = lfm2_module(checkpoint, torch.float16)
+    out = backend.export_aimodel(module, module.example_inputs(), tmp_path / "lfm2.aimodel", scheme=scheme)
+    got = runtime_logits(out, module, ids)
+    want = decode_tokens([module], ids).float().numpy()  # the same quantized fp16 module in torch
+    np.testing.assert_allclose(got, want, atol=0.01)
+    np.testing.assert_allclose(got, oracle, atol=0.02)
+    assert (got.argmax(1) == oracle.argmax(1)).all()
+    storage = backend.storage_summary(out)["storage"]
+    assert ("Int8" in storage) == (scheme == "sym8")
+
+
+def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
+    checkpoint, _, _ = lfm2
+    module = lfm2_module(checkpoint, torch.float32)
+    out = backend.export_aimodel(module, module.example_inputs(), tmp_path / "k.aimodel", scheme="sym8", kernel="gather_qmm")
+    moe_layers = len(module.layers) - module.dims.num_dense_layers
+    assert backend.storage_summary(out)["ops"]["metal4_kernel"] == 2 * moe_layers
