@@ -1,9 +1,12 @@
 """The quality gate: fp32 oracle vs the built bundle vs the fp16 ceiling, teacher-forced.
 
-1. Oracle: the upstream checkpoint in fp32 (transformers, CPU) greedily continues a
-   chat-templated prompt for ``positions`` tokens; its top-k logits are kept.
+1. Oracle: the upstream checkpoint in fp32 (transformers, CPU) reads a chat-templated
+   prompt whose assistant turn is a fixed factual paragraph; at each of the first
+   ``positions`` paragraph tokens its top-k logits are kept. (Teacher-forcing a fixed
+   paragraph rather than the oracle's own greedy continuation: greedy decoding of a
+   base model degenerates into repetition, which would score one token over and over.)
 2. Candidate: the bundle's ``.aimodel`` chunk(s) on this machine's Core AI runtime, fed
-   the oracle's tokens one at a time (so one flip does not cascade). Where the bundle's
+   the same tokens one at a time (so one flip does not cascade). Where the bundle's
    kernel cannot execute here (a Metal kernel on Linux), a kernel-free twin with the
    same quantized weights is exported and run instead, and the transcript says so.
 3. Ceiling: the same export without weight quantization (fp16), run the same way.
@@ -19,15 +22,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .errors import ConfigError
 from .gate_math import OracleRow, count_flips, score_positions, verdict
 from .manifest import tool_versions, write_json_atomic
 from .plan import BuildPlan
 
 GATE_VERSION = 1
 TOP_K = 32
-PROMPT = (
-    "Write one factual paragraph about the red panda: where it lives, what it eats, "
-    "and how it spends its day."
+PROMPT = "Write one factual paragraph about the red panda."
+PARAGRAPH = (
+    "The red panda is a small mammal native to the eastern Himalayas and southwestern China. "
+    "It lives in temperate forests of bamboo, where it spends most of the day asleep in the trees. "
+    "Its diet is mainly bamboo leaves, with fruit, acorns, roots and eggs, and it is most active "
+    "at dawn and dusk. Its thick red fur and long ringed tail keep it warm in the cold mountains."
 )
 
 
@@ -51,7 +58,9 @@ class Transcript(BaseModel):
     max_introduced_flips: int
     positions: int
     prompt: str
+    paragraph: str
     input_ids: list[int]
+    forced_tokens: list[int]
     oracle_tokens: list[int]
     oracle_top: list[OracleRow]
     oracle_runtime: str
@@ -75,50 +84,57 @@ class Transcript(BaseModel):
 def _detail(t: Transcript) -> str:
     runtime = t.candidate.runtime if t.candidate else "not run"
     return (
-        f"fp32 oracle vs this bundle, teacher-forced over {t.positions} positions after a chat-templated "
-        f"prompt; a flip counts when the oracle's margin is >= {t.margin}. Candidate: {t.candidate.flips if t.candidate else '?'} "
+        f"fp32 oracle vs this bundle, teacher-forced over {t.positions} tokens of a fixed factual paragraph "
+        f"after a chat-templated prompt; a flip counts when the oracle's margin is >= {t.margin}. Candidate: {t.candidate.flips if t.candidate else '?'} "
         f"flips; fp16 ceiling: {t.fp16.flips if t.fp16 else '?'}. Verdict: {t.line}. Candidate runtime: {runtime}. "
         "The full transcript is in gate.json."
     )
 
 
 def oracle_transcript(plan: BuildPlan, checkpoint: Path) -> Transcript:
-    """Greedy fp32 continuation of the chat prompt; top-k logits at each scored position."""
+    """fp32 logits over the teacher-forced paragraph; top-k kept at each scored position."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-    prompt_ids = _chat_ids(tokenizer)
+    prompt_ids, forced = _transcript_ids(tokenizer, plan.gate_positions)
     model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
-    ids = list(prompt_ids)
     with torch.no_grad():
-        for _ in range(plan.gate_positions):
-            ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
-        logits = model(torch.tensor([ids[:-1]])).logits[0, len(prompt_ids) - 1:]
+        logits = model(torch.tensor([prompt_ids + forced[:-1]])).logits[0, len(prompt_ids) - 1:]
     rows = [OracleRow.from_logits(row.tolist(), TOP_K) for row in logits]
     return Transcript(
         recipe=plan.recipe_id, target=plan.target, plan_hash=plan.plan_hash,
         source={"hub": getattr(plan.source, "hub", None), "revision": getattr(plan.source, "revision", None),
                 "generated_seed": getattr(plan.source, "seed", None)},
         margin=plan.gate_margin, max_introduced_flips=plan.gate_max_introduced_flips,
-        positions=plan.gate_positions, prompt=PROMPT, input_ids=prompt_ids,
-        oracle_tokens=ids[len(prompt_ids):], oracle_top=rows, oracle_runtime="transformers fp32 CPU",
+        positions=plan.gate_positions, prompt=PROMPT, paragraph=PARAGRAPH, input_ids=prompt_ids,
+        forced_tokens=forced, oracle_tokens=[row.tokens[0] for row in rows], oracle_top=rows,
+        oracle_runtime="transformers fp32 CPU",
     )
 
 
-def _chat_ids(tokenizer: Any) -> list[int]:
+def _transcript_ids(tokenizer: Any, positions: int) -> tuple[list[int], list[int]]:
+    """(chat-templated prompt ids, the paragraph's first ``positions`` ids)."""
     messages = [{"role": "user", "content": PROMPT}]
     if getattr(tokenizer, "chat_template", None):
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return tokenizer(PROMPT)["input_ids"]
+        prompt = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    else:
+        prompt = list(tokenizer(PROMPT)["input_ids"])
+    forced = list(tokenizer(PARAGRAPH, add_special_tokens=False)["input_ids"])[:positions]
+    if len(forced) < positions:
+        raise ConfigError(
+            f"the gate paragraph is only {len(forced)} tokens, fewer than gate.positions = {positions}",
+            "lower gate.positions in the recipe",
+        )
+    return prompt, forced
 
 
 def candidate_side(plan: BuildPlan, paths: list[Path], transcript: Transcript, runtime: str) -> Side:
     """Teacher-force the transcript through ``.aimodel`` chunk(s) and score the top-1s."""
     from .runner import DecodeRunner
 
-    feed = transcript.input_ids + transcript.oracle_tokens[:-1]
+    feed = transcript.input_ids + transcript.forced_tokens[:-1]
     with DecodeRunner(plan, paths) as runner:
         logits = runner.logits_for(feed)[len(transcript.input_ids) - 1:]
     tokens = [int(row.argmax()) for row in logits]
