@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from zootool.gate_math import count_flips, score_positions, verdict
+from zootool.gate_math import OracleRow, count_flips, score_positions, verdict
 
-ORACLE = [
+FULL = [
     [5.0, 1.0, 0.0],   # clear top-1 = 0
     [2.0, 1.95, 0.0],  # near tie: 0 over 1 by 0.05
     [0.0, 3.0, 2.8],   # top-1 = 1, gap to 2 is 0.2
     [1.0, 1.0, 0.5],   # exact tie: argmax picks 0
 ]
+ORACLE = [OracleRow.from_logits(row, k=3) for row in FULL]
 
 
 def test_agreement_is_never_a_flip():
@@ -33,6 +34,15 @@ def test_clear_disagreements_are_flips_and_margin_is_inclusive():
     assert scores[2].oracle_gap == pytest.approx(0.2)  # == margin counts
     assert count_flips(scores) == 2
     assert count_flips(score_positions(ORACLE, [2, 1, 2, 0], margin=0.21)) == 1
+
+
+def test_token_outside_kept_top_k_is_a_flip_with_lower_bound_gap():
+    rows = [OracleRow.from_logits([4.0, 3.0, 1.0, 0.5, 0.0], k=2)]
+    assert rows[0].tokens == [0, 1]
+    (score,) = score_positions(rows, [4], margin=0.1)
+    assert score.flip and score.oracle_gap == pytest.approx(1.0)  # top1 - kth, a lower bound
+    (flat,) = score_positions([OracleRow.from_logits([1.0, 0.99, 0.98], k=2)], [2], margin=0.1)
+    assert flat.flip  # undecidable below the margin: counted against the candidate
 
 
 def test_length_mismatch_is_an_error():

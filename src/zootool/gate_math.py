@@ -4,6 +4,11 @@ A candidate disagrees with the oracle at a position when its top-1 token differs
 The disagreement is a REAL flip only if the oracle itself clearly preferred its own
 token: ``oracle_logit[oracle_top1] - oracle_logit[candidate_top1] >= margin``.
 Near-ties in the oracle are not the candidate's fault.
+
+Transcripts keep the oracle's top-k logits per position (``OracleRow``). A candidate
+token outside them has an oracle logit of at most the k-th one, so its gap is at
+least ``top1 - kth``; such a disagreement always counts as a flip (the gate errs
+towards failing rather than guessing).
 """
 
 from __future__ import annotations
@@ -12,6 +17,25 @@ from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel
+
+
+class OracleRow(BaseModel):
+    """The oracle's top-k tokens at one position, best first, with their logits."""
+
+    tokens: list[int]
+    logits: list[float]
+
+    @classmethod
+    def from_logits(cls, row: Sequence[float], k: int) -> "OracleRow":
+        values = np.asarray(row, dtype=np.float64)
+        order = np.argsort(-values, kind="stable")[:k]
+        return cls(tokens=[int(t) for t in order], logits=[float(values[t]) for t in order])
+
+    def gap_to(self, token: int) -> tuple[float, bool]:
+        """(gap from top-1 to ``token``, whether ``token`` is inside the kept top-k)."""
+        if token in self.tokens:
+            return self.logits[0] - self.logits[self.tokens.index(token)], True
+        return self.logits[0] - self.logits[-1], False
 
 
 class PositionScore(BaseModel):
@@ -45,20 +69,17 @@ class Verdict(BaseModel):
         )
 
 
-def score_positions(
-    oracle: Sequence[Sequence[float]], candidate_tokens: Sequence[int], margin: float
-) -> list[PositionScore]:
+def score_positions(oracle: Sequence[OracleRow], candidate_tokens: Sequence[int], margin: float) -> list[PositionScore]:
     """Score each position's candidate top-1 against the oracle's logits."""
-    logits = np.asarray(oracle, dtype=np.float64)
-    if len(logits) != len(candidate_tokens):
-        raise ValueError(f"{len(logits)} oracle positions but {len(candidate_tokens)} candidate positions")
+    if len(oracle) != len(candidate_tokens):
+        raise ValueError(f"{len(oracle)} oracle positions but {len(candidate_tokens)} candidate positions")
     scores = []
-    for position, (row, picked) in enumerate(zip(logits, candidate_tokens)):
-        best = int(np.argmax(row))
-        gap = float(row[best] - row[picked])
+    for position, (row, picked) in enumerate(zip(oracle, candidate_tokens)):
+        gap, known = row.gap_to(int(picked))
+        disagrees = int(picked) != row.tokens[0]
         scores.append(PositionScore(
-            position=position, oracle_token=best, candidate_token=int(picked),
-            oracle_gap=gap, flip=picked != best and gap >= margin,
+            position=position, oracle_token=row.tokens[0], candidate_token=int(picked),
+            oracle_gap=gap, flip=disagrees and (gap >= margin or not known),
         ))
     return scores
 
