@@ -216,6 +216,8 @@ def test_kernel_needs_sym8_experts(tmp_path):
         export_tiny(tmp_path, "int4km", kernel="gather_qmm")
     with pytest.raises(ConfigError, match="no sym8 experts"):
         export_tiny(tmp_path, "fp16", kernel="gather_qmm")
+    with pytest.raises(ConfigError, match="must end in .aimodel"):
+        backend.export_aimodel(TinyMoE(), EXAMPLE, tmp_path / "tiny.mlpackage")
     with pytest.raises(ConfigError, match="unknown expert kernel"):
         export_tiny(tmp_path, "sym8", kernel="gather_fast")
     with pytest.raises(ConfigError, match="unknown scheme"):
@@ -269,7 +271,8 @@ def test_kmeans_beats_a_uniform_grid():
     assert codes.dtype == torch.uint8 and int(codes.max()) < 16
     kmeans_err = (lut.gather(1, codes.long()) - rows).pow(2).mean()
     grid = torch.linspace(-1, 1, 16) * rows.abs().amax(1, keepdim=True)
-    uniform_err = (grid.gather(1, (rows - grid[:, :1]).div(grid[:, 1:2] - grid[:, :1]).round().long()) - rows).pow(2).mean()
+    nearest = (rows - grid[:, :1]).div(grid[:, 1:2] - grid[:, :1]).round().long()
+    uniform_err = (grid.gather(1, nearest) - rows).pow(2).mean()
     assert kmeans_err < 0.75 * uniform_err
 
 
@@ -306,8 +309,9 @@ def runtime_logits(path: Path, module, ids: list[int]) -> np.ndarray:
     feedback = {f"{spec.name}_out": spec.name for spec in specs}
     zeros = {spec.name: np.zeros(spec.shape, np.float16) for spec in specs}
     with DecodeSession(path, feedback, zeros) as session:
-        rows = [session.step({"input_ids": np.array([[t]]), "position": np.array([p])})["logits"] for p, t in enumerate(ids)]
-    return np.stack([row.reshape(-1).astype(np.float32) for row in rows])
+        steps = [{"input_ids": np.array([[t]]), "position": np.array([p])} for p, t in enumerate(ids)]
+        rows = [session.step(step)["logits"].reshape(-1) for step in steps]
+    return np.stack(rows).astype(np.float32)
 
 
 @pytest.mark.parametrize("scheme", ["fp16", "sym8"])
@@ -329,6 +333,7 @@ def test_lfm2_moe_runs_on_the_cpu_runtime(tmp_path, lfm2, scheme):
 def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
     checkpoint, _, _ = lfm2
     module = lfm2_module(checkpoint, torch.float32)
-    out = backend.export_aimodel(module, module.example_inputs(), tmp_path / "k.aimodel", scheme="sym8", kernel="gather_qmm")
+    example = module.example_inputs()
+    out = backend.export_aimodel(module, example, tmp_path / "k.aimodel", scheme="sym8", kernel="gather_qmm")
     moe_layers = len(module.layers) - module.dims.num_dense_layers
     assert backend.storage_summary(out)["ops"]["metal4_kernel"] == 2 * moe_layers

@@ -106,7 +106,8 @@ def export(tmp_path: Path, case, use_kernel: bool) -> Path:
     x, idx, wq, ws = case
     out = tmp_path / f"routed-{'kernel' if use_kernel else 'composite'}.aimodel"
     kernel = "gather_qmm" if use_kernel else "gather_mm"
-    backend.export_aimodel(RoutedMatmul(wq, ws, use_kernel), {"x": x, "idx": idx}, out, kernel=kernel, output_names=["y"])
+    module = RoutedMatmul(wq, ws, use_kernel)
+    backend.export_aimodel(module, {"x": x, "idx": idx}, out, kernel=kernel, output_names=["y"])
     return out
 
 

@@ -62,12 +62,14 @@ def export_aimodel(
     _require_stack()
     if kernel not in KERNELS:
         raise ConfigError(f"unknown expert kernel {kernel!r}", f"use one of: {', '.join(KERNELS)}")
+    if Path(out_path).suffix != ".aimodel":
+        raise ConfigError(f"{out_path}: a Core AI asset path must end in .aimodel")
     plan = _quantize(module, scheme, kernel)
     names, args = _prepare_inputs(module, example_inputs)
     outputs = list(output_names or _declared_names(module, "output_names"))
     program = _stage("export", lambda: _export(module, args))
     if kernel == "gather_qmm" and not _calls_kernel(program):
-        raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts to run it on", _KERNEL_HINT)
+        raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts for it", _KERNEL_HINT)
     ai_program = _stage("convert", lambda: _convert(program, names, outputs, kernel))
     asset = _stage("save", lambda: _save(ai_program, Path(out_path)))
     custom = {"zootool.scheme": plan.name, "zootool.kernel": kernel, **dict((metadata or {}).get("custom", {}))}
@@ -167,8 +169,6 @@ def _convert(program: Any, input_names: list[str], output_names: list[str], kern
 def _save(ai_program: Any, out_path: Path) -> Any:
     from coreai.authoring.asset import AIModelAsset
 
-    if out_path.suffix != ".aimodel":
-        raise ConfigError(f"{out_path}: a Core AI asset path must end in .aimodel")
     # Write next to the target, then swap, so a failed save never leaves half an asset.
     staging = out_path.with_name(f".{out_path.stem}.{os.getpid()}.partial.aimodel")
     ai_program.save_asset(staging)
