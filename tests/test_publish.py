@@ -326,6 +326,16 @@ def test_unreachable_endpoint_is_mapped(bundle, local_network_only):
     assert "--endpoint" in info.value.hint
 
 
+def test_xet_upload_refused_by_an_lfs_only_endpoint_says_what_to_set(hub, bundle, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    with pytest.raises(PublishError, match="Xet") as info:
+        publish(hub, bundle)
+    assert "HF_HUB_DISABLE_XET=1" in info.value.hint
+    assert hub.stats.count("xet_token") >= 1 and len(hub.commits(REPO_ID)) == 1
+
+
 # -- model card validation ------------------------------------------------------------------
 
 

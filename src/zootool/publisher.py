@@ -312,6 +312,11 @@ def _describe(exc: BaseException, stage: str, ctx: _Context) -> tuple[str, str] 
                 f"cannot reach {ctx.where} while {stage} ({type(link).__name__})",
                 "check the network connection and the --endpoint URL",
             )
+        if "/xet-write-token/" in str(link):  # hf_xet reports a refused Xet token as a bare ConnectionError
+            return (
+                f"{ctx.where} refused a Xet upload while {stage}",
+                "this endpoint only takes LFS uploads: set HF_HUB_DISABLE_XET=1 before running zoo",
+            )
         if isinstance(link, ValueError) and str(link).startswith("Invalid metadata in README.md"):
             return (f"the Hub refused the model card front matter: {link}", "fix the YAML header of README.md")
     return None

@@ -253,10 +253,10 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             body.drain()
         except ConnectionError:
             self.close_connection = True
+        # recorded before answering, so a test reading Stats right after its call sees this request
+        record = Record(self.server.role, self.command, url.path, route_name, response.status, body.count)  # type: ignore[attr-defined]
+        self.server.app.stats.add(record)  # type: ignore[attr-defined]
         self._send(response)
-        self.server.app.stats.add(  # type: ignore[attr-defined]
-            Record(self.server.role, self.command, url.path, route_name, response.status, body.count)  # type: ignore[attr-defined]
-        )
 
     def _send(self, response: Response) -> None:
         length = response.span[1] if response.file is not None else len(response.body)

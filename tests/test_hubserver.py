@@ -1,0 +1,101 @@
+"""The test Hub itself: atomic commits, upload checks, Hub-shaped errors, fault knobs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+
+import httpx2
+import pytest
+
+pytest_plugins = ["conftest_hub"]
+
+from hubserver import WRITE_TOKEN  # noqa: E402 - tests/ is on sys.path under pytest
+
+REPO_ID = "zoo-org/Server-Checks"
+AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+
+
+def _ndjson(*items: dict) -> bytes:
+    return b"".join(json.dumps(item).encode() + b"\n" for item in items)
+
+
+def _regular(path: str, content: bytes) -> dict:
+    return {"key": "file", "value": {"path": path, "encoding": "base64", "content": base64.b64encode(content).decode()}}
+
+
+def _batch(hub, oid: str, size: int) -> dict:
+    body = {"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": size}]}
+    response = httpx2.post(f"{hub.url}/{REPO_ID}.git/info/lfs/objects/batch", json=body, headers=AUTH)
+    response.raise_for_status()
+    return response.json()["objects"][0]
+
+
+@pytest.fixture
+def repo(hub):
+    from huggingface_hub import HfApi
+
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo(REPO_ID)
+    return REPO_ID
+
+
+def test_commit_naming_a_missing_lfs_object_is_refused_whole(hub, repo):
+    missing = {"key": "lfsFile", "value": {"path": "w.bin", "algo": "sha256", "oid": "a" * 64, "size": 5}}
+    header = {"key": "header", "value": {"summary": "half"}}
+    body = _ndjson(header, _regular("a.txt", b"a"), missing)
+    response = httpx2.post(f"{hub.url}/api/models/{repo}/commit/main", content=body, headers=AUTH)
+    assert response.status_code == 422
+    assert set(hub.files(repo)) == {".gitattributes"}
+    assert len(hub.commits(repo)) == 1
+
+
+def test_parent_commit_guards_against_a_moved_branch(hub, repo):
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    base = hub.head(repo)
+    api.create_commit(repo, [CommitOperationAdd("a.txt", b"one")], commit_message="one")
+    with pytest.raises(HfHubHTTPError) as info:
+        api.create_commit(repo, [CommitOperationAdd("b.txt", b"two")], commit_message="two", parent_commit=base)
+    assert info.value.response.status_code == 412
+    assert "b.txt" not in hub.files(repo)
+
+
+def test_lfs_upload_must_match_its_oid(hub, repo):
+    data = os.urandom(1000)
+    oid = hashlib.sha256(data).hexdigest()
+    action = _batch(hub, oid, len(data))["actions"]["upload"]
+    assert httpx2.put(action["href"], content=os.urandom(1000)).status_code == 400
+    assert "actions" in _batch(hub, oid, len(data))  # still missing
+
+    assert httpx2.put(action["href"], content=data).status_code == 200
+    assert "actions" not in _batch(hub, oid, len(data))  # stored: nothing to send
+
+
+def test_download_errors_are_hub_shaped(hub, repo, hf_cache):
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import RemoteEntryNotFoundError, RevisionNotFoundError
+
+    with pytest.raises(RemoteEntryNotFoundError):
+        hf_hub_download(repo, "nope.txt", endpoint=hub.url, token=WRITE_TOKEN, cache_dir=hf_cache)
+    with pytest.raises(RevisionNotFoundError):
+        hf_hub_download(repo, "README.md", revision="nope", endpoint=hub.url, token=WRITE_TOKEN, cache_dir=hf_cache)
+
+
+def test_fault_fails_exactly_the_next_n_matching_requests(hub):
+    fault = hub.faults.add(r"^/api/whoami-v2$", status=429, times=2, retry_after=0)
+    statuses = [httpx2.get(f"{hub.url}/api/whoami-v2", headers=AUTH).status_code for _ in range(3)]
+    assert statuses == [429, 429, 200]
+    assert fault.hits == 2
+    assert hub.stats.count("whoami") == 3
+
+
+def test_unknown_token_is_401_everywhere(hub, repo):
+    bad = {"Authorization": "Bearer hf_not_a_real_token"}
+    for path in ("api/whoami-v2", f"api/models/{repo}", f"{repo}/resolve/main/.gitattributes"):
+        response = httpx2.get(f"{hub.url}/{path}", headers=bad)
+        assert response.status_code == 401, path
+        assert response.headers["X-Error-Message"] == "Invalid credentials in Authorization header"
