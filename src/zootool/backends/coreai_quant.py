@@ -127,7 +127,7 @@ class PalettizedExperts(nn.Module):
         self.register_buffer("lut", lut.half().reshape(experts, rows, 1, 2**fmt.bits, 1))
 
     def forward(self, hidden: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        dense = torch.ops.coreai.lut_to_dense(self.indices, self.lut, 0)
+        dense = coreai_ops().lut_to_dense(self.indices, self.lut, 0)
         return routed(gq.gather_mm, hidden, indices, dense)
 
 
@@ -159,10 +159,15 @@ def quantize_symmetric(weight: torch.Tensor, bits: int, block: int) -> tuple[tor
 
 def dequantize_symmetric(q: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
     """fp16 weight through ``coreai::constexpr_blockwise_shift_scale`` (stored as int``bits``)."""
-    import coreai_torch._compression.custom_layers  # noqa: F401  (registers coreai:: ops)
-
     dtype = torch.int4 if bits == 4 else None
-    return torch.ops.coreai.constexpr_blockwise_shift_scale(q, scale, input_dtype=dtype)
+    return coreai_ops().constexpr_blockwise_shift_scale(q, scale, input_dtype=dtype)
+
+
+def coreai_ops() -> Any:
+    """``torch.ops.coreai``, after importing the module that registers its storage ops."""
+    import coreai_torch._compression.custom_layers  # noqa: F401
+
+    return torch.ops.coreai
 
 
 def kmeans_rows(rows: torch.Tensor, levels: int, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
