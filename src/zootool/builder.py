@@ -19,11 +19,12 @@ from typing import Any
 from . import __version__
 from .bundle import PIPELINE_DIR, asset_name, build_lock, bundle_dir, staging
 from .card import render_card
-from .errors import BudgetExceededError, GateFailedError
+from .errors import BudgetExceededError, GateFailedError, ZooError
 from .fetch import fetch_checkpoint
 from .manifest import mismatches, read_manifest, write_manifest
 from .package import copy_license, copy_tokenizer, dir_bytes, write_app_metadata
 from .plan import BuildPlan, gb
+from .quiet import captured
 from .zoo_data import Zoo
 
 
@@ -63,7 +64,8 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
     """Build (or reuse) the bundle of ``plan``; raises typed errors, never half a bundle."""
     stages = stages or Stages()
     final = bundle_dir(zoo.root, plan.recipe_id, plan.target)
-    with build_lock(final):
+    log = final.parent / f"{final.name}.log"
+    with build_lock(final), _pointing_at(log), captured(log):
         with stages("fetch"):
             checkpoint = fetch_checkpoint(
                 plan, zoo.root / ".zoo-cache", zoo.data_dir / "licenses",
@@ -82,6 +84,16 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
             "inspect gate.json; choose a gentler scheme or raise gate.max-introduced-flips in the recipe",
         )
     return result
+
+
+@contextlib.contextmanager
+def _pointing_at(log: Path) -> Iterator[None]:
+    """Failures name the log that holds the conversion stack's own output."""
+    try:
+        yield
+    except ZooError as exc:
+        exc.hint = f"{exc.hint} (conversion log: {log})".strip()
+        raise
 
 
 def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages) -> dict[str, Any]:

@@ -73,9 +73,13 @@ def _alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def staging(final: Path) -> Iterator[Path]:
-    """Yield an empty staging dir; on success it replaces ``final``, on failure it is removed."""
+    """Yield an empty staging dir; on success it replaces ``final``, on failure it is removed.
+
+    Call it under ``build_lock``: it clears partial directories that killed builds left.
+    """
+    for leftover in final.parent.glob(f".{final.name}.partial-*"):
+        shutil.rmtree(leftover, ignore_errors=True)  # an interrupted build's; we hold the lock
     stage = final.parent / f".{final.name}.partial-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     try:
         yield stage

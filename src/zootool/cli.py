@@ -184,7 +184,10 @@ def build(
                        overrides=overrides(quant=quant, kernel=kernel, chunks=chunks))
     require_fits(resolved, recipe, z)
     options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate)
-    with StageProgress(err, enabled=not as_json) as observer:
+    from .quiet import terminal_stream
+
+    console = Console(file=terminal_stream(), force_terminal=err.is_terminal)
+    with StageProgress(console, enabled=not as_json) as observer:
         result = run_build(resolved, z, options, Stages(observer))
     summary = build_summary(result)
     emit_json(summary) if as_json else out.print(summary_text(summary))
