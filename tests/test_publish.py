@@ -310,11 +310,40 @@ def test_commit_failing_once_recovers_with_one_commit(hub, bundle, monkeypatch):
     assert [c.sha for c in hub.commits(REPO_ID)][1:] == [result.commit_sha]
 
 
+def test_concurrent_push_is_not_overwritten(hub, bundle):
+    from hubserver.store import AddFile, FileEntry
+
+    publish(hub, bundle)
+    (bundle / "LICENSE").write_text("changed\n")
+    write_manifest(bundle)
+
+    def other_push():
+        repo = hub.repo(REPO_ID)
+        hub.store.commit(repo, "main", [AddFile(FileEntry.regular("NOTES.md", b"theirs"))], message="someone else")
+
+    hub.faults.before(r"/commit/main$", other_push)
+    with pytest.raises(PublishError, match="412") as info:
+        publish(hub, bundle)
+    assert "re-run" in info.value.hint
+    assert hub.commits(REPO_ID)[-1].message == "someone else"
+
+    rerun = publish(hub, bundle)  # publishes on top of the other push and keeps its file
+    assert rerun.files_uploaded == ("LICENSE", "manifest.json") and rerun.files_deleted == ()
+    assert hub.files(REPO_ID)["NOTES.md"].content == b"theirs"
+
+
 def test_rate_limit_is_mapped(hub, bundle):
     hub.faults.add(r"^/api/repos/create$", status=429, times=1)
     with pytest.raises(PublishError, match="429") as info:
         publish(hub, bundle)
     assert "rate-limiting" in info.value.message and "wait" in info.value.hint
+
+
+def test_repo_vanishing_mid_publish_is_mapped(hub, bundle):
+    hub.faults.add(r"^/api/models/.+/revision/main$", status=404, code="RepoNotFound")
+    with pytest.raises(PublishError, match="not found") as info:
+        publish(hub, bundle)
+    assert REPO_ID in info.value.message and "repo id" in info.value.hint
 
 
 def test_unreachable_endpoint_is_mapped(bundle, local_network_only):

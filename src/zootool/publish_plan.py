@@ -101,7 +101,7 @@ def _check_relative(path: str) -> None:
 
 def _local_entry(bundle_dir: Path, path: str) -> PlannedFile:
     local = bundle_dir / path
-    return PlannedFile(path=path, size=local.stat().st_size, sha256=_file_digest(local, hashlib.sha256()))
+    return PlannedFile(path=path, size=local.stat().st_size, sha256=sha256_file(local))
 
 
 def selected(path: str, patterns: list[str] | None) -> bool:
@@ -116,6 +116,10 @@ def _file_digest(path: Path, digest: Any) -> str:
         for block in iter(lambda: src.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return _file_digest(path, hashlib.sha256())
 
 
 def git_blob_oid(path: Path) -> str:

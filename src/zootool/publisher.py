@@ -11,6 +11,8 @@ guarded by ``parent_commit`` -> tag. An unchanged bundle makes no commit and sen
 from __future__ import annotations
 
 import contextlib
+import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from .errors import PublishError, ZooError
-from .publish_plan import PlannedFile, PublishPlan, git_blob_oid, plan_publish, selected
+from .publish_plan import MANIFEST_NAME, PlannedFile, PublishPlan, git_blob_oid, plan_publish, selected, sha256_file
 
 __all__ = ["PlannedFile", "PublishPlan", "PublishResult", "plan_publish", "publish_bundle", "validate_card"]
 KEEP_REMOTE = frozenset({".gitattributes"})  # created by the Hub with the repo; never ours to delete
@@ -93,8 +95,9 @@ def publish_bundle(
     with _translated("reading the remote repository", ctx):
         remote = _remote_state(api, repo_id, ctx.branch)
         tagged = _tag_target(api, repo_id, tag) if tag else None
+        published = _previously_published(api, repo_id, remote, bundle_dir)
     _check_visibility(remote, private, repo_id)
-    changes = _diff(bundle_dir, plan, remote, allow_patterns)
+    changes = _diff(bundle_dir, plan, remote, published, allow_patterns)
     if tag and tagged is not None:
         _check_tag_unmoved(tag, tagged, remote.head, changes)
     commit_sha = _publish_changes(api, bundle_dir, changes, remote.head, commit_message, ctx, endpoint)
@@ -142,12 +145,40 @@ def _check_visibility(remote: _Remote, private: bool, repo_id: str) -> None:
         )
 
 
-def _diff(bundle_dir: Path, plan: PublishPlan, remote: _Remote, allow_patterns: list[str] | None) -> _Changes:
-    """Files whose content differs from the remote, and remote files the bundle no longer has."""
+def _previously_published(api: Any, repo_id: str, remote: _Remote, bundle_dir: Path) -> set[str]:
+    """Paths the last publish put on the Hub, read from its ``manifest.json``.
+
+    Only these are ever deleted, so files someone added to the repo by hand survive.
+    """
+    previous = remote.files.get(MANIFEST_NAME)
+    if previous is None:
+        return set()
+    if _same_content(bundle_dir / MANIFEST_NAME, previous):
+        return {f["path"] for f in _manifest_files(bundle_dir / MANIFEST_NAME)} | {MANIFEST_NAME}
+    with tempfile.TemporaryDirectory(prefix="zoo-publish-") as tmp:
+        local = Path(api.hf_hub_download(repo_id, MANIFEST_NAME, revision=remote.head, cache_dir=tmp))
+        return {f["path"] for f in _manifest_files(local)} | {MANIFEST_NAME}
+
+
+def _manifest_files(path: Path) -> list[dict[str, Any]]:
+    """The ``files`` entries of a manifest; a malformed one counts as listing nothing."""
+    try:
+        files = json.loads(path.read_text(encoding="utf-8")).get("files")
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return []
+    if not isinstance(files, list):
+        return []
+    return [f for f in files if isinstance(f, dict) and isinstance(f.get("path"), str)]
+
+
+def _diff(
+    bundle_dir: Path, plan: PublishPlan, remote: _Remote, published: set[str], allow_patterns: list[str] | None
+) -> _Changes:
+    """Files whose content differs from the remote, and previously published files the bundle no longer has."""
     additions = tuple(f for f in plan.files if not _unchanged(bundle_dir / f.path, f, remote.files.get(f.path)))
     local = {f.path for f in plan.files}
-    stale = (p for p in remote.files if p not in local and p not in KEEP_REMOTE and selected(p, allow_patterns))
-    return _Changes(additions=additions, deletions=tuple(sorted(stale)))
+    gone = (published & remote.files.keys()) - local - KEEP_REMOTE
+    return _Changes(additions=additions, deletions=tuple(sorted(p for p in gone if selected(p, allow_patterns))))
 
 
 def _unchanged(local: Path, planned: PlannedFile, remote: Any) -> bool:
@@ -156,6 +187,14 @@ def _unchanged(local: Path, planned: PlannedFile, remote: Any) -> bool:
     if remote.lfs is not None:
         return remote.lfs.sha256 == planned.sha256
     return remote.blob_id == git_blob_oid(local)  # regular files are only known by their git blob id
+
+
+def _same_content(local: Path, remote: Any) -> bool:
+    if remote.size != local.stat().st_size:
+        return False
+    if remote.lfs is not None:
+        return remote.lfs.sha256 == sha256_file(local)
+    return remote.blob_id == git_blob_oid(local)
 
 
 def _publish_changes(

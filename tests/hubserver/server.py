@@ -186,7 +186,9 @@ class HubServer:
         found = self._routers[role].match(req.method, req.path)
         name = found[0].name if found else "unknown"
         fault = self.faults.take(req.method, req.path)
-        if fault is not None:
+        if fault is not None and fault.action is not None:
+            fault.action()
+        if fault is not None and fault.status is not None:
             return name, fault.response()
         if found is None:
             return name, error_response(HubError(404, f"No route for {req.method} {req.path}"))

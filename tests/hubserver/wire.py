@@ -139,17 +139,24 @@ class Router:
 
 @dataclass
 class Fault:
-    """Answer ``status`` to the next ``times`` requests whose path matches ``pattern``."""
+    """Answer ``status`` to the next ``times`` requests whose path matches ``pattern``.
+
+    With ``status`` None it only runs ``action`` first and the request is then served normally.
+    """
 
     pattern: re.Pattern[str]
-    status: int
+    status: int | None
     remaining: int
     method: str | None = None
     retry_after: int | None = None
+    code: str | None = None
+    action: Callable[[], object] | None = None
     hits: int = 0
 
     def response(self) -> Response:
         headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        if self.code:
+            headers["X-Error-Code"] = self.code
         message = f"Injected fault {self.status}"
         return json_response({"error": message}, self.status, {"X-Error-Message": message, **headers})
 
@@ -169,9 +176,19 @@ class FaultPlan:
         times: int = 1,
         method: str | None = None,
         retry_after: int | None = None,
+        code: str | None = None,
     ) -> Fault:
-        """Fail the next ``times`` requests to paths matching regex ``pattern`` (searched, not anchored)."""
-        fault = Fault(re.compile(pattern), status, times, method, retry_after)
+        """Fail the next ``times`` requests to paths matching regex ``pattern`` (searched, not anchored).
+
+        ``retry_after`` sets the ``Retry-After`` header; ``code`` the ``X-Error-Code`` one.
+        """
+        return self._append(Fault(re.compile(pattern), status, times, method, retry_after, code))
+
+    def before(self, pattern: str, action: Callable[[], object], *, times: int = 1, method: str | None = None) -> Fault:
+        """Run ``action`` before serving the next ``times`` matching requests (e.g. a concurrent push)."""
+        return self._append(Fault(re.compile(pattern), None, times, method, action=action))
+
+    def _append(self, fault: Fault) -> Fault:
         with self._lock:
             self._faults.append(fault)
         return fault
