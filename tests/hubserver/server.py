@@ -7,14 +7,17 @@ cross-origin path it takes against huggingface.co.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
+import socket
 import tempfile
 import threading
 import traceback
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from . import api, download, upload
 from .errors import HubError, repo_not_found
@@ -111,6 +114,22 @@ class _Origin(ThreadingHTTPServer):
         super().__init__(address, HubRequestHandler)
         self.app = app
         self.role = role
+        self.connections: set[socket.socket] = set()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        self.connections.add(conn)
+        return conn, addr
+
+    def shutdown_request(self, request: Any) -> None:
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Close kept-alive client connections so their handler threads end with the server."""
+        for conn in list(self.connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 class HubServer:
@@ -154,6 +173,7 @@ class HubServer:
     def stop(self) -> None:
         for origin in self._origins.values():
             origin.shutdown()
+            origin.drop_connections()
             origin.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
