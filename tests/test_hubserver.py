@@ -11,6 +11,8 @@ import httpx2
 import pytest
 
 pytest_plugins = ["conftest_hub"]
+# huggingface_hub's own LFS PUT passes a file object as ``data=``, which httpx2 deprecates
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
 from hubserver import WRITE_TOKEN  # noqa: E402 - tests/ is on sys.path under pytest
 
@@ -99,3 +101,18 @@ def test_unknown_token_is_401_everywhere(hub, repo):
         response = httpx2.get(f"{hub.url}/{path}", headers=bad)
         assert response.status_code == 401, path
         assert response.headers["X-Error-Message"] == "Invalid credentials in Authorization header"
+
+
+def test_paths_info_reports_lfs_sha256_and_blob_ids(hub, repo):
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.hf_api import RepoFile, RepoFolder
+
+    data = os.urandom(2048)  # binary sample: the server answers "lfs"
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    adds = [CommitOperationAdd("m/w.bin", data), CommitOperationAdd("m/a.txt", b"a")]
+    api.create_commit(repo, adds, commit_message="c")
+    infos = {i.path: i for i in api.get_paths_info(repo, ["m/w.bin", "m/a.txt", "m", "absent"])}
+    assert set(infos) == {"m/w.bin", "m/a.txt", "m"}
+    assert isinstance(infos["m"], RepoFolder) and isinstance(infos["m/a.txt"], RepoFile)
+    assert infos["m/w.bin"].lfs.sha256 == hashlib.sha256(data).hexdigest() and infos["m/w.bin"].size == 2048
+    assert infos["m/a.txt"].lfs is None and infos["m/a.txt"].blob_id == hub.files(repo)["m/a.txt"].oid
