@@ -1,0 +1,142 @@
+"""`zoo build` end to end on the offline tiny recipe (one real conversion + gate per target)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import copy_zoo, run_zoo
+
+pytest.importorskip("coreai_torch")
+
+MODEL = "tiny-lfm2-moe"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A zoo copy with the tiny model built and gated for `mac` (shared: conversion is slow)."""
+    root = copy_zoo(tmp_path_factory.mktemp("zoo-build"))
+    result = run_zoo("build", MODEL, "--target", "mac", "--json", root=root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def bundle(root: Path, target: str = "mac") -> Path:
+    return root / "build" / MODEL / target
+
+
+def manifest(root: Path, target: str = "mac") -> dict:
+    return json.loads((bundle(root, target) / "manifest.json").read_text())
+
+
+def test_bundle_layout_and_verify(built: Path):
+    b = bundle(built)
+    stem = "Tiny-LFM2-MoE-sym8"
+    for rel in ("README.md", "LICENSE", "manifest.json", "gate.json", f"gpu-pipelined/{stem}/metadata.json",
+                f"gpu-pipelined/{stem}/tokenizer/tokenizer.json", f"gpu-pipelined/{stem}/{stem}.aimodel/main.mlirb"):
+        assert (b / rel).is_file(), rel
+    result = run_zoo("verify", str(b), "--json", root=built)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"bundle": str(b), "ok": True, "publishable": True, "problems": []}
+
+
+def test_estimate_within_three_percent_of_actual(built: Path):
+    size = manifest(built)["size"]
+    assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.03
+
+
+def test_weights_really_are_int8(built: Path):
+    from zootool.backends.coreai import read_metadata, storage_summary
+
+    aimodel = next(bundle(built).rglob("*.aimodel"))
+    storage = storage_summary(aimodel)["storage"]
+    assert storage.get("Int8", 0) > 4_000_000, storage
+    custom = read_metadata(aimodel)["custom"]
+    assert custom["zootool.recipe"] == MODEL and custom["zootool.plan_hash"] == manifest(built)["plan_hash"]
+
+
+def test_gate_transcript_and_card(built: Path):
+    gate = json.loads((bundle(built) / "gate.json").read_text())
+    assert gate["positions"] == 41 and len(gate["candidate"]["tokens"]) == 41
+    assert gate["verdict"]["passed"] is True
+    card = (bundle(built) / "README.md").read_text()
+    assert gate["line"] in card and "license: mit" in card and "library_name: coreai" in card
+    assert "Use the chat template and sampling" in card
+
+
+def test_no_local_paths_in_published_files(built: Path):
+    for name in ("manifest.json", "README.md", "gate.json"):
+        text = (bundle(built) / name).read_text()
+        assert str(built) not in text and "/root" not in text and "/home/" not in text, name
+
+
+def test_runtime_logits_match_the_torch_module(built: Path):
+    """The saved .aimodel on the CPU runtime vs the same quantized module run in torch."""
+    import torch
+
+    from zootool.arch.lfm2_moe_model import build_decode_chunks, decode_tokens, load_weights
+    from zootool.backends.coreai_quant import quantize_module, resolve_plan
+    from zootool.plan import resolve
+    from zootool.registry import get
+    from zootool.runner import DecodeRunner
+    from zootool.zoo_data import Zoo
+
+    zoo = Zoo(built)
+    recipe, path = get(zoo, MODEL)
+    plan = resolve(recipe, "mac", zoo, recipe_file=str(path))
+    checkpoint = next((built / ".zoo-cache" / "checkpoints").iterdir())
+    config = json.loads((checkpoint / "config.json").read_text())
+    (module,) = build_decode_chunks(config, plan.context_length, dtype=torch.float16)
+    load_weights(module, checkpoint)
+    quantize_module(module, resolve_plan("sym8"), use_kernel=False)
+    tokens = [1, 17, 300, 42, 7, 512, 99, 3]
+    with torch.no_grad():
+        expected = decode_tokens([module], tokens).float().numpy()
+    with DecodeRunner(plan, list(bundle(built).rglob("*.aimodel"))) as runner:
+        actual = runner.logits_for(tokens)
+    # Same fp16 weights; the Linux CPU runtime accumulates fp16 matmuls in fp16, torch in fp32,
+    # so values drift by a few hundredths at hidden 256 while the ranking holds.
+    assert np.abs(actual - expected).max() < 0.15
+    assert np.corrcoef(actual.ravel(), expected.ravel())[0, 1] > 0.995
+    assert (actual.argmax(-1) == expected.argmax(-1)).all()
+
+
+def test_rebuild_is_a_cache_hit_and_force_rebuilds(built: Path):
+    again = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", root=built)
+    # --no-gate changes the build key: not a cache hit.
+    assert json.loads(again.stdout)["cached"] is False
+    same = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", root=built)
+    assert json.loads(same.stdout)["cached"] is True
+    assert json.loads(same.stdout)["gate"] == "not gated (built with --no-gate)"
+    forced = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", "--force", root=built)
+    assert json.loads(forced.stdout)["cached"] is False
+
+
+def test_tampered_or_stray_files_fail_verify(built: Path, tmp_path: Path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle(built), copy)
+    text = (copy / "LICENSE").read_text()
+    (copy / "LICENSE").write_text(text.replace("MIT", "XYZ", 1))  # same size, other bytes
+    (copy / "stray.safetensors").write_bytes(b"0" * 10)
+    result = run_zoo("verify", str(copy), root=built)
+    assert result.returncode == 8
+    assert "LICENSE: sha256 differs from the manifest" in result.stderr
+    assert "stray.safetensors: not listed in the manifest" in result.stderr
+    assert "stray.safetensors: not an allowed bundle file" in result.stderr
+
+
+def test_iphone_int4_bundle(tmp_path: Path):
+    root = copy_zoo(tmp_path / "zoo")
+    result = run_zoo("build", MODEL, "--target", "iphone", "--json", "--no-gate", root=root)
+    assert result.returncode == 0, result.stderr
+    from zootool.backends.coreai import storage_summary
+
+    storage = storage_summary(next(bundle(root, "iphone").rglob("*.aimodel")))["storage"]
+    assert storage.get("UInt4", 0) > 3_000_000, storage
+    size = manifest(root, "iphone")["size"]
+    assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.03
+    assert run_zoo("verify", str(bundle(root, "iphone")), root=root).returncode == 0
