@@ -234,6 +234,36 @@ def gate(
         raise GateFailedError(f"gate failed: {summary['line']}", "see the transcript for the flipped positions")
 
 
+@app.command()
+def publish(
+    model: str,
+    target: TargetOpt,
+    repo: Annotated[Optional[str], typer.Option(help="Hub repo namespace/name (default: the recipe's publish.repo).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    revision: Annotated[Optional[str], typer.Option(help="Branch to commit to (default: main).")] = None,
+    endpoint: Annotated[Optional[str], typer.Option(help="Hub endpoint, e.g. a local test server.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; no network.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish a built, verified, gated bundle to the Hugging Face Hub in one commit, then tag it."""
+    from .publish_cli import publish_command
+
+    result = publish_command(zoo(), model, target, repo=repo, private=private, revision=revision,
+                             endpoint=endpoint, dry_run=dry_run)
+    if as_json:
+        emit_json(result)
+    elif dry_run:
+        out.print(f"would publish {len(result['files'])} files ({result['total_bytes']:,} bytes) to {result['repo']}")
+        for entry in result["files"]:
+            out.print(f"  {entry['path']}  {entry['size']:,}")
+        out.print(f"card front matter: {result['card_front_matter']}")
+    elif result["commit_sha"]:
+        out.print(f"published {result['repo_url']} commit {result['commit_sha']} tag {result['tag']} "
+                  f"({len(result['files_uploaded'])} files uploaded, {len(result['files_deleted'])} deleted)")
+    else:
+        out.print(f"{result['repo_url']} already has this bundle: no commit made (tag {result['tag']})")
+
+
 def summary_text(summary: dict[str, Any]) -> str:
     state = "reused (identical plan and inputs)" if summary["cached"] else "built"
     return (

@@ -87,13 +87,13 @@ def _card(bundle: Path) -> list[str]:
     path = bundle / "README.md"
     if not path.is_file():
         return ["README.md: the model card is missing"]
-    front = _front_matter(path.read_text())
+    front = front_matter(path.read_text())
     if front is None:
         return ["README.md: no YAML front matter"]
     return [f"README.md: front matter lacks '{key}'" for key in CARD_KEYS if key not in front]
 
 
-def _front_matter(text: str) -> dict[str, Any] | None:
+def front_matter(text: str) -> dict[str, Any] | None:
     import yaml
 
     if not text.startswith("---\n"):

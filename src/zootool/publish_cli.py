@@ -1,0 +1,77 @@
+"""``zoo publish``: verify a built bundle, then put it on the Hub in one commit (or show what would go)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .bundle import bundle_dir
+from .errors import ConfigError, VerifyError
+from .plan import resolve
+from .registry import get
+from .verify import front_matter, require, verify_bundle
+from .zoo_data import Zoo
+
+
+def publish_command(
+    zoo: Zoo, model: str, target: str, *, repo: str | None, private: bool, revision: str | None,
+    endpoint: str | None, dry_run: bool,
+) -> dict[str, Any]:
+    """Refuse anything that fails ``zoo verify`` or its gate; otherwise publish (or plan to)."""
+    recipe, path = get(zoo, model)
+    plan = resolve(recipe, target, zoo, recipe_file=str(path))
+    bundle = bundle_dir(zoo.root, recipe.id, target)
+    if not bundle.is_dir():
+        raise VerifyError(f"{bundle}: not built", f"run `zoo build {model} --target {target}` first")
+    report = verify_bundle(bundle, plan.budget.budget_bytes)
+    require(report, publishable=True)
+    manifest = report.manifest
+    if manifest.get("plan_hash") != plan.plan_hash:
+        raise VerifyError(
+            f"{bundle}: built from plan {manifest.get('plan_hash')}, but the recipe now resolves to {plan.plan_hash}",
+            f"rebuild: zoo build {model} --target {target}",
+        )
+    repo_id = repo or plan.publish_repo
+    if not repo_id:
+        raise ConfigError(
+            f"{path}: targets.{target}.publish.repo is not set", "set it in the recipe or pass --repo namespace/name"
+        )
+    if dry_run:
+        return _dry_run(bundle, repo_id, private or plan.publish_private)
+    return _publish(zoo, bundle, manifest, repo_id, private or plan.publish_private, revision, endpoint)
+
+
+def _dry_run(bundle: Path, repo_id: str, private: bool) -> dict[str, Any]:
+    from .publish_plan import plan_publish
+
+    planned = plan_publish(bundle)
+    return {
+        "dry_run": True, "repo": repo_id, "private": private,
+        "files": [{"path": f.path, "size": f.size} for f in planned.files],
+        "total_bytes": planned.total_bytes,
+        "cardfront_matter": front_matter((bundle / "README.md").read_text()),
+    }
+
+
+def _publish(zoo, bundle: Path, manifest: dict, repo_id: str, private: bool, revision, endpoint) -> dict[str, Any]:
+    from .publisher import publish_bundle
+
+    message = (
+        f"Publish {manifest['recipe']} ({manifest['target']}), plan {manifest['plan_hash']}, zootool {__version__}"
+    )
+    result = publish_bundle(
+        bundle, repo_id, token=None, endpoint=endpoint, private=private, revision=revision,
+        commit_message=message, tag=manifest.get("bundle_version"),
+    )
+    _record(zoo, manifest, repo_id, result)
+    return {"dry_run": False, "repo": repo_id, **result.model_dump(mode="json")}
+
+
+def _record(zoo: Zoo, manifest: dict, repo_id: str, result: Any) -> None:
+    try:
+        from .records import record_publish
+    except ImportError:  # the catalog records module is optional until `zoo index` lands
+        return
+    if result.commit_sha:
+        record_publish(zoo, manifest["recipe"], manifest["target"], repo_id, result.commit_sha, result.tag)
