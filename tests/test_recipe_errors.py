@@ -42,12 +42,12 @@ LOAD_CASES = [
     ('source = { generate = "random", seed = 0 }', 'source = { url = "x" }',
      f"{TINY}: model.source: source needs either 'hub' (with 'revision') or 'generate'", FIX),
     ('source = { generate = "random", seed = 0 }', 'source = { hub = "Org/Model", revision = "main" }',
-     f"{TINY}: model.source.hub.revision: 'main' is not a full 40-character commit sha (branches move; "
+     f"{TINY}: model.source.revision: 'main' is not a full 40-character commit sha (branches move; "
      "pin a commit)", FIX),
     ("num-experts-per-tok = 2", "num-experts-per-tok = 9",
      f"{TINY}: architecture: num-experts-per-tok must be between 1 and num-experts", FIX),
     ('family = "lfm2_moe"', 'family = "gpt9"',
-     f"{TINY}: architecture.family: Input should be 'lfm2_moe'", FIX),
+     f"{TINY}: architecture.family: unknown family 'gpt9'", "known: 'lfm2_moe', 'llama'"),
     ("schema = 1", "schema = 2", f"{TINY}: schema: Input should be 1", FIX),
     ('id = "tiny-lfm2-moe"', 'id = "tiny-other"',
      f"{TINY}: model.id: 'tiny-other' does not match the file name 'tiny-lfm2-moe.toml'",

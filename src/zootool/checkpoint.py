@@ -173,15 +173,17 @@ def _quiet_transformers() -> Iterator[None]:
 def _random_model(config: dict[str, Any], seed: int) -> Any:
     import torch
     from huggingface_hub.errors import StrictDataclassError
-    from transformers import Lfm2MoeConfig, Lfm2MoeForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
+    settings = dict(config)
+    model_type = settings.pop("model_type")
     try:
-        hf_config = Lfm2MoeConfig(**config)
-    except (TypeError, ValueError, StrictDataclassError) as exc:
-        raise ConfigError(f"invalid lfm2_moe config: {exc}", "check the config keys against Lfm2MoeConfig") from exc
+        hf_config = AutoConfig.for_model(model_type, **settings)
+    except (TypeError, ValueError, KeyError, StrictDataclassError) as exc:
+        raise ConfigError(f"invalid {model_type} config: {exc}", "check the config keys against transformers") from exc
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = Lfm2MoeForCausalLM(hf_config).eval()
+        model = AutoModelForCausalLM.from_config(hf_config).eval()
         _randomise_defaults(model)
     return model
 

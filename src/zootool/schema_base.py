@@ -58,7 +58,10 @@ def to_recipe_error(
     errors = _explained_first(exc.errors(include_url=False))
     first = errors[0]
     loc = tuple(str(part) for part in first["loc"])
-    key = ".".join(prefix + loc) or None
+    shown = toml_keys(model, loc)
+    if first["type"] == "union_tag_invalid":
+        shown += (first["ctx"]["discriminator"].strip("'"),)
+    key = ".".join(prefix + shown) or None
     message, hint = _describe(model, first, loc)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
@@ -85,6 +88,9 @@ def _describe(model: type[BaseModel], error: dict[str, Any], loc: tuple[str, ...
         return f"unknown key '{loc[-1]}'", did_you_mean(loc[-1], known)
     if kind == "missing":
         return "required key is missing", f"add '{loc[-1]}' there"
+    if kind == "union_tag_invalid":
+        ctx = error["ctx"]
+        return f"unknown {ctx['discriminator'].strip(chr(39))} '{ctx['tag']}'", f"known: {ctx['expected_tags']}"
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
@@ -115,6 +121,22 @@ def known_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
     return _aliases(current)
 
 
+def toml_keys(model: type[BaseModel], loc: tuple[str, ...]) -> tuple[str, ...]:
+    """``loc`` without the union tags pydantic inserts: the keys as written in the file."""
+    current: Any = model
+    keys = []
+    for part in loc:
+        members = _union_members(_unwrap(current)) if current is not None else []
+        if not any(_tag(option) == part for option in members):
+            keys.append(part)
+        current = _step(current, part) if current is not None else None
+    return tuple(keys)
+
+
+def _tag(option: Any) -> str | None:
+    return getattr(option, "family_tag", None) or getattr(option, "source_tag", None)
+
+
 def _aliases(annotation: Any) -> list[str]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [field.alias or name for name, field in annotation.model_fields.items()]
@@ -131,8 +153,7 @@ def _step(annotation: Any, part: str) -> Any:
     if typing.get_origin(annotation) is dict:
         return typing.get_args(annotation)[1]
     for option in _union_members(annotation):
-        tag = getattr(option, "family_tag", None) or getattr(option, "source_tag", None)
-        if tag == part:
+        if _tag(option) == part:
             return option
     return None
 

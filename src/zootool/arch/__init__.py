@@ -7,8 +7,9 @@ from typing import Annotated, Any, Union
 from pydantic import Field
 
 from .lfm2_moe import Lfm2MoeArch
+from .llama import LlamaArch
 
-FAMILIES: dict[str, Any] = {cls.family_tag: cls for cls in (Lfm2MoeArch,)}
+FAMILIES: dict[str, Any] = {cls.family_tag: cls for cls in (Lfm2MoeArch, LlamaArch)}
 
 _MEMBERS = tuple(FAMILIES.values())
 # A discriminated union needs two members; with one family the class itself is the type.

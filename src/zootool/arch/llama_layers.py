@@ -1,0 +1,115 @@
+"""Building blocks of the dense Llama-family decode step (see ``llama_model``).
+
+Each block keeps the parameter names of its transformers counterpart
+(``LlamaAttention``, ``Qwen3Attention``, ``LlamaMLP``, ...), so checkpoint tensors
+map one to one. The norm and the per-step context are shared with LFM2-MoE.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .lfm2_moe_layers import RMSNorm, StepContext
+
+if TYPE_CHECKING:
+    from .llama_model import LlamaDims
+
+__all__ = ["Attention", "DecoderLayer", "MLP", "RMSNorm", "StepContext", "rope_inverse_frequencies"]
+
+
+def rope_inverse_frequencies(head_dim: int, theta: float, scaling: Mapping[str, Any] | None) -> Tensor:
+    """fp32 RoPE inverse frequencies, with transformers' ``linear`` or ``llama3`` scaling applied."""
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device="cpu") / head_dim
+    inv_freq = 1.0 / theta**exponents
+    if not scaling:
+        return inv_freq
+    factor = float(scaling["factor"])
+    if scaling["rope_type"] == "linear":
+        return inv_freq / factor
+    return _llama3_frequencies(inv_freq, factor, scaling)
+
+
+def _llama3_frequencies(inv_freq: Tensor, factor: float, scaling: Mapping[str, Any]) -> Tensor:
+    # Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, the band between blended.
+    low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])
+    original = float(scaling["original_max_position_embeddings"])
+    wavelength = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelength > original / low, inv_freq / factor, inv_freq)
+    smooth = (original / wavelength - low) / (high - low)
+    blended = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelength >= original / high) & (wavelength <= original / low)
+    return torch.where(medium, blended, scaled)
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+
+
+class Attention(nn.Module):
+    """GQA over a fixed-length KV cache; optional per-head q/k RMSNorm (Qwen3) and biases."""
+
+    def __init__(self, dims: LlamaDims) -> None:
+        super().__init__()
+        h, d, bias = dims.hidden_size, dims.head_dim, dims.attention_bias
+        self.num_heads, self.num_kv_heads, self.head_dim = dims.num_heads, dims.num_kv_heads, d
+        self.q_proj = nn.Linear(h, dims.num_heads * d, bias=bias)
+        self.k_proj = nn.Linear(h, dims.num_kv_heads * d, bias=bias)
+        self.v_proj = nn.Linear(h, dims.num_kv_heads * d, bias=bias)
+        self.o_proj = nn.Linear(dims.num_heads * d, h, bias=bias)
+        if dims.qk_norm:
+            self.q_norm = RMSNorm(d, dims.norm_eps)
+            self.k_norm = RMSNorm(d, dims.norm_eps)
+        self.qk_norm = dims.qk_norm
+
+    def forward(self, x: Tensor, ctx: StepContext, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q = self.q_proj(x).view(1, self.num_heads, self.head_dim)
+        k = self.k_proj(x).view(1, self.num_kv_heads, self.head_dim)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = _rotate(q, ctx.cos, ctx.sin), _rotate(k, ctx.cos, ctx.sin)
+        v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
+        keys = torch.where(ctx.write, k.unsqueeze(2), keys)
+        values = torch.where(ctx.write, v, values)
+        # Query heads grouped under their KV head: no repeated K/V is materialised.
+        q = q.view(1, self.num_kv_heads, self.num_heads // self.num_kv_heads, self.head_dim)
+        scores = torch.matmul(q, keys.transpose(-1, -2)) * self.head_dim**-0.5
+        scores = torch.where(ctx.visible, scores, torch.finfo(scores.dtype).min)
+        probs = torch.softmax(scores.to(torch.float32), dim=-1).to(values.dtype)
+        out = torch.matmul(probs, values).reshape(1, 1, self.num_heads * self.head_dim)
+        return self.o_proj(out), keys, values
+
+
+class MLP(nn.Module):
+    """SwiGLU feed-forward: ``down(silu(gate(x)) * up(x))``."""
+
+    def __init__(self, hidden: int, intermediate: int, bias: bool) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden, intermediate, bias=bias)
+        self.up_proj = nn.Linear(hidden, intermediate, bias=bias)
+        self.down_proj = nn.Linear(intermediate, hidden, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm attention and pre-norm MLP, both residual."""
+
+    def __init__(self, dims: LlamaDims) -> None:
+        super().__init__()
+        self.self_attn = Attention(dims)
+        self.mlp = MLP(dims.hidden_size, dims.intermediate_size, dims.mlp_bias)
+        self.input_layernorm = RMSNorm(dims.hidden_size, dims.norm_eps)
+        self.post_attention_layernorm = RMSNorm(dims.hidden_size, dims.norm_eps)
+
+    def forward(self, h: Tensor, ctx: StepContext, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        mixed, keys, values = self.self_attn(self.input_layernorm(h), ctx, keys, values)
+        h = h + mixed
+        return h + self.mlp(self.post_attention_layernorm(h)), keys, values

@@ -1,0 +1,53 @@
+"""Filling the Llama-family decode modules of ``llama_model`` with checkpoint tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..errors import FetchError
+from .safetensors_checkpoint import SafetensorsCheckpoint
+
+EMBEDDING = "model.embed_tokens.weight"
+
+
+def checkpoint_name(module_name: str, tied: bool) -> str:
+    """The transformers checkpoint tensor behind a decode-chunk parameter name."""
+    if module_name == "lm_head.weight":
+        return EMBEDDING if tied else module_name
+    return f"model.{module_name}"
+
+
+def load_weights(module: nn.Module | Sequence[nn.Module], checkpoint_dir: Path) -> None:
+    """Fill decode chunk(s) with a transformers llama/qwen3/mistral safetensors checkpoint.
+
+    Parameters are replaced, so meta-device modules work. Raises :class:`FetchError`
+    for a missing, truncated or mismatching tensor or file.
+    """
+    with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
+        load_tensors(module, checkpoint.get, str(checkpoint.directory))
+
+
+def load_tensors(module: nn.Module | Sequence[nn.Module], read: Callable[[str], Any], where: str) -> None:
+    """Fill decode chunk(s) from ``read(checkpoint tensor name) -> tensor``; shapes are checked."""
+    chunks = [module] if isinstance(module, nn.Module) else list(module)
+    for chunk in chunks:
+        tied = chunk.dims.tie_word_embeddings
+        for name, current in chunk.state_dict(keep_vars=True).items():
+            value = read(checkpoint_name(name, tied))
+            if tuple(value.shape) != tuple(current.shape):
+                raise FetchError(
+                    f"{where}: tensor for {name} has shape {tuple(value.shape)}, "
+                    f"the config implies {tuple(current.shape)}",
+                    "the weights do not match their config.json; fetch both from the same revision",
+                )
+            _assign(chunk, name, value.to(current.dtype))
+
+
+def _assign(chunk: nn.Module, name: str, value: Tensor) -> None:
+    owner_path, _, attr = name.rpartition(".")
+    owner = chunk.get_submodule(owner_path)
+    setattr(owner, attr, nn.Parameter(value, requires_grad=False))
