@@ -1,0 +1,32 @@
+"""``zoo index [--check]``: the command's logic, kept out of ``cli.py`` (which only prints and exits)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ConfigError
+from .index import check_index, render_index, write_index
+from .zoo_data import Zoo
+
+
+def index_command(zoo: Zoo, check: bool) -> dict[str, Any]:
+    """Regenerate the catalog, or with ``check`` verify it is current.
+
+    Returns a summary: ``files`` (every generated file, zoo-relative), ``changed`` (what
+    was written or removed; empty for ``check``), ``up_to_date``. A stale catalog under
+    ``check`` raises ``ConfigError`` (exit code 2) naming the stale files.
+    """
+    files = [_name(zoo, path) for path in render_index(zoo)]
+    if check:
+        stale = check_index(zoo)
+        if stale:
+            raise ConfigError(
+                f"the zoo catalog is out of date: {', '.join(stale)}", "run `zoo index` and commit"
+            )
+        return {"files": files, "changed": [], "up_to_date": True}
+    changed = [_name(zoo, path) for path in write_index(zoo)]
+    return {"files": files, "changed": changed, "up_to_date": True}
+
+
+def _name(zoo: Zoo, path) -> str:
+    return path.relative_to(zoo.root).as_posix()
