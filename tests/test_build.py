@@ -14,6 +14,7 @@ from conftest import copy_zoo, run_zoo
 pytest.importorskip("coreai_torch")
 
 MODEL = "tiny-lfm2-moe"
+pytest_plugins = ["conftest_hub"]
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +106,6 @@ def test_runtime_logits_match_the_torch_module(built: Path):
     assert (actual.argmax(-1) == expected.argmax(-1)).all()
 
 
-def test_rebuild_is_a_cache_hit_and_force_rebuilds(built: Path):
-    again = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", root=built)
-    # --no-gate changes the build key: not a cache hit.
-    assert json.loads(again.stdout)["cached"] is False
-    same = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", root=built)
-    assert json.loads(same.stdout)["cached"] is True
-    assert json.loads(same.stdout)["gate"] == "not gated (built with --no-gate)"
-    forced = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", "--force", root=built)
-    assert json.loads(forced.stdout)["cached"] is False
-
-
 def test_tampered_or_stray_files_fail_verify(built: Path, tmp_path: Path):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle(built), copy)
@@ -140,3 +130,44 @@ def test_iphone_int4_bundle(tmp_path: Path):
     size = manifest(root, "iphone")["size"]
     assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.03
     assert run_zoo("verify", str(bundle(root, "iphone")), root=root).returncode == 0
+
+
+def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub):
+    from conftest_hub import WRITE_TOKEN
+
+    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(built / "hf-home")}
+    args = ("publish", MODEL, "--target", "mac", "--repo", "zoo-org/Tiny-CoreAI", "--endpoint", hub.url, "--json")
+    first = run_zoo(*args, root=built, env=env)
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    assert result["commit_sha"] == hub.head("zoo-org/Tiny-CoreAI")
+    assert WRITE_TOKEN not in first.stdout + first.stderr
+    files = hub.files("zoo-org/Tiny-CoreAI")
+    listed = {entry["path"]: entry["sha256"] for entry in manifest(built)["files"]}
+    assert set(listed) | {"manifest.json"} <= set(files)
+    assert hub.tags("zoo-org/Tiny-CoreAI")[manifest(built)["bundle_version"]] == result["commit_sha"]
+    again = run_zoo(*args, root=built, env=env)
+    assert again.returncode == 0 and json.loads(again.stdout)["commit_sha"] is None
+    assert hub.head("zoo-org/Tiny-CoreAI") == result["commit_sha"]
+
+
+def test_publish_dry_run_needs_no_network(built: Path):
+    result = run_zoo("publish", MODEL, "--target", "mac", "--dry-run", "--json",
+                     "--endpoint", "http://127.0.0.1:9", root=built)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["repo"] == "coreai-zoo/Tiny-LFM2-MoE-CoreAI"
+    assert {"README.md", "LICENSE", "gate.json"} <= {f["path"] for f in plan["files"]}
+    assert plan["card_front_matter"]["library_name"] == "coreai"
+
+
+# Last: it replaces the gated bundle the tests above share with an ungated one.
+def test_rebuild_is_a_cache_hit_and_force_rebuilds(built: Path):
+    again = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", root=built)
+    # --no-gate changes the build key: not a cache hit.
+    assert json.loads(again.stdout)["cached"] is False
+    same = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", root=built)
+    assert json.loads(same.stdout)["cached"] is True
+    assert json.loads(same.stdout)["gate"] == "not gated (built with --no-gate)"
+    forced = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", "--force", root=built)
+    assert json.loads(forced.stdout)["cached"] is False

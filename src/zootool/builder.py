@@ -25,6 +25,7 @@ from .manifest import mismatches, read_manifest, write_manifest
 from .package import copy_license, copy_tokenizer, dir_bytes, write_app_metadata
 from .plan import BuildPlan, gb
 from .quiet import captured
+from .records import record_build
 from .zoo_data import Zoo
 
 
@@ -76,6 +77,7 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
             return BuildResult(final, True, read_manifest(final), stages.timings)
         with staging(final) as stage:
             manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages)
+        record_build(zoo, manifest)
     result = BuildResult(final, False, manifest, stages.timings)
     if manifest["gate"]["verdict"] == "FAIL":
         raise GateFailedError(

@@ -50,7 +50,7 @@ def _dry_run(bundle: Path, repo_id: str, private: bool) -> dict[str, Any]:
         "dry_run": True, "repo": repo_id, "private": private,
         "files": [{"path": f.path, "size": f.size} for f in planned.files],
         "total_bytes": planned.total_bytes,
-        "cardfront_matter": front_matter((bundle / "README.md").read_text()),
+        "card_front_matter": front_matter((bundle / "README.md").read_text()),
     }
 
 
@@ -69,9 +69,7 @@ def _publish(zoo, bundle: Path, manifest: dict, repo_id: str, private: bool, rev
 
 
 def _record(zoo: Zoo, manifest: dict, repo_id: str, result: Any) -> None:
-    try:
-        from .records import record_publish
-    except ImportError:  # the catalog records module is optional until `zoo index` lands
-        return
+    from .records import record_publish
+
     if result.commit_sha:
         record_publish(zoo, manifest["recipe"], manifest["target"], repo_id, result.commit_sha, result.tag)
