@@ -1,0 +1,140 @@
+"""`zoo build` failure paths: nothing that looks like a finished bundle is ever left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, copy_zoo, run_zoo
+
+pytest.importorskip("coreai_torch")
+pytest_plugins = ["conftest_hub"]
+
+MODEL = "tiny-lfm2-moe"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """The tiny recipe's checkpoint (with its LICENSE), generated once for this module."""
+    from zootool.checkpoint import generate_tiny_checkpoint
+    from zootool.registry import get
+    from zootool.zoo_data import Zoo
+
+    recipe, _ = get(Zoo(REPO), MODEL)
+    folder = generate_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", recipe.architecture.to_hf_config(), 0)
+    shutil.copyfile(REPO / "zoo" / "licenses" / "mit.txt", folder / "LICENSE")
+    return folder
+
+
+def leftovers(root: Path, target: str = "mac") -> list[str]:
+    folder = root / "build" / MODEL
+    return sorted(p.name for p in folder.iterdir() if p.name != f"{target}.log") if folder.exists() else []
+
+
+def weights_copy(checkpoint: Path, dest: Path) -> Path:
+    shutil.copytree(checkpoint, dest)
+    return dest
+
+
+def test_missing_license_is_refused_before_conversion(zoo_root: Path, checkpoint: Path, tmp_path: Path):
+    weights = weights_copy(checkpoint, tmp_path / "w")
+    (weights / "LICENSE").unlink()
+    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(weights), root=zoo_root)
+    assert result.returncode == 9
+    assert "LICENSE: the license text (MIT License) is missing" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert leftovers(zoo_root) == []
+
+
+def test_truncated_safetensors_is_a_fetch_error(zoo_root: Path, checkpoint: Path, tmp_path: Path):
+    weights = weights_copy(checkpoint, tmp_path / "w")
+    data = (weights / "model.safetensors").read_bytes()
+    (weights / "model.safetensors").write_bytes(data[: len(data) // 2])
+    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(weights), "--no-gate", root=zoo_root)
+    assert result.returncode == 9, result.stderr
+    assert "model.safetensors" in result.stderr and "conversion log:" in result.stderr
+    assert leftovers(zoo_root) == []
+
+
+def test_checkpoint_that_contradicts_the_recipe_is_refused(zoo_root: Path, checkpoint: Path, tmp_path: Path):
+    weights = weights_copy(checkpoint, tmp_path / "w")
+    config = (weights / "config.json").read_text().replace('"num_experts": 8', '"num_experts": 16')
+    (weights / "config.json").write_text(config)
+    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(weights), root=zoo_root)
+    assert result.returncode == 2
+    assert "num_experts: recipe 8, checkpoint 16" in result.stderr
+
+
+def test_unpinned_hub_source_is_refused_before_download(zoo_root: Path):
+    result = run_zoo("build", "lfm2.5-8b-a1b", "--target", "mac", root=zoo_root)
+    assert result.returncode == 2
+    assert "LiquidAI/LFM2.5-8B-A1B has no pinned revision" in result.stderr
+
+
+def test_actual_size_over_budget_keeps_nothing(zoo_root: Path, checkpoint: Path):
+    platforms = zoo_root / "zoo" / "platforms.toml"
+    # Between the weights estimate (7.32 MB) and the real bundle (about 7.46 MB).
+    platforms.write_text(platforms.read_text().replace("budget-bytes = 48_000_000_000", "budget-bytes = 7_400_000"))
+    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(checkpoint), "--no-gate", root=zoo_root)
+    assert result.returncode == 3, result.stderr
+    assert "the built bundle is" in result.stderr and "nothing was kept" in result.stderr
+    assert leftovers(zoo_root) == []
+
+
+def test_a_held_lock_refuses_a_second_build(zoo_root: Path):
+    folder = zoo_root / "build" / MODEL
+    folder.mkdir(parents=True)
+    (folder / ".mac.lock").write_text(str(os.getpid()))  # this test process is alive
+    result = run_zoo("build", MODEL, "--target", "mac", "--no-gate", root=zoo_root)
+    assert result.returncode == 10
+    assert f"another build (pid {os.getpid()})" in result.stderr
+
+
+def test_killed_build_leaves_no_bundle_and_the_next_build_recovers(zoo_root: Path, checkpoint: Path):
+    args = [sys.executable, "-m", "zootool", "--root", str(zoo_root), "build", MODEL, "--target", "mac",
+            "--weights", str(checkpoint), "--no-gate"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    folder = zoo_root / "build" / MODEL
+    deadline = time.time() + 120
+    while not list(folder.glob(".mac.partial-*")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert list(folder.glob(".mac.partial-*")), "the build never reached its staging directory"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (folder / "mac").exists()
+    assert (folder / ".mac.lock").exists()  # stale: its holder is dead
+    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(checkpoint), "--no-gate", root=zoo_root)
+    assert result.returncode == 0, result.stderr
+    assert leftovers(zoo_root) == ["mac"]
+    assert run_zoo("verify", str(folder / "mac"), root=zoo_root).returncode == 0
+
+
+def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, checkpoint: Path, hub, tmp_path: Path):
+    """The real snapshot_download path, against the local Hub look-alike."""
+    from huggingface_hub import HfApi
+
+    from conftest_hub import WRITE_TOKEN
+
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_repo("zoo-org/tiny-upstream")
+    commit = api.upload_folder(repo_id="zoo-org/tiny-upstream", folder_path=str(checkpoint)).oid
+    recipe = zoo_root / "recipes" / f"{MODEL}.toml"
+    recipe.write_text(recipe.read_text().replace(
+        'source = { generate = "random", seed = 0 }',
+        f'source = {{ hub = "zoo-org/tiny-upstream", revision = "{commit}" }}',
+    ))
+    env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": WRITE_TOKEN, "HF_HUB_DISABLE_XET": "1",
+           "HF_HOME": str(tmp_path / "hf-home")}
+    result = run_zoo("build", MODEL, "--target", "mac", "--no-gate", "--json", root=zoo_root, env=env)
+    assert result.returncode == 0, result.stderr
+    snapshots = list((tmp_path / "hf-home").rglob(f"snapshots/{commit}/model.safetensors"))
+    assert snapshots, "the checkpoint did not come through the huggingface_hub cache"
+    card = (zoo_root / "build" / MODEL / "mac" / "README.md").read_text()
+    assert "base_model: zoo-org/tiny-upstream" in card and commit in card
