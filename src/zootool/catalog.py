@@ -20,6 +20,7 @@ from .zoo_data import Zoo
 
 HUB = "https://huggingface.co"
 KIND = "llm"  # the only kind package.app_metadata writes today
+COREAIKIT_BACKEND = "coreai"  # CoreAIKit loads Core AI bundles; Core ML packages are not its catalog's
 VARIANT_KEY = {"macos": "macos", "ios": "ios", "ipados": "ios"}  # CoreAIKit knows macos and ios variants
 NOT_GATED = "NOT GATED"
 
@@ -118,14 +119,14 @@ def zoo_models(entries: list[ModelEntry]) -> list[dict[str, Any]]:
 
 
 def coreaikit_models(entries: list[ModelEntry]) -> list[dict[str, Any]]:
-    """CoreAIKit catalog entries: published targets only, grouped by repo and revision.
+    """CoreAIKit catalog entries: published Core AI targets only, grouped by repo and revision.
 
     Targets published to one repo at one revision become variants of one entry; an entry
     needs a pinned revision, so a publish with neither commit nor tag is left out.
     """
     result = []
     for entry in entries:
-        groups = _variant_groups([row for row in entry.rows if row.revision])
+        groups = _variant_groups([r for r in entry.rows if r.revision and r.plan.backend == COREAIKIT_BACKEND])
         for rows in groups:
             result.append(_coreaikit_entry(entry, rows, single=len(groups) == 1))
     return result
