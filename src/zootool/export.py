@@ -1,4 +1,7 @@
-"""Export + quantize: a plan and a checkpoint become ``.aimodel`` chunk(s) through the backend.
+"""Export + quantize: a plan and a checkpoint become model chunk(s) through the plan's backend.
+
+Backend ``coreai`` writes ``.aimodel`` assets, ``coremltools`` writes ``.mlpackage``
+ML Programs; the plan (platform and recipe) chooses, never a flag alone.
 
 Chunks are built, loaded and converted one at a time so no single export holds the
 whole model in memory.
@@ -20,7 +23,12 @@ from .plan import BuildPlan
 # family -> (module builder, weight loader), imported only when a build needs them.
 FAMILY_MODULES = {
     "lfm2_moe": ("zootool.arch.lfm2_moe_model:build_decode_chunks", "zootool.arch.lfm2_moe_weights:load_weights"),
+    "llama": ("zootool.arch.llama_model:build_decode_chunks", "zootool.arch.llama_weights:load_weights"),
 }
+# backend -> model file suffix.
+SUFFIXES = {"coreai": ".aimodel", "coremltools": ".mlpackage"}
+# A dense family has no expert matmul; the Core AI exporter still takes a kernel name.
+NO_KERNEL = "none"
 
 
 def _load(ref: str) -> Callable[..., Any]:
@@ -38,11 +46,11 @@ def family_functions(family: str) -> tuple[Callable[..., Any], Callable[..., Any
     return _load(builder), _load(loader)
 
 
-def chunk_names(stem: str, count: int) -> list[str]:
-    """``<stem>.aimodel`` for one chunk, ``<stem>-1of4.aimodel``... for several."""
+def chunk_names(stem: str, count: int, suffix: str = ".aimodel") -> list[str]:
+    """``<stem>.aimodel`` for one chunk, ``<stem>-1of4.aimodel``... for several (or ``.mlpackage``)."""
     if count == 1:
-        return [f"{stem}.aimodel"]
-    return [f"{stem}-{i}of{count}.aimodel" for i in range(1, count + 1)]
+        return [f"{stem}{suffix}"]
+    return [f"{stem}-{i}of{count}{suffix}" for i in range(1, count + 1)]
 
 
 def build_modules(plan: BuildPlan, checkpoint: Path, chunk_index: int | None = None) -> list[Any]:
@@ -64,30 +72,44 @@ def export_models(
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Convert every chunk into ``out_dir``; ``scheme``/``kernel`` default to the plan's."""
-    from .backends.coreai import export_aimodel
-
     out_dir.mkdir(parents=True, exist_ok=True)
     quant = SimpleNamespace(
         name=scheme_id or plan.scheme_id,
         quantize=(scheme or plan.scheme).quantize,
     )
+    convert = _converter(plan, quant, kernel or plan.kernel_id)
     paths = []
-    for index, name in enumerate(chunk_names(stem, plan.chunks)):
+    for index, name in enumerate(chunk_names(stem, plan.chunks, SUFFIXES[plan.backend])):
         if on_chunk:
             on_chunk(index, plan.chunks)
         (module,) = build_modules(plan, checkpoint, index)
-        path = export_aimodel(
-            module, module.example_inputs(), out_dir / name,
-            scheme=quant, kernel=kernel or plan.kernel_id, metadata=asset_metadata(plan, index),
-        )
-        paths.append(path)
+        paths.append(convert(module, out_dir / name, asset_metadata(plan, index)))
         del module
         gc.collect()
     return paths
 
 
+def _converter(plan: BuildPlan, quant: Any, kernel: str) -> Callable[[Any, Path, dict], Path]:
+    """``convert(module, path, metadata)`` of the plan's backend."""
+    if plan.backend == "coremltools":
+        from .backends.coremltools import deployment_target, export_mlpackage
+
+        target = deployment_target(plan.platform.os, plan.platform.min_os)
+        return lambda module, path, meta: export_mlpackage(
+            module, module.example_inputs(), path, scheme=quant, target=target, metadata=meta
+        )
+    if plan.backend != "coreai":
+        raise NotImplementedFeatureError(f"no exporter for backend '{plan.backend}'", "backends: " + ", ".join(SUFFIXES))
+    from .backends.coreai import export_aimodel
+
+    expert_kernel = "gather_mm" if kernel == NO_KERNEL else kernel
+    return lambda module, path, meta: export_aimodel(
+        module, module.example_inputs(), path, scheme=quant, kernel=expert_kernel, metadata=meta
+    )
+
+
 def asset_metadata(plan: BuildPlan, index: int) -> dict[str, Any]:
-    """Metadata stored inside each ``.aimodel`` (no local paths, no user names)."""
+    """Metadata stored inside each model file (no local paths, no user names)."""
     from . import __version__
 
     source = getattr(plan.source, "hub", None) or "generated"

@@ -9,6 +9,8 @@
    the same tokens one at a time (so one flip does not cascade). Where the bundle's
    kernel cannot execute here (a Metal kernel on Linux), a kernel-free twin with the
    same quantized weights is exported and run instead, and the transcript says so.
+   ``.mlpackage`` chunks run on Core ML on macOS; elsewhere the torch decode module
+   runs the weights read back (dequantized) from the package, and the transcript says so.
 3. Ceiling: the same export without weight quantization (fp16), run the same way.
 """
 
@@ -153,9 +155,9 @@ def run_gate(plan: BuildPlan, checkpoint: Path, paths: list[Path], out: Path) ->
     with tempfile.TemporaryDirectory(prefix="zoo-gate-") as tmp:
         fp16_paths = export_models(plan, checkpoint, Path(tmp) / "fp16", "fp16", scheme=_fp16(), scheme_id="fp16",
                                    kernel="gather_mm")
-        transcript.fp16 = candidate_side(plan, fp16_paths, transcript, _runtime_name(False))
+        transcript.fp16 = candidate_side(plan, fp16_paths, transcript, _runtime_name(plan, False))
         paths, twin = _runnable(plan, checkpoint, paths, Path(tmp) / "twin")
-        transcript.candidate = candidate_side(plan, paths, transcript, _runtime_name(twin))
+        transcript.candidate = candidate_side(plan, paths, transcript, _runtime_name(plan, twin))
     return finish(transcript, out)
 
 
@@ -184,7 +186,11 @@ def _runnable(plan: BuildPlan, checkpoint: Path, paths: list[Path], twin_dir: Pa
     return export_models(plan, checkpoint, twin_dir, "twin", kernel="gather_mm"), True
 
 
-def _runtime_name(twin: bool) -> str:
+def _runtime_name(plan: BuildPlan, twin: bool) -> str:
+    if plan.backend == "coremltools":
+        from .backends.coremltools_runtime import runtime_name
+
+        return runtime_name()
     where = f"Core AI runtime on {_platform.system()} {_platform.machine()} CPU"
     return where + (" (kernel-free twin: GatherMM composite, same quantized weights)" if twin else "")
 
@@ -203,5 +209,5 @@ def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, path
         runnable, twin = (paths, False)
         if checkpoint is not None:
             runnable, twin = _runnable(plan, checkpoint, paths, Path(tmp) / "twin")
-        transcript.candidate = candidate_side(plan, runnable, transcript, _runtime_name(twin))
+        transcript.candidate = candidate_side(plan, runnable, transcript, _runtime_name(plan, twin))
     return finish(transcript, out)

@@ -67,6 +67,9 @@ def app_metadata(plan: BuildPlan, model_files: list[str]) -> dict[str, Any]:
     }
     if len(model_files) > 1:
         data["assets"]["chunks"] = model_files
+    if model_files[0].endswith(".mlpackage"):
+        # Core ML, not Core AI: apps load it with MLModel; the KV caches are plain inputs/outputs.
+        data["assets"]["format"] = "mlpackage"
     return data
 
 

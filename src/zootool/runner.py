@@ -1,4 +1,9 @@
-"""Step-by-step decoding through exported ``.aimodel`` chunk(s) on the Core AI runtime."""
+"""Step-by-step decoding through exported model chunk(s).
+
+``.aimodel`` chunks run on the Core AI runtime. ``.mlpackage`` chunks run on Core ML
+where it exists (macOS); elsewhere the plan's torch decode module runs the weights
+read back from the package (see ``backends.coremltools_runtime``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import numpy as np
 from .plan import BuildPlan
 
 
-def meta_chunks(plan: BuildPlan) -> list[Any]:
+def meta_chunks(plan: BuildPlan, dtype: Any = None) -> list[Any]:
     """The plan's decode modules on the meta device: names and state shapes, no weights."""
     import torch
 
@@ -19,21 +24,34 @@ def meta_chunks(plan: BuildPlan) -> list[Any]:
 
     build, _ = family_functions(plan.architecture.family)
     with torch.device("meta"):
-        return build(plan.architecture.to_hf_config(), plan.context_length, plan.chunks)
+        return build(plan.architecture.to_hf_config(), plan.context_length, plan.chunks, dtype=dtype or torch.float32)
+
+
+def open_session(plan: BuildPlan, index: int, path: Path) -> Any:
+    """A session with ``run(inputs) -> outputs`` and ``close()`` for chunk ``index`` at ``path``."""
+    if path.suffix == ".mlpackage":
+        import torch
+
+        from .backends.coremltools_runtime import CORE_ML_RUNS_HERE, CoreMLSession, TorchReadbackSession
+
+        if CORE_ML_RUNS_HERE:
+            return CoreMLSession(path)
+        return TorchReadbackSession(path, meta_chunks(plan, torch.float16)[index])
+    from .backends.coreai_runtime import AimodelSession
+
+    return AimodelSession(path)
 
 
 class DecodeRunner:
     """Keeps every chunk loaded and carries conv/KV state between single-token steps."""
 
     def __init__(self, plan: BuildPlan, paths: Sequence[Path]) -> None:
-        from .backends.coreai_runtime import AimodelSession
-
         self.chunks = meta_chunks(plan)
         if len(self.chunks) != len(paths):
-            raise ValueError(f"plan has {len(self.chunks)} chunks, got {len(paths)} .aimodel files")
+            raise ValueError(f"plan has {len(self.chunks)} chunks, got {len(paths)} model files")
         self.sessions = []
-        for path in paths:
-            self.sessions.append(AimodelSession(path))
+        for index, path in enumerate(paths):
+            self.sessions.append(open_session(plan, index, Path(path)))
 
     def __enter__(self) -> "DecodeRunner":
         return self

@@ -11,12 +11,13 @@ from typing import Any
 from .errors import VerifyError
 from .manifest import MANIFEST, bundle_files, mismatches, read_manifest
 
-# fnmatch's "*" also crosses "/", so "*.aimodel/*" covers the asset's whole tree.
+# fnmatch's "*" also crosses "/", so "*.aimodel/*" covers the asset's whole tree (same for .mlpackage).
 ALLOWED = (
     "README.md", "LICENSE", "gate.json",
     "gpu-pipelined/*/metadata.json",
     "gpu-pipelined/*/tokenizer/*",
     "gpu-pipelined/*/*.aimodel/*",
+    "gpu-pipelined/*/*.mlpackage/*",
 )
 APP_KEYS = ("metadata_version", "kind", "name", "assets", "language", "source", "compression", "compilation")
 CARD_KEYS = ("license", "library_name", "pipeline_tag", "tags")

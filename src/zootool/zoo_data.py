@@ -14,7 +14,7 @@ from .errors import ConfigError, RecipeError
 from .recipe import GateSettings, PublishSettings, Settings
 from .schema_base import Strict, read_toml, validate
 
-BACKENDS = ("coreai",)
+BACKENDS = ("coreai", "coremltools")
 PIPELINES = ("gpu-pipelined-decode",)
 
 

@@ -47,8 +47,8 @@ def _llama3_frequencies(inv_freq: Tensor, factor: float, scaling: Mapping[str, A
     return torch.where(medium, blended, scaled)
 
 
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    half = x.shape[-1] // 2
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor, half: int) -> Tensor:
+    # `half` is passed as a Python int: a traced `x.shape[-1] // 2` trips coremltools' jit frontend.
     return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
 
 
@@ -73,7 +73,8 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(1, self.num_kv_heads, self.head_dim)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = _rotate(q, ctx.cos, ctx.sin), _rotate(k, ctx.cos, ctx.sin)
+        half = self.head_dim // 2
+        q, k = _rotate(q, ctx.cos, ctx.sin, half), _rotate(k, ctx.cos, ctx.sin, half)
         v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
         keys = torch.where(ctx.write, k.unsqueeze(2), keys)
         values = torch.where(ctx.write, v, values)

@@ -1,0 +1,172 @@
+"""Core ML backend: torch decode module -> compressed ML Program ``.mlpackage`` (coremltools).
+
+For devices before OS 27, which have Core ML but no Core AI. Heavy imports (torch,
+coremltools) happen inside functions, so importing this module is cheap.
+
+Pipeline of :func:`export_mlpackage`: k-means groups are clustered in torch (the
+same 1-D k-means as the Core AI backend) -> fp32 ``torch.jit.trace`` ->
+``ct.convert`` (ML Program, fp16 compute, the platform's deployment target) ->
+``linear_quantize_weights`` (symmetric / affine groups) and ``palettize_weights``
+(``unique`` mode over the already clustered weights: one LUT per output row) ->
+metadata -> ``save`` beside the target, then renamed into place. Each stack failure
+becomes a :class:`BackendFailedError` naming the stage.
+
+Weight constants keep the torch parameter path (``layers.0.mlp.up_proj.weight`` ->
+``layers_0_mlp_up_proj_weight_to_fp16``); ``coremltools_weights`` relies on that to
+read a saved package's weights back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendFailedError, BackendUnavailableError, ConfigError
+
+MIN_TARGETS = {"iOS": 18, "macOS": 15}  # per-block int8 and per-row LUTs need the iOS 18 opset
+OS_NAMES = {"ios": "iOS", "ipados": "iOS", "macos": "macOS"}
+WEIGHT_SUFFIX = "_to_fp16"  # what the fp16 pass appends to a weight constant's name
+_INSTALL_HINT = "install coremltools (pip install 'coremltools>=9') in the zoo's environment"
+_STAGE_HINTS = {
+    "quantize": "check the scheme's formats: symmetric/affine int8 or int4 blocks, or k-means LUTs",
+    "trace": "the module must be torch.jit.trace-able with static shapes",
+    "convert": "a torch op has no coremltools lowering; rewrite that part of the export module",
+    "compress": "check that every quantized weight's input dimension is a multiple of the block size",
+    "save": "check that the output directory is writable and has free space",
+}
+
+
+def const_name(parameter_name: str) -> str:
+    """The converted model's weight constant for a torch parameter path (jit frontend naming)."""
+    return parameter_name.replace(".", "_") + WEIGHT_SUFFIX
+
+
+def deployment_target(os_name: str, min_os: int) -> str:
+    """The coremltools target name (``iOS18``, ``macOS15``) for a platform's OS and minimum version."""
+    family = OS_NAMES.get(os_name)
+    if family is None:
+        raise ConfigError(f"no Core ML deployment target for OS {os_name!r}", f"use one of {', '.join(OS_NAMES)}")
+    if min_os < MIN_TARGETS[family]:
+        raise ConfigError(
+            f"{family} {min_os} is too old for the Core ML backend (block-quantized and palettized weights "
+            f"need {family} {MIN_TARGETS[family]})",
+            f"raise the platform's min-os to {MIN_TARGETS[family]} or later",
+        )
+    return f"{family}{min_os}"
+
+
+def export_mlpackage(
+    module: Any,
+    example_inputs: tuple[Any, ...],
+    out_path: Path,
+    *,
+    scheme: Any = "fp16",
+    target: str = "iOS18",
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Convert ``module`` to an ML Program at ``out_path`` (a ``.mlpackage`` directory).
+
+    ``module`` follows the decode-chunk interface (``input_names()``,
+    ``output_names()``) and is modified in place (k-means groups are clustered).
+    ``scheme`` is a scheme id or object as for the Core AI backend: each tensor group
+    it quantizes maps to a Core ML compression (symmetric -> ``linear_symmetric``,
+    affine -> ``linear``, k-means -> per-row LUT palettization); other weights are
+    stored fp16. ``target`` is a ``coremltools.target`` name. ``metadata`` keys
+    ``author``, ``license``, ``description`` and ``custom`` (user-defined strings).
+    """
+    ct = _require_stack()
+    if Path(out_path).suffix != ".mlpackage":
+        raise ConfigError(f"{out_path}: a Core ML package path must end in .mlpackage")
+    if not hasattr(ct.target, target):
+        raise ConfigError(f"coremltools {ct.__version__} has no deployment target {target!r}")
+    from .coremltools_compress import cluster_kmeans_groups, compression_configs, resolve_formats
+
+    plan = _stage("quantize", lambda: resolve_formats(scheme))
+    clustered = _stage("quantize", lambda: cluster_kmeans_groups(module, plan))
+    traced = _stage("trace", lambda: _trace(module, example_inputs))
+    model = _stage("convert", lambda: _convert(ct, traced, module, example_inputs, getattr(ct.target, target)))
+    model = _stage("compress", lambda: _compress(model, compression_configs(module, plan, clustered)))
+    custom = {"zootool.scheme": plan.name, "zootool.deployment_target": target, **dict((metadata or {}).get("custom", {}))}
+    write_metadata(model, {**dict(metadata or {}), "custom": custom})
+    return _stage("save", lambda: _save(model, Path(out_path)))
+
+
+def _require_stack() -> Any:
+    try:
+        import coremltools as ct
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise BackendUnavailableError(f"the Core ML conversion stack is not importable: {exc}", _INSTALL_HINT) from exc
+    return ct
+
+
+def _stage(name: str, action: Any) -> Any:
+    try:
+        return action()
+    except (BackendFailedError, ConfigError):
+        raise
+    except Exception as exc:  # coremltools raises bare ValueError/RuntimeError/...
+        message = f"Core ML {name} stage failed: {type(exc).__name__}: {exc}"
+        raise BackendFailedError(message.splitlines()[0][:2000], _STAGE_HINTS[name]) from exc
+
+
+def _trace(module: Any, example_inputs: tuple[Any, ...]) -> Any:
+    import torch
+
+    # Traced in fp32: coremltools stores weights and computes in fp16 (compute_precision) itself.
+    module.eval().to(torch.float32)
+    args = tuple(a.to(torch.float32) if a.is_floating_point() else a.to(torch.int32) for a in example_inputs)
+    with torch.no_grad():
+        return torch.jit.trace(module, args, check_trace=False)
+
+
+def _convert(ct: Any, traced: Any, module: Any, example_inputs: tuple[Any, ...], target: Any) -> Any:
+    import numpy as np
+
+    inputs = [
+        ct.TensorType(name=name, shape=tuple(a.shape), dtype=np.float16 if a.is_floating_point() else np.int32)
+        for name, a in zip(module.input_names(), example_inputs)
+    ]
+    outputs = [ct.TensorType(name=name, dtype=np.float16) for name in module.output_names()]
+    return ct.convert(
+        traced, inputs=inputs, outputs=outputs, convert_to="mlprogram",
+        minimum_deployment_target=target, compute_precision=ct.precision.FLOAT16,
+        compute_units=ct.ComputeUnit.ALL, skip_model_load=True,
+    )
+
+
+def _compress(model: Any, configs: tuple[dict[str, Any], dict[str, Any]]) -> Any:
+    import coremltools.optimize.coreml as cto
+
+    quantized, palettized = configs
+    if quantized:
+        model = cto.linear_quantize_weights(model, cto.OptimizationConfig(op_name_configs=quantized))
+    if palettized:
+        model = cto.palettize_weights(model, cto.OptimizationConfig(op_name_configs=palettized))
+    return model
+
+
+def write_metadata(model: Any, metadata: Mapping[str, Any]) -> None:
+    """Author, license, short description and user-defined (string) metadata on an ``MLModel``."""
+    if "author" in metadata:
+        model.author = str(metadata["author"])
+    if "license" in metadata:
+        model.license = str(metadata["license"])
+    if "description" in metadata:
+        model.short_description = str(metadata["description"])
+    for key, value in dict(metadata.get("custom", {})).items():
+        model.user_defined_metadata[str(key)] = str(value)
+
+
+def _save(model: Any, out_path: Path) -> Path:
+    # Written next to the target, then swapped, so a failed save never leaves half a package.
+    staging = out_path.with_name(f".{out_path.stem}.{os.getpid()}.partial.mlpackage")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save(str(staging))
+    if out_path.exists():
+        shutil.rmtree(out_path)
+    staging.rename(out_path)
+    return out_path
