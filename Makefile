@@ -19,7 +19,9 @@ install: $(STAMP)
 demo: install
 	$(BIN)/zoo list
 	$(BIN)/zoo plan lfm2.5-8b-a1b --target mac
-	$(BIN)/zoo plan tiny-lfm2-moe --target mac
+	$(BIN)/zoo build tiny-lfm2-moe --target mac
+	$(BIN)/zoo verify build/tiny-lfm2-moe/mac
+	$(BIN)/zoo publish tiny-lfm2-moe --target mac --dry-run
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -27,6 +29,9 @@ test: install
 bench: install
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/plan_many.py
+	$(BIN)/python bench/build_bench.py
+	$(BIN)/python bench/gate_bench.py
+	$(BIN)/python bench/publish_bench.py --size-mb 256
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import resource
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class BuildResult:
     cached: bool
     manifest: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
 
 class Stages:
@@ -51,6 +53,7 @@ class Stages:
     def __init__(self, observer: Callable[[str, str, float], None] | None = None) -> None:
         self.observer = observer or (lambda stage, event, seconds: None)
         self.timings: dict[str, float] = {}
+        self.peak_rss_mb: dict[str, float] = {}
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -58,6 +61,8 @@ class Stages:
         start = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - start, 3)
+        # ru_maxrss is the process peak so far (kB on Linux): a running maximum by stage.
+        self.peak_rss_mb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         self.observer(name, "done", self.timings[name])
 
 
@@ -74,11 +79,13 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
             )
         key = build_key(plan, checkpoint, options)
         if not options.force and is_cached(final, key):
-            return BuildResult(final, True, read_manifest(final), stages.timings)
+            manifest = read_manifest(final)
+            record_build(zoo, manifest)
+            return BuildResult(final, True, manifest, stages.timings, stages.peak_rss_mb)
         with staging(final) as stage:
             manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages)
         record_build(zoo, manifest)
-    result = BuildResult(final, False, manifest, stages.timings)
+    result = BuildResult(final, False, manifest, stages.timings, stages.peak_rss_mb)
     if manifest["gate"]["verdict"] == "FAIL":
         raise GateFailedError(
             f"{plan.recipe_id} --target {plan.target}: {manifest['gate']['line']}; bundle kept at {final} "

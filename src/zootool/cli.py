@@ -264,6 +264,22 @@ def publish(
         out.print(f"{result['repo_url']} already has this bundle: no commit made (tag {result['tag']})")
 
 
+@app.command("index")
+def index(
+    check: Annotated[bool, typer.Option("--check", help="Fail (exit 2) if a generated catalog file is stale.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate zoo/README.md, zoo/index.json and zoo/<id>.md from recipes and build records."""
+    from .index_cli import index_command
+
+    summary = index_command(zoo(), check)
+    if as_json:
+        emit_json(summary)
+        return
+    changed = ", ".join(summary["changed"]) or "nothing changed"
+    out.print(f"catalog up to date ({len(summary['files'])} files)" if check else f"zoo index: {changed}")
+
+
 def summary_text(summary: dict[str, Any]) -> str:
     state = "reused (identical plan and inputs)" if summary["cached"] else "built"
     return (

@@ -71,5 +71,5 @@ def _publish(zoo, bundle: Path, manifest: dict, repo_id: str, private: bool, rev
 def _record(zoo: Zoo, manifest: dict, repo_id: str, result: Any) -> None:
     from .records import record_publish
 
-    if result.commit_sha:
-        record_publish(zoo, manifest["recipe"], manifest["target"], repo_id, result.commit_sha, result.tag)
+    record_publish(zoo, manifest["recipe"], manifest["target"], repo_id, result.commit_sha, result.tag,
+                   manifest=manifest)

@@ -111,4 +111,5 @@ def build_summary(result: Any) -> dict[str, Any]:
         "gate": manifest.get("gate", {}).get("line"),
         "publishable": manifest.get("publishable", False),
         "timings": result.timings,
+        "peak_rss_mb": result.peak_rss_mb,
     }
