@@ -68,4 +68,4 @@ def test_new_unknown_family_lists_known(zoo_root: Path, tmp_path: Path):
     result = run_zoo("new", "--config", str(path), "--license", "mit", "--hub", "a/b", root=zoo_root)
     assert result.returncode == 2
     assert "model_type 'gpt_neox' is not a family this zoo knows" in result.stderr
-    assert "known model types: lfm2_moe" in result.stderr
+    assert "known model types: lfm2_moe, llama, mistral, qwen3" in result.stderr

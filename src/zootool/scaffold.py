@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .arch import FAMILIES
-from .errors import ConfigError
+from .errors import ConfigError, NotImplementedFeatureError
 from .recipe import Recipe, check_model_id
 from .schema_base import did_you_mean, validate
 
@@ -16,6 +16,8 @@ DEFAULT_TARGETS = {
     "mac": {"platform": "mac", "quant": "sym8"},
     "iphone": {"platform": "iphone", "quant": "int4km"},
 }
+# Recognised model types without an architecture family yet: a plain refusal, not a guess.
+NOT_YET = {"lfm2": "dense LFM2 (conv + attention hybrid without experts)"}
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -27,12 +29,22 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid JSON: {exc}", "pass the model's config.json") from None
 
 
+def model_types(family: Any) -> tuple[str, ...]:
+    """The transformers ``model_type`` values a family reads."""
+    return getattr(family, "hf_model_types", (family.hf_model_type,))
+
+
 def family_for(config: dict[str, Any], path: Path) -> Any:
     model_type = config.get("model_type")
     for family in FAMILIES.values():
-        if family.hf_model_type == model_type:
+        if model_type in model_types(family):
             return family
-    known = ", ".join(sorted(f.hf_model_type for f in FAMILIES.values()))
+    known = ", ".join(sorted(t for f in FAMILIES.values() for t in model_types(f)))
+    if model_type in NOT_YET:
+        raise NotImplementedFeatureError(
+            f"{path}: model_type '{model_type}' ({NOT_YET[model_type]}) is recognised but not supported yet",
+            f"supported model types: {known}",
+        )
     raise ConfigError(
         f"{path}: model_type '{model_type}' is not a family this zoo knows",
         f"known model types: {known}",
@@ -75,7 +87,8 @@ def scaffold(
             "license": license_id, "card": "llm",
         },
         "architecture": architecture,
-        "targets": DEFAULT_TARGETS,
+        **({"defaults": family.scaffold_defaults} if getattr(family, "scaffold_defaults", None) else {}),
+        "targets": getattr(family, "scaffold_targets", DEFAULT_TARGETS),
     }
     validate(Recipe, document, config_path)
     return model_id, document

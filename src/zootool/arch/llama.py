@@ -49,6 +49,14 @@ class LlamaArch(Strict):
     family_tag: ClassVar[str] = "llama"
     hf_model_type: ClassVar[str] = "llama"
     hf_model_types: ClassVar[tuple[str, ...]] = ("llama", "qwen3", "mistral")
+    # What `zoo new` writes: no expert kernel; Core AI targets for OS 27, Core ML ones before it.
+    scaffold_defaults: ClassVar[dict[str, Any]] = {"kernel": "none"}
+    scaffold_targets: ClassVar[dict[str, Any]] = {
+        "mac": {"platform": "mac", "quant": "sym8"},
+        "iphone": {"platform": "iphone", "quant": "sym8"},
+        "mac-macos15": {"platform": "mac-macos15", "backend": "coremltools", "quant": "sym8"},
+        "iphone-ios18": {"platform": "iphone-ios18", "backend": "coremltools", "quant": "pal4"},
+    }
 
     family: Literal["llama"]
     model_type: ModelType
@@ -181,9 +189,11 @@ class LlamaArch(Strict):
         if scaling:
             fields["rope-scaling"] = {key.replace("_", "-"): value for key, value in scaling.items()}
         fields["rms-norm-eps"] = float(config.get("rms_norm_eps", 1e-6))
-        for key in ("attention_bias", "mlp_bias"):
-            if config.get(key):
-                fields[key.replace("_", "-")] = True
+        # A knob the model type's config class lacks is ignored, as transformers ignores it.
+        if config.get("attention_bias") and model_type in _HAS_ATTENTION_BIAS:
+            fields["attention-bias"] = True
+        if config.get("mlp_bias") and model_type in _HAS_MLP_BIAS:
+            fields["mlp-bias"] = True
         if model_type == "mistral" and config.get("sliding_window"):
             fields["sliding-window"] = config["sliding_window"]
         fields["max-position-embeddings"] = config.get("max_position_embeddings", 4096)

@@ -1,0 +1,123 @@
+"""The export-friendly Llama-family decode step against transformers (llama, qwen3, mistral)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from llama_configs import TINY
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM
+
+from zootool.arch.llama_model import LlamaDims, build_decode_chunks, decode_tokens, load_weights
+from zootool.checkpoint import generate_tiny_checkpoint
+from zootool.errors import ConfigError, FetchError, NotImplementedFeatureError
+
+STEPS = 12
+MAX_CONTEXT = 16
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("llama")
+    return {name: generate_tiny_checkpoint(root / name, config, seed=11) for name, config in TINY.items()}
+
+
+@pytest.fixture(scope="module")
+def oracle(checkpoints: dict[str, Path]) -> dict[str, tuple[list[int], torch.Tensor]]:
+    """Token ids and transformers' full-sequence fp32 logits, per config."""
+    results = {}
+    for name, directory in checkpoints.items():
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
+        ids = torch.randint(0, model.config.vocab_size, (STEPS,), generator=torch.Generator().manual_seed(5))
+        with torch.no_grad():
+            results[name] = (ids.tolist(), model(ids[None]).logits[0])
+    return results
+
+
+def _config(directory: Path) -> dict:
+    return json.loads((directory / "config.json").read_text())
+
+
+def _loaded(directory: Path, chunks: int = 1, dtype: torch.dtype = torch.float32) -> list[torch.nn.Module]:
+    modules = build_decode_chunks(_config(directory), MAX_CONTEXT, chunks, dtype)
+    load_weights(modules, directory)
+    return modules
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("chunks", [1, 2, 3])
+def test_decode_steps_match_transformers(name, chunks, checkpoints, oracle):
+    ids, expected = oracle[name]
+    actual = decode_tokens(_loaded(checkpoints[name], chunks), ids)
+    assert torch.allclose(actual, expected, atol=1e-4), (actual - expected).abs().max()
+
+
+def test_generated_configs_are_the_upstream_model_types(checkpoints):
+    for name, directory in checkpoints.items():
+        config = _config(directory)
+        assert config["model_type"] == name
+        assert LlamaDims.from_config(config).qk_norm == (name == "qwen3")
+    assert _config(checkpoints["mistral"])["sliding_window"] == 5 < STEPS  # the window really cuts in
+
+
+def test_fp16_module_stays_close(checkpoints, oracle):
+    ids, expected = oracle["qwen3"]
+    actual = decode_tokens(_loaded(checkpoints["qwen3"], dtype=torch.float16), ids).float()
+    assert (actual.argmax(-1) == expected.argmax(-1)).float().mean() > 0.9
+    assert (actual - expected).abs().max() < 0.05
+
+
+def test_sharded_checkpoint_loads(checkpoints, oracle, tmp_path):
+    sharded = generate_tiny_checkpoint(tmp_path / "sharded", TINY["llama"], seed=11, max_shard_size="100KB")
+    assert (sharded / "model.safetensors.index.json").is_file()
+    ids, expected = oracle["llama"]
+    assert torch.allclose(decode_tokens(_loaded(sharded), ids), expected, atol=1e-4)
+
+
+def test_meta_build_then_load(checkpoints):
+    with torch.device("meta"):
+        (module,) = build_decode_chunks(_config(checkpoints["llama"]), MAX_CONTEXT)
+    load_weights(module, checkpoints["llama"])
+    assert all(not p.is_meta for p in module.parameters())
+    assert module.inv_freq.dtype == torch.float32 and not module.inv_freq.is_meta
+
+
+def test_interface_names_and_shapes(checkpoints):
+    first, last = build_decode_chunks(_config(checkpoints["qwen3"]), MAX_CONTEXT, chunks=2)
+    assert first.input_names()[:4] == ["input_ids", "position", "layer0_key", "layer0_value"]
+    assert last.input_names()[0] == "hidden_states" and last.output_names()[0] == "logits"
+    assert first.state_specs()[0].shape == (1, 1, MAX_CONTEXT, 32)
+    assert len(first.output_names()) == len(first.input_names()) - 1  # every input but position
+
+
+def test_torch_export_takes_the_step(checkpoints):
+    (module,) = _loaded(checkpoints["mistral"])
+    program = torch.export.export(module, module.example_inputs())
+    assert len(program.graph_signature.user_outputs) == 1 + 2 * 3
+
+
+def test_mismatching_tensor_is_a_fetch_error(checkpoints, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((checkpoints["llama"] / "config.json").read_text())
+    tensors = load_file(checkpoints["llama"] / "model.safetensors")
+    tensors["model.layers.1.mlp.up_proj.weight"] = tensors["model.layers.1.mlp.up_proj.weight"][:, :8].contiguous()
+    save_file(tensors, broken / "model.safetensors")
+    with pytest.raises(FetchError, match=r"layers\.1\.mlp\.up_proj\.weight has shape \(128, 8\)"):
+        _loaded(broken)
+
+
+@pytest.mark.parametrize("changes,error,message", [
+    ({"hidden_act": "gelu"}, NotImplementedFeatureError, "activation 'gelu'"),
+    ({"layer_types": ["full_attention", "sliding_attention", "full_attention"]}, NotImplementedFeatureError,
+     "sliding-window"),
+    ({"model_type": "gpt2"}, ConfigError, "not a llama-family type"),
+    ({"num_key_value_heads": 3}, ConfigError, "not a multiple"),
+    ({"rope_parameters": {"rope_type": "dynamic", "factor": 2.0}}, NotImplementedFeatureError, "'dynamic'"),
+])  # fmt: skip
+def test_unsupported_configs_are_refused(changes, error, message):
+    with pytest.raises(error, match=message):
+        build_decode_chunks({**TINY["llama"], **changes}, MAX_CONTEXT)
