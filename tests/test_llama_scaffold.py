@@ -54,7 +54,8 @@ def test_new_round_trip(zoo_root: Path, tmp_path: Path, model_type: str):
 
 def test_seven_billion_at_four_bits_is_over_the_ios18_phone_budget(zoo_root: Path, tmp_path: Path):
     config = write_config(tmp_path / "upstream", CASES["mistral"])
-    assert run_zoo("new", "--config", str(config), "--license", "apache-2.0", "--id", "big", root=zoo_root).returncode == 0
+    created = run_zoo("new", "--config", str(config), "--license", "apache-2.0", "--id", "big", root=zoo_root)
+    assert created.returncode == 0, created.stderr
     result = run_zoo("plan", "big", "--target", "iphone-ios18", root=zoo_root)
     assert result.returncode == 3
     assert "with 'pal4' exceeds the iphone-ios18 budget of 3.50 GB" in result.stderr

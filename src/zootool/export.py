@@ -99,7 +99,9 @@ def _converter(plan: BuildPlan, quant: Any, kernel: str) -> Callable[[Any, Path,
             module, module.example_inputs(), path, scheme=quant, target=target, metadata=meta
         )
     if plan.backend != "coreai":
-        raise NotImplementedFeatureError(f"no exporter for backend '{plan.backend}'", "backends: " + ", ".join(SUFFIXES))
+        raise NotImplementedFeatureError(
+            f"no exporter for backend '{plan.backend}'", "backends with an exporter: " + ", ".join(SUFFIXES)
+        )
     from .backends.coreai import export_aimodel
 
     expert_kernel = "gather_mm" if kernel == NO_KERNEL else kernel

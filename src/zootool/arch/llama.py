@@ -168,7 +168,9 @@ class LlamaArch(Strict):
         """Recipe ``[architecture]`` keys (kebab case) from an upstream ``config.json``."""
         model_type = config["model_type"]
         if model_type not in cls.hf_model_types:
-            raise ConfigError(f"model_type {model_type!r} is not a llama-family type", f"use one of {cls.hf_model_types}")
+            raise ConfigError(
+                f"model_type {model_type!r} is not a llama-family type", f"use one of {cls.hf_model_types}"
+            )
         _refuse_qwen3_sliding(config)
         heads = config["num_attention_heads"]
         fields: dict[str, Any] = {

@@ -81,7 +81,8 @@ class Attention(nn.Module):
         # Query heads grouped under their KV head: no repeated K/V is materialised.
         q = q.view(1, self.num_kv_heads, self.num_heads // self.num_kv_heads, self.head_dim)
         scores = torch.matmul(q, keys.transpose(-1, -2)) * self.head_dim**-0.5
-        scores = torch.where(ctx.visible, scores, torch.finfo(scores.dtype).min)
+        # fp16's lowest finite value masks in every dtype; a float32 minimum would become -inf in fp16.
+        scores = torch.where(ctx.visible, scores, torch.finfo(torch.float16).min)
         probs = torch.softmax(scores.to(torch.float32), dim=-1).to(values.dtype)
         out = torch.matmul(probs, values).reshape(1, 1, self.num_heads * self.head_dim)
         return self.o_proj(out), keys, values

@@ -12,23 +12,27 @@ metadata -> ``save`` beside the target, then renamed into place. Each stack fail
 becomes a :class:`BackendFailedError` naming the stage.
 
 Weight constants keep the torch parameter path (``layers.0.mlp.up_proj.weight`` ->
-``layers_0_mlp_up_proj_weight_to_fp16``); ``coremltools_weights`` relies on that to
-read a saved package's weights back.
+``layers_0_mlp_up_proj_weight_to_fp16``), except where coremltools merged identical
+constants (a tied head, equal zero biases): those parameters are recorded in the
+user-defined metadata ``zootool.weight_aliases``, so ``coremltools_runtime`` can read
+every weight of a saved package back.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendFailedError, BackendUnavailableError, ConfigError
+from ..errors import BackendFailedError, BackendUnavailableError, ConfigError, ZooError
 
 MIN_TARGETS = {"iOS": 18, "macOS": 15}  # per-block int8 and per-row LUTs need the iOS 18 opset
 OS_NAMES = {"ios": "iOS", "ipados": "iOS", "macos": "macOS"}
 WEIGHT_SUFFIX = "_to_fp16"  # what the fp16 pass appends to a weight constant's name
+ALIASES_KEY = "zootool.weight_aliases"
 _INSTALL_HINT = "install coremltools (pip install 'coremltools>=9') in the zoo's environment"
 _STAGE_HINTS = {
     "quantize": "check the scheme's formats: symmetric/affine int8 or int4 blocks, or k-means LUTs",
@@ -88,8 +92,12 @@ def export_mlpackage(
     clustered = _stage("quantize", lambda: cluster_kmeans_groups(module, plan))
     traced = _stage("trace", lambda: _trace(module, example_inputs))
     model = _stage("convert", lambda: _convert(ct, traced, module, example_inputs, getattr(ct.target, target)))
+    aliases = _stage("convert", lambda: weight_aliases(model, module))
     model = _stage("compress", lambda: _compress(model, compression_configs(module, plan, clustered)))
-    custom = {"zootool.scheme": plan.name, "zootool.deployment_target": target, **dict((metadata or {}).get("custom", {}))}
+    custom = {
+        "zootool.scheme": plan.name, "zootool.deployment_target": target, ALIASES_KEY: json.dumps(aliases),
+        **dict((metadata or {}).get("custom", {})),
+    }
     write_metadata(model, {**dict(metadata or {}), "custom": custom})
     return _stage("save", lambda: _save(model, Path(out_path)))
 
@@ -106,7 +114,7 @@ def _require_stack() -> Any:
 def _stage(name: str, action: Any) -> Any:
     try:
         return action()
-    except (BackendFailedError, ConfigError):
+    except ZooError:
         raise
     except Exception as exc:  # coremltools raises bare ValueError/RuntimeError/...
         message = f"Core ML {name} stage failed: {type(exc).__name__}: {exc}"
@@ -136,6 +144,27 @@ def _convert(ct: Any, traced: Any, module: Any, example_inputs: tuple[Any, ...],
         minimum_deployment_target=target, compute_precision=ct.precision.FLOAT16,
         compute_units=ct.ComputeUnit.ALL, skip_model_load=True,
     )
+
+
+def weight_aliases(model: Any, module: Any) -> dict[str, str]:
+    """Parameters whose constant coremltools merged into an identical one: name -> surviving constant."""
+    import numpy as np
+    import torch
+
+    consts = [op for op in model._mil_program.functions["main"].operations if op.op_type == "const"]
+    names = {op.name for op in consts}
+    aliases = {}
+    for name, tensor in module.state_dict().items():
+        if const_name(name) in names:
+            continue
+        value = tensor.detach().to(torch.float16).numpy()
+        match = next((op.name for op in consts if op.outputs[0].shape == value.shape
+                      and np.array_equal(op.outputs[0].val, value)), None)
+        if match is None:
+            raise BackendFailedError(f"the converted model holds no constant for parameter {name}",
+                                     "the export module's parameters must reach the graph as constants")
+        aliases[name] = match
+    return aliases
 
 
 def _compress(model: Any, configs: tuple[dict[str, Any], dict[str, Any]]) -> Any:

@@ -8,13 +8,14 @@ gate can run the bundle's own stored weights in the torch decode module.
 
 from __future__ import annotations
 
+import json
 import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import BackendFailedError, BackendUnavailableError
-from .coremltools import WEIGHT_SUFFIX, const_name
+from .coremltools import ALIASES_KEY, WEIGHT_SUFFIX, const_name
 
 COMPRESSED_SUFFIXES = ("_quantized", "_palettized")
 CORE_ML_RUNS_HERE = platform.system() == "Darwin"
@@ -112,7 +113,9 @@ class CoreMLSession:
         try:
             outputs = self._model.predict({name: np.asarray(value) for name, value in inputs.items()})
         except Exception as exc:  # Core ML raises bare RuntimeErrors
-            raise BackendFailedError(f"{self.path}: Core ML predict failed: {exc}", "check inputs against the spec") from exc
+            raise BackendFailedError(
+                f"{self.path}: Core ML predict failed: {exc}", "check input names, shapes and dtypes against the spec"
+            ) from exc
         return {name: np.array(value) for name, value in outputs.items()}
 
     def close(self) -> None:
@@ -131,8 +134,9 @@ class TorchReadbackSession:
 
         self.path, self.chunk = Path(path), chunk
         weights = read_weights(self.path)
+        aliases = json.loads(read_metadata(self.path)["custom"].get(ALIASES_KEY, "{}"))
         for name, current in chunk.state_dict(keep_vars=True).items():
-            value = torch.from_numpy(_weight_for(weights, name, chunk, self.path)).to(torch.float16)
+            value = torch.from_numpy(_weight_for(weights, aliases, name, self.path)).to(torch.float16)
             if tuple(value.shape) != tuple(current.shape):
                 raise BackendFailedError(
                     f"{self.path}: weight {name} is {tuple(value.shape)} in the package, the plan implies "
@@ -159,11 +163,9 @@ class TorchReadbackSession:
         self.chunk = None
 
 
-def _weight_for(weights: dict[str, Any], name: str, chunk: Any, path: Path) -> Any:
-    key = const_name(name)
-    if key not in weights and name == "lm_head.weight" and getattr(chunk.dims, "tie_word_embeddings", False):
-        # coremltools deduplicates the tied head: one constant feeds the gather and the matmul.
-        key = const_name("embed_tokens.weight")
+def _weight_for(weights: dict[str, Any], aliases: dict[str, str], name: str, path: Path) -> Any:
+    # A merged constant (tied head, equal biases) is found under the name of the one that survived.
+    key = const_name(name) if const_name(name) in weights else aliases.get(name, const_name(name))
     if key not in weights:
         raise BackendFailedError(
             f"{path}: no weight constant {key} for {name}",

@@ -1,0 +1,192 @@
+"""The Core ML backend: saved .mlpackage metadata, stored weight dtypes, read-back weights, a full build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from conftest import copy_zoo, run_zoo
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("coremltools")
+
+from llama_configs import TINY  # noqa: E402
+
+from zootool.arch.llama_model import build_decode_chunks, decode_tokens, load_weights  # noqa: E402
+from zootool.backends.coreai_quant import quantize_symmetric  # noqa: E402
+from zootool.backends.coremltools import const_name, deployment_target, export_mlpackage  # noqa: E402
+from zootool.backends.coremltools_runtime import (  # noqa: E402
+    TorchReadbackSession, read_metadata, read_weights, runtime_name, storage_summary,
+)
+from zootool.checkpoint import generate_tiny_checkpoint  # noqa: E402
+from zootool.errors import BackendFailedError, ConfigError, NotImplementedFeatureError  # noqa: E402
+from zootool.zoo_data import Zoo  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_CONTEXT = 16
+METADATA = {
+    "author": "zootool test", "license": "MIT License", "description": "tiny llama for a test",
+    "custom": {"zootool.recipe": "tiny-llama", "zootool.plan_hash": "0123456789abcdef"},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Untied head, attention and MLP biases: every kind of constant the readback must find."""
+    return generate_tiny_checkpoint(tmp_path_factory.mktemp("ck") / "llama", TINY["llama"], seed=3)
+
+
+def module_for(checkpoint: Path, chunks: int = 1) -> list:
+    config = json.loads((checkpoint / "config.json").read_text())
+    modules = build_decode_chunks(config, MAX_CONTEXT, chunks)
+    load_weights(modules, checkpoint)
+    return modules
+
+
+def scheme(name: str):
+    return Zoo(REPO).schemes[name]
+
+
+@pytest.fixture(scope="module")
+def packages(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("mlpackage")
+    paths = {}
+    for name in ("sym8", "pal4"):
+        (module,) = module_for(checkpoint)
+        quant = SimpleNamespace(name=name, quantize=scheme(name).quantize)
+        paths[name] = export_mlpackage(module, module.example_inputs(), out / f"{name}.mlpackage",
+                                       scheme=quant, target="iOS18", metadata=METADATA)
+    return paths
+
+
+def test_metadata_reads_back(packages):
+    meta = read_metadata(packages["sym8"])
+    assert (meta["author"], meta["license"], meta["description"]) == ("zootool test", "MIT License",
+                                                                      "tiny llama for a test")
+    assert meta["custom"]["zootool.recipe"] == "tiny-llama"
+    assert meta["custom"]["zootool.plan_hash"] == "0123456789abcdef"
+    assert meta["custom"]["zootool.scheme"] == "sym8" and meta["custom"]["zootool.deployment_target"] == "iOS18"
+
+
+def test_sym8_weight_dtypes(packages):
+    weights = storage_summary(packages["sym8"])
+    up = weights["layers_0_mlp_up_proj_weight_to_fp16"]
+    assert (up["op"], up["dtype"], up["shape"]) == ("constexpr_blockwise_shift_scale", "int8", (128, 64))
+    # sym8 keeps attention, embedding, head and norms fp16.
+    for name in ("layers_0_self_attn_q_proj_weight_to_fp16", "embed_tokens_weight_to_fp16",
+                 "lm_head_weight_to_fp16", "norm_weight_to_fp16"):
+        assert (weights[name]["op"], weights[name]["dtype"]) == ("const", "fp16"), name
+
+
+def test_pal4_weight_dtypes(packages):
+    weights = storage_summary(packages["pal4"])
+    for name in ("layers_1_self_attn_k_proj_weight_to_fp16", "layers_2_mlp_down_proj_weight_to_fp16"):
+        assert (weights[name]["op"], weights[name]["dtype"]) == ("constexpr_lut_to_dense", "uint4"), name
+    rows = weights["layers_2_mlp_down_proj_weight_to_fp16"]["shape"][0]
+    assert weights["layers_2_mlp_down_proj_weight_to_fp16"]["lut_shape"] == (rows, 1, 16, 1)  # one LUT per row
+    assert weights["embed_tokens_weight_to_fp16"]["dtype"] == "fp16"
+
+
+def test_sym8_readback_is_the_block_quantized_weight(checkpoint, packages):
+    (module,) = module_for(checkpoint)
+    original = module.layers["1"].mlp.gate_proj.weight.detach()
+    codes, scales = quantize_symmetric(original, 8, 32)
+    expected = (codes.float().reshape(128, 2, 32) * scales.float().unsqueeze(-1)).reshape(128, 64)
+    stored = torch.from_numpy(read_weights(packages["sym8"])["layers_1_mlp_gate_proj_weight_to_fp16"]).float()
+    step = scales.float().repeat_interleave(32, dim=1)
+    assert ((stored - expected).abs() <= step * 0.51 + 1e-3).all()  # at most one rounding step apart
+    assert (stored - original).abs().max() < step.max()
+
+
+def test_pal4_rows_hold_sixteen_values(packages):
+    stored = read_weights(packages["pal4"])["layers_0_self_attn_o_proj_weight_to_fp16"]
+    assert max(len(np.unique(row)) for row in stored) <= 16
+
+
+def test_readback_session_runs_the_package_weights(checkpoint, packages):
+    (reference,) = module_for(checkpoint)
+    weights = read_weights(packages["sym8"])
+    aliases = json.loads(read_metadata(packages["sym8"])["custom"]["zootool.weight_aliases"])
+    assert aliases  # the generator's zero biases are equal: coremltools keeps one constant for them
+    with torch.no_grad():
+        for name, parameter in reference.named_parameters():
+            parameter.copy_(torch.from_numpy(weights[aliases.get(name, const_name(name))]).float())
+    tokens = [1, 17, 300, 42, 7, 500, 99, 3]
+    expected = decode_tokens([reference], tokens).numpy()
+    (meta,) = build_decode_chunks(json.loads((checkpoint / "config.json").read_text()), MAX_CONTEXT,
+                                  dtype=torch.float16)
+    session = TorchReadbackSession(packages["sym8"], meta)
+    states = [np.zeros(s.shape, np.float16) for s in meta.state_specs()]
+    rows = []
+    for position, token in enumerate(tokens):
+        out = session.run({"input_ids": np.array([[token]], np.int32), "position": np.array([position], np.int32),
+                           **dict(zip(meta.input_names()[2:], states))})
+        states = [out[name] for name in meta.output_names()[1:]]
+        rows.append(out["logits"].reshape(-1).astype(np.float32))
+    actual = np.stack(rows)
+    assert np.abs(actual - expected).max() < 0.05
+    assert (actual.argmax(-1) == expected.argmax(-1)).all()
+    assert "read back from the .mlpackage" in runtime_name() or "Core ML" in runtime_name()
+
+
+def test_deployment_targets():
+    assert deployment_target("ios", 18) == "iOS18" and deployment_target("macos", 15) == "macOS15"
+    with pytest.raises(ConfigError, match="iOS 17 is too old"):
+        deployment_target("ios", 17)
+
+
+def test_unknown_target_and_unsupported_formats_are_config_errors(checkpoint, tmp_path):
+    (module,) = module_for(checkpoint)
+    with pytest.raises(ConfigError, match="no deployment target 'iOS99'"):
+        export_mlpackage(module, module.example_inputs(), tmp_path / "x.mlpackage", target="iOS99")
+    odd = SimpleNamespace(name="odd", quantize={"linear": SimpleNamespace(method="symmetric", bits=3, block_size=32)})
+    with pytest.raises(ConfigError, match="cannot store symmetric 3-bit"):
+        export_mlpackage(module, module.example_inputs(), tmp_path / "x.mlpackage", scheme=odd)
+    with pytest.raises(ConfigError, match="must end in .mlpackage"):
+        export_mlpackage(module, module.example_inputs(), tmp_path / "x.aimodel")
+    assert not (tmp_path / "x.mlpackage").exists()
+
+
+def test_moe_experts_are_refused(tmp_path):
+    from lfm2_configs import TINY_LFM2_MOE
+    from zootool.arch.lfm2_moe_model import build_decode_chunks as moe_chunks
+
+    (module,) = moe_chunks(TINY_LFM2_MOE, MAX_CONTEXT)
+    with pytest.raises(NotImplementedFeatureError, match="no path for stacked MoE expert weights"):
+        export_mlpackage(module, module.example_inputs(), tmp_path / "moe.mlpackage", scheme="sym8")
+
+
+def test_readback_refuses_a_foreign_package(packages, tmp_path):
+    other = dict(TINY["llama"], hidden_size=32, intermediate_size=64)
+    (meta,) = build_decode_chunks(other, MAX_CONTEXT, dtype=torch.float16)
+    with pytest.raises(BackendFailedError, match="the plan implies"):
+        TorchReadbackSession(packages["sym8"], meta)
+    with pytest.raises(BackendFailedError, match="is not a Core ML package"):
+        read_weights(tmp_path)
+
+
+@pytest.mark.slow
+def test_zoo_build_iphone_ios18_bundle(tmp_path):
+    """`zoo build tiny-llama --target iphone-ios18`: an .mlpackage bundle, gated, verified."""
+    root = copy_zoo(tmp_path / "zoo")
+    result = run_zoo("build", "tiny-llama", "--target", "iphone-ios18", "--json", root=root)
+    assert result.returncode == 0, result.stderr
+    bundle = root / "build" / "tiny-llama" / "iphone-ios18"
+    verified = run_zoo("verify", str(bundle), "--json", root=root)
+    assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": []}
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    package = bundle / manifest["model_dir"] / "Tiny-Llama-pal4.mlpackage"
+    assert read_metadata(package)["custom"]["zootool.plan_hash"] == manifest["plan_hash"]
+    assert storage_summary(package)["layers_3_mlp_up_proj_weight_to_fp16"]["dtype"] == "uint4"
+    app = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())
+    assert app["assets"] == {"main": "Tiny-Llama-pal4.mlpackage", "format": "mlpackage"}
+    assert app["compilation"]["targets"] == ["iOS18"]
+    gate = json.loads((bundle / "gate.json").read_text())
+    assert gate["verdict"]["passed"] and "read back from the .mlpackage" in gate["candidate"]["runtime"]
+    assert gate["candidate"]["runtime"] in (bundle / "README.md").read_text()
+    size = manifest["size"]
+    assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.05
