@@ -188,5 +188,9 @@ def test_zoo_build_iphone_ios18_bundle(tmp_path):
     gate = json.loads((bundle / "gate.json").read_text())
     assert gate["verdict"]["passed"] and "read back from the .mlpackage" in gate["candidate"]["runtime"]
     assert gate["candidate"]["runtime"] in (bundle / "README.md").read_text()
-    size = manifest["size"]
-    assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.05
+    # The estimate counts weights: it matches weight.bin (plus RoPE tables and the zero biases Core ML
+    # gives bias-free linears); the ~90 kB program protobuf beside it is a fixed cost, 3.5% of this toy.
+    weight_bin = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    estimated = manifest["size"]["estimated_bytes"]
+    assert abs(estimated - weight_bin.stat().st_size) / weight_bin.stat().st_size < 0.03
+    assert abs(estimated - manifest["size"]["model_bytes"]) / manifest["size"]["model_bytes"] < 0.08

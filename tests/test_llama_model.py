@@ -82,7 +82,7 @@ def test_meta_build_then_load(checkpoints):
         (module,) = build_decode_chunks(_config(checkpoints["llama"]), MAX_CONTEXT)
     load_weights(module, checkpoints["llama"])
     assert all(not p.is_meta for p in module.parameters())
-    assert module.inv_freq.dtype == torch.float32 and not module.inv_freq.is_meta
+    assert module.rope_cos.dtype == torch.float32 and not module.rope_cos.is_meta
 
 
 def test_interface_names_and_shapes(checkpoints):
@@ -121,3 +121,21 @@ def test_mismatching_tensor_is_a_fetch_error(checkpoints, tmp_path):
 def test_unsupported_configs_are_refused(changes, error, message):
     with pytest.raises(error, match=message):
         build_decode_chunks({**TINY["llama"], **changes}, MAX_CONTEXT)
+
+
+def test_norm_survives_fp16_outliers():
+    """Squares of outlier activations overflow fp16; the norm must not (converters compute it in fp16)."""
+    from zootool.arch.llama_layers import RMSNorm
+
+    norm = RMSNorm(64, 1e-6).half()
+    x = torch.randn(1, 1, 64)
+    x[..., 3] = 3000.0
+    # Emulate a converter that drops the fp32 cast: run the arithmetic in fp16 throughout.
+    original_to = torch.Tensor.to
+    try:
+        torch.Tensor.to = lambda self, *a, **k: self if a and a[0] is torch.float32 else original_to(self, *a, **k)
+        out = norm(x.half())
+    finally:
+        torch.Tensor.to = original_to
+    expected = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+    assert torch.isfinite(out).all() and torch.allclose(out.float(), expected, atol=2e-3)

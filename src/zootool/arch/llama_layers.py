@@ -2,7 +2,11 @@
 
 Each block keeps the parameter names of its transformers counterpart
 (``LlamaAttention``, ``Qwen3Attention``, ``LlamaMLP``, ...), so checkpoint tensors
-map one to one. The norm and the per-step context are shared with LFM2-MoE.
+map one to one. The per-step context is shared with LFM2-MoE.
+
+Everything here must also hold when a converter computes the whole graph in fp16
+(coremltools' fp16 pass drops explicit fp32 casts): the norm rescales before
+squaring, and RoPE angles come from fp32 tables rather than fp16 arithmetic.
 """
 
 from __future__ import annotations
@@ -15,12 +19,41 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .lfm2_moe_layers import RMSNorm, StepContext
+from .lfm2_moe_layers import StepContext
 
 if TYPE_CHECKING:
     from .llama_model import LlamaDims
 
-__all__ = ["Attention", "DecoderLayer", "MLP", "RMSNorm", "StepContext", "rope_inverse_frequencies"]
+__all__ = ["Attention", "DecoderLayer", "MLP", "RMSNorm", "StepContext", "rope_inverse_frequencies", "rope_tables"]
+
+
+class RMSNorm(nn.Module):
+    """RMS norm over the last axis that cannot overflow in fp16.
+
+    ``x / sqrt(mean(x^2) + eps)`` is computed as ``y * rsqrt(mean(y^2) + eps / m^2)``
+    with ``y = x / m`` and ``m = max(max|x|, 1)``: the same value, but the squares stay
+    at most 1 (outlier activations of a few thousand square past fp16's 65504).
+    """
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        wide = x.to(torch.float32)
+        scale = wide.abs().amax(-1, keepdim=True).clamp_min(1.0)
+        scaled = wide / scale
+        normed = scaled * torch.rsqrt(scaled.pow(2).mean(-1, keepdim=True) + self.eps / scale.pow(2))
+        return self.weight * normed.to(x.dtype)
+
+
+def rope_tables(head_dim: int, max_context: int, theta: float, scaling: Mapping[str, Any] | None) -> Tensor:
+    """fp32 ``[2, max_context, head_dim]``: cos and sin of every position's RoPE angles."""
+    inv_freq = rope_inverse_frequencies(head_dim, theta, scaling)
+    angles = torch.arange(max_context, dtype=torch.float32, device="cpu").unsqueeze(-1) * inv_freq
+    angles = torch.cat([angles, angles], dim=-1)
+    return torch.stack([angles.cos(), angles.sin()])
 
 
 def rope_inverse_frequencies(head_dim: int, theta: float, scaling: Mapping[str, Any] | None) -> Tensor:

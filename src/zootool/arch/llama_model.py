@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError, NotImplementedFeatureError
 from .lfm2_moe_model import StateSpec, split_layers
 from .llama import ARCHITECTURES, rope_settings
-from .llama_layers import DecoderLayer, RMSNorm, StepContext, rope_inverse_frequencies
+from .llama_layers import DecoderLayer, RMSNorm, StepContext, rope_tables
 from .llama_weights import load_weights
 
 __all__ = ["LlamaDecodeChunk", "LlamaDims", "StateSpec", "build_decode_chunks", "decode_tokens", "load_weights"]
@@ -120,9 +120,10 @@ class LlamaDecodeChunk(nn.Module):
             self.lm_head = nn.Linear(dims.hidden_size, dims.vocab_size, bias=False)
         self.to(dtype)
         self.dtype = dtype
-        # Registered after the cast: the frequencies stay fp32 in every build.
-        inv_freq = rope_inverse_frequencies(dims.head_dim, dims.rope_theta, dims.rope_scaling)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # Registered after the cast: the tables stay fp32 in every build (not weights: never loaded).
+        tables = rope_tables(dims.head_dim, max_context, dims.rope_theta, dims.rope_scaling)
+        self.register_buffer("rope_cos", tables[0], persistent=False)
+        self.register_buffer("rope_sin", tables[1], persistent=False)
 
     def state_specs(self) -> list[StateSpec]:
         """The carried K/V caches, in input (and output) order."""
@@ -163,15 +164,16 @@ class LlamaDecodeChunk(nn.Module):
         return (h, *new_states)
 
     def _context(self, position: Tensor, dtype: torch.dtype) -> StepContext:
-        angles = position.to(torch.float32).unsqueeze(-1) * self.inv_freq
-        angles = torch.cat([angles, angles], dim=-1).unsqueeze(1)
+        # A table row, not position * inv_freq: fp16 arithmetic would lose the angle at long context.
+        cos = torch.index_select(self.rope_cos, 0, position).unsqueeze(1)
+        sin = torch.index_select(self.rope_sin, 0, position).unsqueeze(1)
         rows = torch.arange(self.max_context, dtype=torch.int32, device=position.device)
         visible = rows <= position
         if self.dims.sliding_window is not None and self.max_context > self.dims.sliding_window:
             visible = visible & (rows > position - self.dims.sliding_window)
         return StepContext(
-            cos=angles.cos().to(dtype),
-            sin=angles.sin().to(dtype),
+            cos=cos.to(dtype),
+            sin=sin.to(dtype),
             write=(rows == position).view(1, 1, self.max_context, 1),
             visible=visible.view(1, 1, 1, self.max_context),
         )
