@@ -50,12 +50,15 @@ def test_estimate_within_three_percent_of_actual(built: Path):
     assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.03
 
 
-def test_weights_really_are_int8(built: Path):
+def test_weights_really_are_int8_behind_the_metal_kernel(built: Path):
     from zootool.backends.coreai import read_metadata, storage_summary
 
     aimodel = next(bundle(built).rglob("*.aimodel"))
-    storage = storage_summary(aimodel)["storage"]
-    assert storage.get("Int8", 0) > 4_000_000, storage
+    summary = storage_summary(aimodel)
+    assert summary["storage"].get("Int8", 0) > 4_000_000, summary["storage"]
+    moe_layers = 4 - 1  # the tiny recipe: 4 layers, the first dense
+    assert summary["ops"].get("metal4_kernel", 0) == 2 * moe_layers  # gate_up and down per MoE layer
+
     custom = read_metadata(aimodel)["custom"]
     assert custom["zootool.recipe"] == MODEL and custom["zootool.plan_hash"] == manifest(built)["plan_hash"]
 
@@ -64,6 +67,8 @@ def test_gate_transcript_and_card(built: Path):
     gate = json.loads((bundle(built) / "gate.json").read_text())
     assert gate["positions"] == 41 and len(gate["candidate"]["tokens"]) == 41
     assert gate["verdict"]["passed"] is True
+    assert "kernel-free twin" in gate["candidate"]["runtime"]
+    assert gate["input_ids"] and gate["forced_tokens"] and len(gate["oracle_top"]) == 41
     card = (bundle(built) / "README.md").read_text()
     assert gate["line"] in card and "license: mit" in card and "library_name: coreai" in card
     assert "Use the chat template and sampling" in card
@@ -75,21 +80,32 @@ def test_no_local_paths_in_published_files(built: Path):
         assert str(built) not in text and "/root" not in text and "/home/" not in text, name
 
 
-def test_runtime_logits_match_the_torch_module(built: Path):
-    """The saved .aimodel on the CPU runtime vs the same quantized module run in torch."""
+def plan_and_checkpoint(root: Path, **cli):
+    from zootool.plan import resolve
+    from zootool.recipe import Settings
+    from zootool.registry import get
+    from zootool.zoo_data import Zoo
+
+    zoo = Zoo(root)
+    recipe, path = get(zoo, MODEL)
+    plan = resolve(recipe, "mac", zoo, recipe_file=str(path), overrides=Settings(**cli) if cli else None)
+    return plan, next((root / ".zoo-cache" / "checkpoints").iterdir())
+
+
+def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, tmp_path: Path):
+    """The kernel-free twin (same sym8 weights) on the CPU runtime vs the quantized module in torch."""
     import torch
 
     from zootool.arch.lfm2_moe_model import build_decode_chunks, decode_tokens, load_weights
     from zootool.backends.coreai_quant import quantize_module, resolve_plan
-    from zootool.plan import resolve
-    from zootool.registry import get
+    from zootool.backends.coreai_runtime import KernelNotExecutableError
+    from zootool.export import export_models
     from zootool.runner import DecodeRunner
-    from zootool.zoo_data import Zoo
 
-    zoo = Zoo(built)
-    recipe, path = get(zoo, MODEL)
-    plan = resolve(recipe, "mac", zoo, recipe_file=str(path))
-    checkpoint = next((built / ".zoo-cache" / "checkpoints").iterdir())
+    plan, checkpoint = plan_and_checkpoint(built)
+    with pytest.raises(KernelNotExecutableError):
+        DecodeRunner(plan, list(bundle(built).rglob("*.aimodel")))
+    twin = export_models(plan, checkpoint, tmp_path / "twin", "twin", kernel="gather_mm")
     config = json.loads((checkpoint / "config.json").read_text())
     (module,) = build_decode_chunks(config, plan.context_length, dtype=torch.float16)
     load_weights(module, checkpoint)
@@ -97,13 +113,59 @@ def test_runtime_logits_match_the_torch_module(built: Path):
     tokens = [1, 17, 300, 42, 7, 512, 99, 3]
     with torch.no_grad():
         expected = decode_tokens([module], tokens).float().numpy()
-    with DecodeRunner(plan, list(bundle(built).rglob("*.aimodel"))) as runner:
+    with DecodeRunner(plan, twin) as runner:
         actual = runner.logits_for(tokens)
     # Same fp16 weights; the Linux CPU runtime accumulates fp16 matmuls in fp16, torch in fp32,
     # so values drift by a few hundredths at hidden 256 while the ranking holds.
     assert np.abs(actual - expected).max() < 0.15
     assert np.corrcoef(actual.ravel(), expected.ravel())[0, 1] > 0.995
     assert (actual.argmax(-1) == expected.argmax(-1)).all()
+
+
+def test_gate_replay_reproduces_the_verdict(built: Path, tmp_path: Path):
+    out = tmp_path / "replayed.json"
+    result = run_zoo("gate", str(bundle(built)), "--replay", str(bundle(built) / "gate.json"),
+                     "--out", str(out), "--json", root=built)
+    assert result.returncode == 0, result.stderr
+    original = json.loads((bundle(built) / "gate.json").read_text())
+    replayed = json.loads(out.read_text())
+    assert replayed["candidate"]["tokens"] == original["candidate"]["tokens"]
+    assert replayed["line"] == original["line"]
+
+
+def test_broken_candidate_fails_the_gate(built: Path, tmp_path: Path):
+    """Zero every expert's weights of one MoE layer; the published transcript must catch it."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path / "broken-zoo"
+    shutil.copytree(built, root, ignore=shutil.ignore_patterns("build"))
+    _, checkpoint = plan_and_checkpoint(built)
+    broken = tmp_path / "broken-weights"
+    shutil.copytree(checkpoint, broken)
+    tensors = load_file(str(broken / "model.safetensors"))
+    zeroed = [name for name in tensors if name.startswith("model.layers.1.feed_forward.experts.")]
+    assert zeroed
+    for name in zeroed:
+        tensors[name] = torch.zeros_like(tensors[name])
+    save_file(tensors, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    build = run_zoo("build", MODEL, "--target", "mac", "--weights", str(broken), "--no-gate", root=root)
+    assert build.returncode == 0, build.stderr
+    result = run_zoo("gate", str(root / "build" / MODEL / "mac"), "--replay", str(bundle(built) / "gate.json"),
+                     "--weights", str(broken), "--out", str(tmp_path / "broken.json"), root=root)
+    assert result.returncode == 6, result.stderr
+    assert "gate failed: FAIL (+" in result.stderr
+    assert json.loads((tmp_path / "broken.json").read_text())["candidate"]["flips"] > 1
+
+
+def test_fp16_bundle_gates_clean(tmp_path: Path):
+    root = copy_zoo(tmp_path / "zoo")
+    result = run_zoo("build", MODEL, "--target", "mac", "--quant", "fp16", "--kernel", "gather_mm", "--json",
+                     root=root)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["gate"].startswith("CLEAN (+0 flips/41")
+    assert manifest(root)["overrides"] == {"quant": "fp16", "kernel": "gather_mm"}
 
 
 def test_tampered_or_stray_files_fail_verify(built: Path, tmp_path: Path):

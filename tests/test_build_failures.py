@@ -127,7 +127,7 @@ def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, che
     commit = api.upload_folder(repo_id="zoo-org/tiny-upstream", folder_path=str(checkpoint)).oid
     recipe = zoo_root / "recipes" / f"{MODEL}.toml"
     recipe.write_text(recipe.read_text().replace(
-        'source = { generate = "random", seed = 0 }',
+        'source = { generate = "random", seed = 0, init-std = 0.1 }',
         f'source = {{ hub = "zoo-org/tiny-upstream", revision = "{commit}" }}',
     ))
     env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": WRITE_TOKEN, "HF_HUB_DISABLE_XET": "1",

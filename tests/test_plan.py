@@ -45,9 +45,9 @@ def test_each_level_overrides_the_one_below(zoo_root: Path):
     recipe.write_text(text)
     plan = plan_for(zoo_root, "tiny-lfm2-moe", "mac")
     assert plan.scheme_id == "sym8" and plan.origins["quant"].key == "targets.mac.quant"
-    plan = plan_for(zoo_root, "tiny-lfm2-moe", "mac", quant="int4km")
+    plan = plan_for(zoo_root, "tiny-lfm2-moe", "mac", quant="int4km", kernel="gather_mm")
     assert plan.scheme_id == "int4km" and plan.origins["quant"].file == "command line"
-    recipe.write_text(text.replace('quant = "sym8"\n', "", 1))
+    recipe.write_text(text.replace('quant = "sym8"\n', "", 1).replace('kernel = "gather_qmm"\n', "", 1))
     plan = plan_for(zoo_root, "tiny-lfm2-moe", "mac")
     assert plan.scheme_id == "fp16" and plan.origins["quant"].key == "defaults.quant"
     assert plan.gate_positions == 41 and plan.origins["gate.positions"].file == "zoo/zoo.toml"
@@ -93,7 +93,7 @@ def test_estimate_counts_scales_and_tied_head_copy():
     experts = one.estimate.groups["experts"]
     # int8 + one fp16 scale per 32 weights = 1 + 2/32 bytes per weight.
     assert experts.bytes == experts.params * 34 // 32
-    fp16 = plan_for(REPO, "tiny-lfm2-moe", "mac", quant="fp16").estimate.groups["experts"]
+    fp16 = plan_for(REPO, "tiny-lfm2-moe", "mac", quant="fp16", kernel="gather_mm").estimate.groups["experts"]
     assert fp16.bytes == fp16.params * 2
 
 

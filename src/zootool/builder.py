@@ -191,7 +191,15 @@ def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> dict[
         "size": sizes,
         "gate": {k: v for k, v in gate.items() if k != "detail"},
         "publishable": bool(gate.get("passed")),
+        "overrides": cli_overrides(plan),
     }
+
+
+def cli_overrides(plan: BuildPlan) -> dict[str, Any]:
+    """Settings the command line changed, so a later `zoo gate` resolves the same plan."""
+    fields = {"quant": plan.scheme_id, "kernel": plan.kernel_id, "chunks": plan.chunks,
+              "context_length": plan.context_length}
+    return {k: v for k, v in fields.items() if plan.origins.get(k) and plan.origins[k].file == "command line"}
 
 
 def build_key(plan: BuildPlan, checkpoint: Path, options: BuildOptions) -> str:

@@ -85,7 +85,7 @@ def _generated(plan: BuildPlan, cache_root: Path, license_dir: Path) -> Path:
     """Generate (once, cached by architecture and seed) the recipe's random checkpoint."""
     from .checkpoint import generate_tiny_checkpoint
 
-    config = plan.architecture.to_hf_config()
+    config = plan.architecture.to_hf_config() | {"initializer_range": plan.source.init_std}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_root / "checkpoints" / f"{plan.recipe_id}-{key}-seed{plan.source.seed}"
     if (folder / ".complete").is_file():

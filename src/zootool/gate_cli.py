@@ -11,6 +11,7 @@ from .errors import ConfigError, VerifyError
 from .fetch import fetch_checkpoint
 from .manifest import read_manifest
 from .plan import BuildPlan, resolve
+from .recipe import Settings
 from .registry import get
 from .zoo_data import Zoo
 
@@ -44,7 +45,8 @@ def _locate(zoo: Zoo, model: str, target: str | None, bundle: Path | None) -> tu
     except (OSError, ValueError):
         raise VerifyError(f"{bundle}: no built bundle (manifest.json missing)", "run zoo build first") from None
     recipe, path = get(zoo, manifest["recipe"])
-    plan = resolve(recipe, manifest["target"], zoo, recipe_file=str(path))
+    overrides = Settings(**manifest["overrides"]) if manifest.get("overrides") else None
+    plan = resolve(recipe, manifest["target"], zoo, recipe_file=str(path), overrides=overrides)
     if plan.plan_hash != manifest.get("plan_hash"):
         raise VerifyError(
             f"{bundle}: built from plan {manifest.get('plan_hash')}, the recipe now resolves to {plan.plan_hash}",

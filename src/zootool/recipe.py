@@ -60,6 +60,8 @@ class GeneratedSource(Strict):
     source_tag: ClassVar[str] = "generate"
     generate: Literal["random"]
     seed: int = 0
+    # Larger than transformers' 0.02 so every layer moves the logits and the gate has teeth.
+    init_std: float = Field(default=0.02, gt=0)
 
 
 def _source_kind(value: Any) -> str | None:
