@@ -11,6 +11,7 @@ from .errors import ConfigError, VerifyError
 from .fetch import fetch_checkpoint
 from .manifest import read_manifest
 from .plan import BuildPlan, resolve
+from .quiet import captured
 from .recipe import Settings
 from .registry import get
 from .zoo_data import Zoo
@@ -27,10 +28,11 @@ def run_gate_command(
     paths = _model_paths(bundle, manifest)
     checkpoint = _checkpoint(zoo, plan, weights, needed=not replay_json or not plan.kernel.runs_on_linux)
     transcript_path = out or bundle.parent / f"{bundle.name}.gate.json"
-    if replay_json:
-        transcript = replay(plan, checkpoint, replay_json, paths, transcript_path)
-    else:
-        transcript = run_gate(plan, checkpoint, paths, transcript_path)
+    with captured(bundle.parent / f"{bundle.name}.gate.log"):
+        if replay_json:
+            transcript = replay(plan, checkpoint, replay_json, paths, transcript_path)
+        else:
+            transcript = run_gate(plan, checkpoint, paths, transcript_path)
     return {**transcript.summary(), "transcript": str(transcript_path)}
 
 
