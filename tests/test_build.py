@@ -40,6 +40,7 @@ def test_bundle_layout_and_verify(built: Path):
     for rel in ("README.md", "LICENSE", "manifest.json", "gate.json", f"gpu-pipelined/{stem}/metadata.json",
                 f"gpu-pipelined/{stem}/tokenizer/tokenizer.json", f"gpu-pipelined/{stem}/{stem}.aimodel/main.mlirb"):
         assert (b / rel).is_file(), rel
+    assert not (built / "zoo" / "records").exists()  # only --record or a publish writes the catalog
     result = run_zoo("verify", str(b), "--json", root=built)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"bundle": str(b), "ok": True, "publishable": True, "problems": []}
@@ -208,6 +209,8 @@ def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub):
     listed = {entry["path"]: entry["sha256"] for entry in manifest(built)["files"]}
     assert set(listed) | {"manifest.json"} <= set(files)
     assert hub.tags("zoo-org/Tiny-CoreAI")[manifest(built)["bundle_version"]] == result["commit_sha"]
+    record = json.loads((built / "zoo" / "records" / MODEL / "mac.json").read_text())
+    assert record["publish"]["commit"] == result["commit_sha"] and record["publish"]["repo"] == "zoo-org/Tiny-CoreAI"
     again = run_zoo(*args, root=built, env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["commit_sha"] is None
     assert hub.head("zoo-org/Tiny-CoreAI") == result["commit_sha"]

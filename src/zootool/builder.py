@@ -36,6 +36,7 @@ class BuildOptions:
     revision: str | None = None
     force: bool = False
     gate: bool = True
+    record: bool = False  # write zoo/records/<id>/<target>.json for the catalog
 
 
 @dataclass
@@ -80,11 +81,13 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
         key = build_key(plan, checkpoint, options)
         if not options.force and is_cached(final, key):
             manifest = read_manifest(final)
-            record_build(zoo, manifest)
+            if options.record:
+                record_build(zoo, manifest)
             return BuildResult(final, True, manifest, stages.timings, stages.peak_rss_mb)
         with staging(final) as stage:
             manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages)
-        record_build(zoo, manifest)
+        if options.record:
+            record_build(zoo, manifest)
     result = BuildResult(final, False, manifest, stages.timings, stages.peak_rss_mb)
     if manifest["gate"]["verdict"] == "FAIL":
         raise GateFailedError(

@@ -163,6 +163,8 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if an identical bundle exists.")] = False,
     no_gate: Annotated[bool, typer.Option("--no-gate", help="Skip the quality gate; the card says 'not gated'.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    record: Annotated[bool, typer.Option("--record", help="Write the build into zoo/records/ for the catalog "
+                                         "(zoo publish always records).")] = False,
     quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
     kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
     chunks: Annotated[Optional[int], typer.Option(help="Override the number of .aimodel chunks.")] = None,
@@ -183,7 +185,7 @@ def build(
     resolved = resolve(recipe, target, z, recipe_file=_rel(path, z),
                        overrides=overrides(quant=quant, kernel=kernel, chunks=chunks))
     require_fits(resolved, recipe, z)
-    options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate)
+    options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record)
     from .quiet import terminal_stream
 
     console = Console(file=terminal_stream(), force_terminal=err.is_terminal)
