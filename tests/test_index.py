@@ -240,7 +240,7 @@ def test_check_fails_after_a_recipe_change_and_passes_after_regenerating(zoo_roo
     assert {"zoo/README.md", "zoo/index.json", "zoo/tiny-lfm2-moe.md"} <= set(check_index(zoo))
     assert {"zoo/README.md", "zoo/index.json", "zoo/tiny-lfm2-moe.md"} <= set(index_command(zoo, check=False)["changed"])
     assert index_command(zoo, check=True)["up_to_date"] and write_index(zoo) == []
-    edit_recipe(zoo, 'quant = "sym8"', 'quant = "fp16"')
+    edit_recipe(zoo, "chunks = 1", "chunks = 2")
     zoo = Zoo(zoo_root)
     with pytest.raises(ConfigError) as failure:
         index_command(zoo, check=True)
