@@ -179,17 +179,17 @@ def test_zoo_build_iphone_ios18_bundle(tmp_path):
     verified = run_zoo("verify", str(bundle), "--json", root=root)
     assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": []}
     manifest = json.loads((bundle / "manifest.json").read_text())
-    package = bundle / manifest["model_dir"] / "Tiny-Llama-pal4.mlpackage"
+    package = bundle / manifest["model_dir"] / "Tiny-Llama-sym8.mlpackage"
     assert read_metadata(package)["custom"]["zootool.plan_hash"] == manifest["plan_hash"]
-    assert storage_summary(package)["layers_3_mlp_up_proj_weight_to_fp16"]["dtype"] == "uint4"
+    assert storage_summary(package)["layers_3_mlp_up_proj_weight_to_fp16"]["dtype"] == "int8"
     app = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())
-    assert app["assets"] == {"main": "Tiny-Llama-pal4.mlpackage", "format": "mlpackage"}
+    assert app["assets"] == {"main": "Tiny-Llama-sym8.mlpackage", "format": "mlpackage"}
     assert app["compilation"]["targets"] == ["iOS18"]
     gate = json.loads((bundle / "gate.json").read_text())
     assert gate["verdict"]["passed"] and "read back from the .mlpackage" in gate["candidate"]["runtime"]
     assert gate["candidate"]["runtime"] in (bundle / "README.md").read_text()
     # The estimate counts weights: it matches weight.bin (plus RoPE tables and the zero biases Core ML
-    # gives bias-free linears); the ~90 kB program protobuf beside it is a fixed cost, 3.5% of this toy.
+    # gives bias-free linears); the ~90 kB program protobuf beside it is a fixed cost, 2% of this toy.
     weight_bin = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
     estimated = manifest["size"]["estimated_bytes"]
     assert abs(estimated - weight_bin.stat().st_size) / weight_bin.stat().st_size < 0.03
