@@ -199,7 +199,8 @@ def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub):
     from conftest_hub import WRITE_TOKEN
 
     env = {"HF_TOKEN": WRITE_TOKEN, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(built / "hf-home")}
-    args = ("publish", MODEL, "--target", "mac", "--repo", "zoo-org/Tiny-CoreAI", "--endpoint", hub.url, "--json")
+    args = ("publish", MODEL, "--target", "mac", "--repo", "zoo-org/Tiny-CoreAI", "--endpoint", hub.url, "--json",
+            "--record")
     first = run_zoo(*args, root=built, env=env)
     assert first.returncode == 0, first.stderr
     result = json.loads(first.stdout)

@@ -245,13 +245,15 @@ def publish(
     revision: Annotated[Optional[str], typer.Option(help="Branch to commit to (default: main).")] = None,
     endpoint: Annotated[Optional[str], typer.Option(help="Hub endpoint, e.g. a local test server.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; no network.")] = False,
+    record: Annotated[Optional[bool], typer.Option(
+        "--record/--no-record", help="Write zoo/records/ (default: only when publishing to the public Hub).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Publish a built, verified, gated bundle to the Hugging Face Hub in one commit, then tag it."""
     from .publish_cli import publish_command
 
     result = publish_command(zoo(), model, target, repo=repo, private=private, revision=revision,
-                             endpoint=endpoint, dry_run=dry_run)
+                             endpoint=endpoint, dry_run=dry_run, record=record)
     if as_json:
         emit_json(result)
     elif dry_run:

@@ -13,10 +13,12 @@ from .registry import get
 from .verify import front_matter, require, verify_bundle
 from .zoo_data import Zoo
 
+PUBLIC_HUB = "https://huggingface.co"
+
 
 def publish_command(
     zoo: Zoo, model: str, target: str, *, repo: str | None, private: bool, revision: str | None,
-    endpoint: str | None, dry_run: bool,
+    endpoint: str | None, dry_run: bool, record: bool | None = None,
 ) -> dict[str, Any]:
     """Refuse anything that fails ``zoo verify`` or its gate; otherwise publish (or plan to)."""
     recipe, path = get(zoo, model)
@@ -39,7 +41,14 @@ def publish_command(
         )
     if dry_run:
         return _dry_run(bundle, repo_id, private or plan.publish_private)
-    return _publish(zoo, bundle, manifest, repo_id, private or plan.publish_private, revision, endpoint)
+    result = _publish(bundle, manifest, repo_id, private or plan.publish_private, revision, endpoint)
+    # A catalog entry claims a Hub repo: only the public Hub counts, unless asked for.
+    if record if record is not None else endpoint in (None, PUBLIC_HUB):
+        from .records import record_publish
+
+        record_publish(zoo, manifest["recipe"], manifest["target"], repo_id, result["commit_sha"], result["tag"],
+                       manifest=manifest)
+    return result
 
 
 def _dry_run(bundle: Path, repo_id: str, private: bool) -> dict[str, Any]:
@@ -54,7 +63,7 @@ def _dry_run(bundle: Path, repo_id: str, private: bool) -> dict[str, Any]:
     }
 
 
-def _publish(zoo, bundle: Path, manifest: dict, repo_id: str, private: bool, revision, endpoint) -> dict[str, Any]:
+def _publish(bundle: Path, manifest: dict, repo_id: str, private: bool, revision, endpoint) -> dict[str, Any]:
     from .publisher import publish_bundle
 
     message = (
@@ -64,12 +73,4 @@ def _publish(zoo, bundle: Path, manifest: dict, repo_id: str, private: bool, rev
         bundle, repo_id, token=None, endpoint=endpoint, private=private, revision=revision,
         commit_message=message, tag=manifest.get("bundle_version"),
     )
-    _record(zoo, manifest, repo_id, result)
     return {"dry_run": False, "repo": repo_id, **result.model_dump(mode="json")}
-
-
-def _record(zoo: Zoo, manifest: dict, repo_id: str, result: Any) -> None:
-    from .records import record_publish
-
-    record_publish(zoo, manifest["recipe"], manifest["target"], repo_id, result.commit_sha, result.tag,
-                   manifest=manifest)

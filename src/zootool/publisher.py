@@ -123,7 +123,7 @@ def _resolve_token(token: str | None) -> str:
     if not found:
         raise PublishError(
             "not logged in to the Hugging Face Hub",
-            hint="run `hf auth login`, set HF_TOKEN, or pass --token",
+            hint="run `hf auth login` or set HF_TOKEN",
         )
     return found
 
