@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,12 @@ def test_cli_debug_env_shows_traceback(zoo_root: Path):
     result = run_zoo("plan", "tiny-lfm2-moe", "--target", "mac", root=zoo_root, env={"ZOO_DEBUG": "1"})
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_list_shows_good_recipes_and_reports_each_bad_one(zoo_root: Path):
+    mutate(zoo_root, 'quant = "sym8"', 'quantt = "sym8"')
+    result = run_zoo("list", "--json", root=zoo_root)
+    assert result.returncode == 2
+    assert {row["model"] for row in json.loads(result.stdout)} == {"lfm2.5-8b-a1b"} | {
+        p.stem for p in (zoo_root / "recipes").glob("*.toml") if p.stem != "tiny-lfm2-moe"}
+    assert "targets.mac.quantt: unknown key 'quantt'" in result.stderr

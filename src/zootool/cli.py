@@ -64,16 +64,20 @@ def overrides(**values: Any):
 @app.command("list")
 def list_models(as_json: JsonFlag = False) -> None:
     """Every model x target with its size estimate against the platform budget."""
-    from .plan import resolve
-    from .registry import load_all
+    from .errors import ConfigError
+    from .registry import resolve_all
     from .render import list_table, plan_row
 
     z = zoo()
-    plans = [resolve(r, t, z, recipe_file=_rel(p, z)) for r, p in load_all(z) for t in r.targets]
+    plans, errors = resolve_all(z, lambda path: _rel(path, z))
     if as_json:
         emit_json([plan_row(p) for p in plans])
     else:
         out.print(list_table(plans))
+    for problem in errors[:-1]:
+        _report(problem.message, problem.hint)
+    if errors:
+        raise ConfigError(errors[-1].message, errors[-1].hint)
 
 
 @app.command()

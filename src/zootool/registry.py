@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from .errors import UnknownModelError
+from .errors import ConfigError, UnknownModelError, ZooError
 from .recipe import Recipe, check_model_id, load_recipe
 from .schema_base import did_you_mean
 from .zoo_data import Zoo
@@ -31,3 +33,17 @@ def get(zoo: Zoo, model_id: str) -> tuple[Recipe, Path]:
 
 def load_all(zoo: Zoo) -> list[tuple[Recipe, Path]]:
     return [(load_recipe(path), path) for path in recipe_paths(zoo).values()]
+
+
+def resolve_all(zoo: Zoo, display: Callable[[Path], str]) -> tuple[list[Any], list[ZooError]]:
+    """Plans of every recipe x target, and the errors of those that do not resolve (kept going)."""
+    from .plan import resolve
+
+    plans, errors = [], []
+    for path in recipe_paths(zoo).values():
+        try:
+            recipe = load_recipe(path)
+            plans += [resolve(recipe, t, zoo, recipe_file=display(path)) for t in recipe.targets]
+        except ConfigError as exc:
+            errors.append(exc)
+    return plans, errors
