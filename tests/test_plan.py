@@ -101,3 +101,19 @@ def test_entitlement_flagged_above_two_gib_on_iphone():
     plan = plan_for(REPO, "lfm2.5-8b-a1b", "iphone")
     assert plan.budget.entitlement == "com.apple.developer.kernel.increased-memory-limit"
     assert plan_for(REPO, "tiny-lfm2-moe", "iphone").budget.entitlement is None
+
+
+def test_backend_follows_the_platform_unless_set():
+    plan = plan_for(REPO, "tiny-llama", "iphone-ios18")
+    assert plan.backend == "coremltools"
+    assert str(plan.origins["backend"]) == "zoo/platforms.toml: platforms.iphone-ios18.backends"
+    assert plan_for(REPO, "tiny-llama", "mac").backend == "coreai"
+
+
+def test_scheme_without_a_mapping_on_the_backend_is_refused():
+    from zootool.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        plan_for(REPO, "tiny-llama", "mac", quant="pal4")
+    assert caught.value.message == "command line: --quant: scheme 'pal4' has no mapping on backend 'coreai'"
+    assert caught.value.hint == "schemes for this backend: fp16, sym8, int4km"

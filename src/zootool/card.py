@@ -8,7 +8,12 @@ from typing import Any
 from .errors import ConfigError
 from .plan import BuildPlan, gb
 
-BASE_TAGS = ("coreai", "aimodel", "apple-silicon", "on-device")
+# backend -> (library_name, tags, runtime name, file format)
+BACKEND_CARD = {
+    "coreai": ("coreai", ("coreai", "aimodel"), "Core AI", ".aimodel"),
+    "coremltools": ("coreml", ("coreml", "mlpackage"), "Core ML", ".mlpackage"),
+}
+COMMON_TAGS = ("apple-silicon", "on-device")
 
 
 def card_data(plan: BuildPlan, tags: tuple[str, ...]) -> Any:
@@ -17,15 +22,16 @@ def card_data(plan: BuildPlan, tags: tuple[str, ...]) -> Any:
 
     hub = getattr(plan.source, "hub", None)
     custom = plan.license.hub_license == "other"
+    library, backend_tags, _, _ = BACKEND_CARD[plan.backend]
     return ModelCardData(
         license=plan.license.hub_license,
         license_name=plan.license_id if custom else None,
         license_link=plan.license.link if custom else None,
         base_model=hub,
         base_model_relation="quantized" if hub else None,
-        library_name="coreai",
+        library_name=library,
         pipeline_tag="text-generation",
-        tags=list(dict.fromkeys((*BASE_TAGS, plan.scheme_id, plan.platform.os, *tags))),
+        tags=list(dict.fromkeys((*backend_tags, *COMMON_TAGS, plan.scheme_id, plan.platform.os, *tags))),
     )
 
 
@@ -43,7 +49,11 @@ def render_card(plan: BuildPlan, template_dir: Path, facts: dict[str, Any], tags
 
 def plan_facts(plan: BuildPlan) -> dict[str, Any]:
     arch = plan.architecture
+    _, _, runtime_name, asset_format = BACKEND_CARD[plan.backend]
     return {
+        "runtime_name": runtime_name,
+        "asset_format": asset_format,
+        "is_coreai": plan.backend == "coreai",
         "model_name": plan.model_name,
         "recipe_id": plan.recipe_id,
         "plan_hash": plan.plan_hash,

@@ -16,7 +16,9 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-TOOLS = ("zootool", "coreai-torch", "coreai-core", "coreai-opt", "torch", "transformers", "huggingface_hub")
+TOOLS = (
+    "zootool", "coreai-torch", "coreai-core", "coreai-opt", "coremltools", "torch", "transformers", "huggingface_hub",
+)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -131,6 +131,7 @@ def resolve(
     platform_id = table.platform or target
     platform = _platform(zoo, platform_id, recipe_file, target)
     _clamp_context(values, origins, platform, platform_id)
+    _platform_backend(values, origins, platform, platform_id)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
     sizes = _estimate(recipe, refs["scheme"], refs["kernel"], values["chunks"])
     return BuildPlan(
@@ -195,6 +196,13 @@ def _clamp_context(values: dict, origins: dict, platform: Platform, platform_id:
     )
 
 
+def _platform_backend(values: dict, origins: dict, platform: Platform, platform_id: str) -> None:
+    """A backend left at the zoo default follows the platform (e.g. Core ML for OS 18 devices)."""
+    if origins["backend"].file == "zoo/zoo.toml" and values["backend"] not in platform.backends:
+        values["backend"] = platform.backends[0]
+        origins["backend"] = Origin(file="zoo/platforms.toml", key=f"platforms.{platform_id}.backends")
+
+
 def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, recipe_file: str) -> dict:
     """Check every id the cascade produced; errors point at the level that set it."""
     platform = zoo.platforms[platform_id]
@@ -206,6 +214,12 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
         )
     _known(values["pipeline"], PIPELINES, origins["pipeline"], "pipeline")
     _known(values["quant"], zoo.schemes, origins["quant"], "quant scheme")
+    if values["backend"] not in zoo.schemes[values["quant"]].backends:
+        raise ConfigError(
+            f"{origins['quant']}: scheme '{values['quant']}' has no mapping on backend '{values['backend']}'",
+            "schemes for this backend: "
+            + ", ".join(k for k, v in zoo.schemes.items() if values["backend"] in v.backends),
+        )
     _known(values["kernel"], zoo.kernels, origins["kernel"], "kernel")
     kernel = zoo.kernels[values["kernel"]]
     _kernel_applies(kernel, values, origins["kernel"], recipe.architecture.family)

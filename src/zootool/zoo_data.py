@@ -62,6 +62,7 @@ class Scheme(Strict):
     summary: str
     quantize: dict[str, QuantSpec] = {}
     keep_fp16: tuple[str, ...]
+    backends: tuple[str, ...] = BACKENDS
 
     @model_validator(mode="after")
     def _covers_every_group(self) -> "Scheme":

@@ -1,0 +1,46 @@
+"""Model cards rendered from the plan: front matter per backend and license, body facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from zootool.card import render_card
+from zootool.plan import resolve
+from zootool.registry import get
+from zootool.verify import front_matter
+from zootool.zoo_data import Zoo
+
+REPO = Path(__file__).resolve().parents[1]
+FACTS = {"description": "d", "bundle_dir": "gpu-pipelined/X", "main_asset": "X.aimodel", "actual_size": "1 MB",
+         "gate_line": "CLEAN (+0 flips/41 = fp16 ceiling)", "gate_detail": "detail", "zootool_version": "0"}
+
+
+def card(model: str, target: str) -> tuple[dict, str]:
+    zoo = Zoo(REPO)
+    recipe, path = get(zoo, model)
+    text = render_card(resolve(recipe, target, zoo, recipe_file=str(path)), zoo.cards_dir, FACTS, recipe.model.tags)
+    return front_matter(text), text
+
+
+def test_custom_license_and_quantized_base_model():
+    front, text = card("lfm2.5-8b-a1b", "iphone")
+    assert front["license"] == "other" and front["license_name"] == "lfm1.0" and front["license_link"] == "LICENSE"
+    assert front["base_model"] == "LiquidAI/LFM2.5-8B-A1B" and front["base_model_relation"] == "quantized"
+    assert front["library_name"] == "coreai" and front["pipeline_tag"] == "text-generation"
+    assert {"coreai", "aimodel", "apple-silicon", "on-device", "int4km", "ios"} <= set(front["tags"])
+    assert "com.apple.developer.kernel.increased-memory-limit" in text
+    assert "keep prompt + generated tokens under 1024" in text
+    assert "Use the chat template and sampling" in text and "CLEAN (+0 flips/41" in text
+
+
+def test_generated_source_has_no_base_model_and_no_entitlement():
+    front, text = card("tiny-lfm2-moe", "mac")
+    assert "base_model" not in front and front["license"] == "mit" and "license_name" not in front
+    assert "increased-memory-limit" not in text and "llm-benchmark" in text
+
+
+def test_core_ml_bundle_card():
+    front, text = card("tiny-llama", "iphone-ios18")
+    assert front["library_name"] == "coreml" and {"coreml", "mlpackage"} <= set(front["tags"])
+    assert "aimodel" not in front["tags"] and "llm-benchmark" not in text
+    assert "Core ML (`.mlpackage`, iOS 18+)" in text
