@@ -13,17 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .decode_step import StepContext, cached_attention
+
 if TYPE_CHECKING:
     from .lfm2_moe_model import Lfm2MoeDims
-
-
-class StepContext(NamedTuple):
-    """Per-step tensors shared by every attention layer of a chunk."""
-
-    cos: Tensor  # [1, 1, head_dim]
-    sin: Tensor
-    write: Tensor  # bool [1, 1, max_context, 1]: the cache row of this position
-    visible: Tensor  # bool [1, 1, 1, max_context]: rows at or before this position
 
 
 class RMSNorm(nn.Module):
@@ -83,14 +76,7 @@ class Attention(nn.Module):
         q = _rotate(self.q_layernorm(self.q_proj(x).view(1, self.num_heads, self.head_dim)), ctx.cos, ctx.sin)
         k = _rotate(self.k_layernorm(self.k_proj(x).view(1, self.num_kv_heads, self.head_dim)), ctx.cos, ctx.sin)
         v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
-        keys = torch.where(ctx.write, k.unsqueeze(2), keys)
-        values = torch.where(ctx.write, v, values)
-        # Query heads grouped under their KV head: no repeated K/V is materialised.
-        q = q.view(1, self.num_kv_heads, self.num_heads // self.num_kv_heads, self.head_dim)
-        scores = torch.matmul(q, keys.transpose(-1, -2)) * self.head_dim**-0.5
-        scores = torch.where(ctx.visible, scores, torch.finfo(scores.dtype).min)
-        probs = torch.softmax(scores.to(torch.float32), dim=-1).to(values.dtype)
-        out = torch.matmul(probs, values).reshape(1, 1, self.num_heads * self.head_dim)
+        out, keys, values = cached_attention(q, k, v, ctx, keys, values)
         return self.out_proj(out), keys, values
 
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, NotImplementedFeatureError
-from .lfm2_moe_layers import DecoderLayer, GatherExpertMatmul, RMSNorm, SparseMoE, StackedExperts, StepContext
+from .decode_step import DecodeChunkIO, StateSpec, StepContext, cache_rows, decode_tokens, split_layers
+from .lfm2_moe_layers import DecoderLayer, GatherExpertMatmul, RMSNorm, SparseMoE, StackedExperts
 from .lfm2_moe_weights import load_weights
 
 _LEGACY_LAYER_NAMES = {"attention": "full_attention"}
@@ -119,14 +119,7 @@ def _rope_theta(config: Mapping[str, Any]) -> float:
     return float(rope.get("rope_theta", config.get("rope_theta", 1_000_000.0)))
 
 
-class StateSpec(NamedTuple):
-    """One carried state tensor of a decode chunk."""
-
-    name: str
-    shape: tuple[int, ...]
-
-
-class Lfm2MoeDecodeChunk(nn.Module):
+class Lfm2MoeDecodeChunk(DecodeChunkIO, nn.Module):
     """Layers ``[start, stop)`` of the decoder as one functional decode step.
 
     The first chunk embeds ``input_ids``; the last applies the final norm and the
@@ -168,25 +161,6 @@ class Lfm2MoeDecodeChunk(nn.Module):
                 specs.append(StateSpec(f"layer{index}_conv", (1, d.hidden_size, d.conv_kernel)))
         return specs
 
-    def input_names(self) -> list[str]:
-        first = "input_ids" if self.is_first else "hidden_states"
-        return [first, "position", *(spec.name for spec in self.state_specs())]
-
-    def output_names(self) -> list[str]:
-        first = "logits" if self.is_last else "hidden_states"
-        return [first, *(f"{spec.name}_out" for spec in self.state_specs())]
-
-    def initial_states(self) -> tuple[Tensor, ...]:
-        """Zero states for position 0 (a conv window of zeros is transformers' empty cache)."""
-        return tuple(torch.zeros(spec.shape, dtype=self.dtype) for spec in self.state_specs())
-
-    def example_inputs(self) -> tuple[Tensor, ...]:
-        """Inputs of the right shapes and dtypes for ``torch.export.export``."""
-        if self.is_first:
-            first = torch.zeros(1, 1, dtype=torch.int32)
-        else:
-            first = torch.zeros(1, 1, self.dims.hidden_size, dtype=self.dtype)
-        return (first, torch.zeros(1, dtype=torch.int32), *self.initial_states())
 
     def forward(self, x: Tensor, position: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
         h = self.embed_tokens(x) if self.is_first else x
@@ -203,24 +177,13 @@ class Lfm2MoeDecodeChunk(nn.Module):
     def _context(self, position: Tensor, dtype: torch.dtype) -> StepContext:
         angles = position.to(torch.float32).unsqueeze(-1) * self.inv_freq
         angles = torch.cat([angles, angles], dim=-1).unsqueeze(1)
-        rows = torch.arange(self.max_context, dtype=torch.int32, device=position.device)
+        rows, write = cache_rows(position, self.max_context)
         return StepContext(
             cos=angles.cos().to(dtype),
             sin=angles.sin().to(dtype),
-            write=(rows == position).view(1, 1, self.max_context, 1),
+            write=write,
             visible=(rows <= position).view(1, 1, 1, self.max_context),
         )
-
-
-def split_layers(num_layers: int, chunks: int) -> list[range]:
-    """Contiguous layer ranges, as even as possible, earlier chunks taking the remainder."""
-    if not 1 <= chunks <= num_layers:
-        raise ConfigError(f"cannot split {num_layers} layers into {chunks} chunks", "use 1..num_layers chunks")
-    size, extra = divmod(num_layers, chunks)
-    bounds = [0]
-    for index in range(chunks):
-        bounds.append(bounds[-1] + size + (1 if index < extra else 0))
-    return [range(a, b) for a, b in pairwise(bounds)]
 
 
 def build_decode_chunks(
@@ -247,20 +210,3 @@ def replace_expert_matmul(chunks: Sequence[nn.Module], factory: Callable[[], nn.
     for module in experts:
         module.matmul = factory()
     return len(experts)
-
-
-@torch.no_grad()
-def decode_tokens(chunks: Sequence[Lfm2MoeDecodeChunk], token_ids: Sequence[int]) -> Tensor:
-    """Run ``token_ids`` one step at a time from empty state; logits ``[len, vocab]``."""
-    states = [chunk.initial_states() for chunk in chunks]
-    rows = []
-    for position, token in enumerate(token_ids):
-        if position >= chunks[0].max_context:
-            raise ConfigError(f"{len(token_ids)} tokens do not fit max_context {chunks[0].max_context}")
-        x: Tensor = torch.tensor([[token]], dtype=torch.int32)
-        pos = torch.tensor([position], dtype=torch.int32)
-        for index, chunk in enumerate(chunks):
-            x, *updated = chunk(x, pos, *states[index])
-            states[index] = tuple(updated)
-        rows.append(x[0, 0])
-    return torch.stack(rows)

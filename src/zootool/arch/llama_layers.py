@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .lfm2_moe_layers import StepContext
+from .decode_step import StepContext, cached_attention
 
 if TYPE_CHECKING:
     from .llama_model import LlamaDims
@@ -109,15 +109,7 @@ class Attention(nn.Module):
         half = self.head_dim // 2
         q, k = _rotate(q, ctx.cos, ctx.sin, half), _rotate(k, ctx.cos, ctx.sin, half)
         v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
-        keys = torch.where(ctx.write, k.unsqueeze(2), keys)
-        values = torch.where(ctx.write, v, values)
-        # Query heads grouped under their KV head: no repeated K/V is materialised.
-        q = q.view(1, self.num_kv_heads, self.num_heads // self.num_kv_heads, self.head_dim)
-        scores = torch.matmul(q, keys.transpose(-1, -2)) * self.head_dim**-0.5
-        # fp16's lowest finite value masks in every dtype; a float32 minimum would become -inf in fp16.
-        scores = torch.where(ctx.visible, scores, torch.finfo(torch.float16).min)
-        probs = torch.softmax(scores.to(torch.float32), dim=-1).to(values.dtype)
-        out = torch.matmul(probs, values).reshape(1, 1, self.num_heads * self.head_dim)
+        out, keys, values = cached_attention(q, k, v, ctx, keys, values)
         return self.o_proj(out), keys, values
 
 

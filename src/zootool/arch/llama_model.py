@@ -18,9 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, NotImplementedFeatureError
-from .lfm2_moe_model import StateSpec, split_layers
+from .decode_step import DecodeChunkIO, StateSpec, StepContext, cache_rows, decode_tokens, split_layers
 from .llama import ARCHITECTURES, rope_settings
-from .llama_layers import DecoderLayer, RMSNorm, StepContext, rope_tables
+from .llama_layers import DecoderLayer, RMSNorm, rope_tables
 from .llama_weights import load_weights
 
 __all__ = ["LlamaDecodeChunk", "LlamaDims", "StateSpec", "build_decode_chunks", "decode_tokens", "load_weights"]
@@ -99,7 +99,7 @@ def _check_config(config: Mapping[str, Any]) -> None:
         )
 
 
-class LlamaDecodeChunk(nn.Module):
+class LlamaDecodeChunk(DecodeChunkIO, nn.Module):
     """Layers ``[start, stop)`` of the decoder as one functional decode step.
 
     The first chunk embeds ``input_ids``; the last applies the final norm and the
@@ -131,25 +131,6 @@ class LlamaDecodeChunk(nn.Module):
         cache = (1, d.num_kv_heads, self.max_context, d.head_dim)
         return [StateSpec(f"layer{i}_{kind}", cache) for i in self.layer_range for kind in ("key", "value")]
 
-    def input_names(self) -> list[str]:
-        first = "input_ids" if self.is_first else "hidden_states"
-        return [first, "position", *(spec.name for spec in self.state_specs())]
-
-    def output_names(self) -> list[str]:
-        first = "logits" if self.is_last else "hidden_states"
-        return [first, *(f"{spec.name}_out" for spec in self.state_specs())]
-
-    def initial_states(self) -> tuple[Tensor, ...]:
-        """Zero caches for position 0."""
-        return tuple(torch.zeros(spec.shape, dtype=self.dtype) for spec in self.state_specs())
-
-    def example_inputs(self) -> tuple[Tensor, ...]:
-        """Inputs of the right shapes and dtypes for ``torch.export.export``."""
-        if self.is_first:
-            first = torch.zeros(1, 1, dtype=torch.int32)
-        else:
-            first = torch.zeros(1, 1, self.dims.hidden_size, dtype=self.dtype)
-        return (first, torch.zeros(1, dtype=torch.int32), *self.initial_states())
 
     def forward(self, x: Tensor, position: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
         h = self.embed_tokens(x) if self.is_first else x
@@ -167,14 +148,14 @@ class LlamaDecodeChunk(nn.Module):
         # A table row, not position * inv_freq: fp16 arithmetic would lose the angle at long context.
         cos = torch.index_select(self.rope_cos, 0, position).unsqueeze(1)
         sin = torch.index_select(self.rope_sin, 0, position).unsqueeze(1)
-        rows = torch.arange(self.max_context, dtype=torch.int32, device=position.device)
+        rows, write = cache_rows(position, self.max_context)
         visible = rows <= position
         if self.dims.sliding_window is not None and self.max_context > self.dims.sliding_window:
             visible = visible & (rows > position - self.dims.sliding_window)
         return StepContext(
             cos=cos.to(dtype),
             sin=sin.to(dtype),
-            write=(rows == position).view(1, 1, self.max_context, 1),
+            write=write,
             visible=visible.view(1, 1, 1, self.max_context),
         )
 
@@ -191,20 +172,3 @@ def build_decode_chunks(
         raise ConfigError(f"max_context must be positive, got {max_context}")
     dims = LlamaDims.from_config(config)
     return [LlamaDecodeChunk(dims, max_context, r, dtype) for r in split_layers(dims.num_layers, chunks)]
-
-
-@torch.no_grad()
-def decode_tokens(chunks: Sequence[LlamaDecodeChunk], token_ids: Sequence[int]) -> Tensor:
-    """Run ``token_ids`` one step at a time from empty caches; logits ``[len, vocab]``."""
-    states = [chunk.initial_states() for chunk in chunks]
-    rows = []
-    for position, token in enumerate(token_ids):
-        if position >= chunks[0].max_context:
-            raise ConfigError(f"{len(token_ids)} tokens do not fit max_context {chunks[0].max_context}")
-        x: Tensor = torch.tensor([[token]], dtype=torch.int32)
-        pos = torch.tensor([position], dtype=torch.int32)
-        for index, chunk in enumerate(chunks):
-            x, *updated = chunk(x, pos, *states[index])
-            states[index] = tuple(updated)
-        rows.append(x[0, 0])
-    return torch.stack(rows)
