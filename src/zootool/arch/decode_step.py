@@ -67,15 +67,16 @@ def cache_rows(position: Tensor, max_context: int) -> tuple[Tensor, Tensor]:
 
 
 def cached_attention(
-    q: Tensor, k: Tensor, v: Tensor, ctx: StepContext, keys: Tensor, values: Tensor
+    q: Tensor, k: Tensor, v: Tensor, ctx: StepContext, keys: Tensor, values: Tensor, heads: tuple[int, int, int]
 ) -> tuple[Tensor, Tensor, Tensor]:
     """GQA over a fixed-length cache: write this step's K/V at ``ctx.write``, attend to ``ctx.visible``.
 
     ``q`` is ``[1, heads, head_dim]``, ``k`` ``[1, kv_heads, head_dim]`` (both rotated),
     ``v`` ``[1, kv_heads, 1, head_dim]``; returns ``(out [1, 1, heads*head_dim], keys, values)``.
+    ``heads`` is ``(heads, kv_heads, head_dim)`` as Python ints: shapes read off traced tensors
+    trip coremltools' jit frontend.
     """
-    heads, head_dim = q.shape[1], q.shape[2]
-    kv_heads = k.shape[1]
+    heads, kv_heads, head_dim = heads
     keys = torch.where(ctx.write, k.unsqueeze(2), keys)
     values = torch.where(ctx.write, v, values)
     # Query heads grouped under their KV head: no repeated K/V is materialised.

@@ -76,7 +76,9 @@ class Attention(nn.Module):
         q = _rotate(self.q_layernorm(self.q_proj(x).view(1, self.num_heads, self.head_dim)), ctx.cos, ctx.sin)
         k = _rotate(self.k_layernorm(self.k_proj(x).view(1, self.num_kv_heads, self.head_dim)), ctx.cos, ctx.sin)
         v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
-        out, keys, values = cached_attention(q, k, v, ctx, keys, values)
+        out, keys, values = cached_attention(
+            q, k, v, ctx, keys, values, (self.num_heads, self.num_kv_heads, self.head_dim)
+        )
         return self.out_proj(out), keys, values
 
 

@@ -109,7 +109,9 @@ class Attention(nn.Module):
         half = self.head_dim // 2
         q, k = _rotate(q, ctx.cos, ctx.sin, half), _rotate(k, ctx.cos, ctx.sin, half)
         v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
-        out, keys, values = cached_attention(q, k, v, ctx, keys, values)
+        out, keys, values = cached_attention(
+            q, k, v, ctx, keys, values, (self.num_heads, self.num_kv_heads, self.head_dim)
+        )
         return self.o_proj(out), keys, values
 
 
