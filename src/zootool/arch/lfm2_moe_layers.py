@@ -7,7 +7,7 @@ names, so checkpoint tensors map one to one (experts: to the stacked layout).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F

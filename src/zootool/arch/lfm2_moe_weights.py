@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from ..errors import FetchError
-from .safetensors_checkpoint import SafetensorsCheckpoint
+from .safetensors_checkpoint import SafetensorsCheckpoint, assign_checked
 
 if TYPE_CHECKING:
     from .lfm2_moe_model import Lfm2MoeDims
@@ -27,15 +26,8 @@ def load_weights(module: nn.Module | Sequence[nn.Module], checkpoint_dir: Path) 
     chunks = [module] if isinstance(module, nn.Module) and not isinstance(module, nn.ModuleList) else list(module)
     with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
         for chunk in chunks:
-            for name, current in chunk.state_dict(keep_vars=True).items():
-                value = _read(checkpoint, chunk.dims, name)
-                if tuple(value.shape) != tuple(current.shape):
-                    raise FetchError(
-                        f"{checkpoint.directory}: tensor for {name} has shape {tuple(value.shape)}, "
-                        f"the config implies {tuple(current.shape)}",
-                        "the checkpoint does not match its config.json; fetch both from the same revision",
-                    )
-                _assign(chunk, name, value.to(current.dtype))
+            for name in chunk.state_dict(keep_vars=True):
+                assign_checked(chunk, name, _read(checkpoint, chunk.dims, name), str(checkpoint.directory))
 
 
 def _read(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, name: str) -> Tensor:
@@ -57,12 +49,3 @@ def _stack_experts(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, fused_n
             gate = checkpoint.get(f"{prefix}.{expert}.w1.weight")
             per_expert.append(torch.cat([gate, checkpoint.get(f"{prefix}.{expert}.w3.weight")], dim=0))
     return torch.stack(per_expert)
-
-
-def _assign(chunk: nn.Module, name: str, value: Tensor) -> None:
-    owner_path, _, attr = name.rpartition(".")
-    owner = chunk.get_submodule(owner_path)
-    if attr in owner._parameters:
-        setattr(owner, attr, nn.Parameter(value, requires_grad=False))
-    else:
-        setattr(owner, attr, nn.Buffer(value))

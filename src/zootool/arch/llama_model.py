@@ -10,7 +10,7 @@ logits ``[1, 1, vocab]`` (or hidden states), then the updated caches in the same
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 

@@ -6,10 +6,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
-from ..errors import FetchError
-from .safetensors_checkpoint import SafetensorsCheckpoint
+from .safetensors_checkpoint import SafetensorsCheckpoint, assign_checked
 
 EMBEDDING = "model.embed_tokens.weight"
 
@@ -36,18 +35,5 @@ def load_tensors(module: nn.Module | Sequence[nn.Module], read: Callable[[str], 
     chunks = [module] if isinstance(module, nn.Module) else list(module)
     for chunk in chunks:
         tied = chunk.dims.tie_word_embeddings
-        for name, current in chunk.state_dict(keep_vars=True).items():
-            value = read(checkpoint_name(name, tied))
-            if tuple(value.shape) != tuple(current.shape):
-                raise FetchError(
-                    f"{where}: tensor for {name} has shape {tuple(value.shape)}, "
-                    f"the config implies {tuple(current.shape)}",
-                    "the weights do not match their config.json; fetch both from the same revision",
-                )
-            _assign(chunk, name, value.to(current.dtype))
-
-
-def _assign(chunk: nn.Module, name: str, value: Tensor) -> None:
-    owner_path, _, attr = name.rpartition(".")
-    owner = chunk.get_submodule(owner_path)
-    setattr(owner, attr, nn.Parameter(value, requires_grad=False))
+        for name in chunk.state_dict(keep_vars=True):
+            assign_checked(chunk, name, read(checkpoint_name(name, tied)), where)

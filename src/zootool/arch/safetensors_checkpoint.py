@@ -101,3 +101,22 @@ def _open(path: Path) -> Any:
     except Exception as exc:  # SafetensorError for truncated or corrupted headers
         raise FetchError(f"{path}: not a readable safetensors file ({exc})", _REFETCH) from exc
     return handle
+
+
+def assign_checked(chunk: Any, name: str, value: Any, where: str) -> None:
+    """Put checkpoint tensor ``value`` at ``name`` of ``chunk`` (meta modules too), shape-checked."""
+    from torch import nn
+
+    current = chunk.state_dict(keep_vars=True)[name]
+    if tuple(value.shape) != tuple(current.shape):
+        raise FetchError(
+            f"{where}: tensor for {name} has shape {tuple(value.shape)}, the config implies {tuple(current.shape)}",
+            "the checkpoint does not match its config.json; fetch both from the same revision",
+        )
+    owner_path, _, attr = name.rpartition(".")
+    owner = chunk.get_submodule(owner_path)
+    value = value.to(current.dtype)
+    if attr in owner._parameters:
+        setattr(owner, attr, nn.Parameter(value, requires_grad=False))
+    else:
+        setattr(owner, attr, nn.Buffer(value))
