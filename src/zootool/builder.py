@@ -66,6 +66,10 @@ class Stages:
         self.peak_rss_mb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         self.observer(name, "done", self.timings[name])
 
+    def note(self, name: str, text: str) -> None:
+        """Progress inside a running stage (e.g. which chunk is converting)."""
+        self.observer(name, f"note:{text}", 0.0)
+
 
 def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | None = None) -> BuildResult:
     """Build (or reuse) the bundle of ``plan``; raises typed errors, never half a bundle."""
@@ -114,7 +118,8 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages) -> 
     with stages("export"):
         from .export import export_models
 
-        paths = export_models(plan, checkpoint, model_dir, stem)
+        paths = export_models(plan, checkpoint, model_dir, stem,
+                              on_chunk=lambda i, n: stages.note("export", f"chunk {i + 1} of {n}"))
     with stages("package"):
         names = [p.name for p in paths]
         copy_tokenizer(checkpoint, model_dir / "tokenizer")

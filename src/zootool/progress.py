@@ -29,6 +29,9 @@ class StageProgress:
         if event == "start":
             self.tasks[stage] = self.progress.add_task(f"{stage}...", total=None)
             return
+        if event.startswith("note:"):
+            self.progress.update(self.tasks[stage], description=f"{stage}: {event[5:]}...")
+            return
         self.progress.remove_task(self.tasks.pop(stage))
         if self.enabled:
             self.console.print(f"[green]done[/] {stage:<9} {seconds:7.1f} s")
