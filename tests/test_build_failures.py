@@ -138,3 +138,20 @@ def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, che
     assert snapshots, "the checkpoint did not come through the huggingface_hub cache"
     card = (zoo_root / "build" / MODEL / "mac" / "README.md").read_text()
     assert "base_model: zoo-org/tiny-upstream" in card and commit in card
+
+
+def test_chunked_build_ships_every_chunk_in_order(zoo_root: Path, checkpoint: Path):
+    import json
+
+    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(checkpoint), "--no-gate", "--chunks", "2",
+                     "--json", root=zoo_root)
+    assert result.returncode == 0, result.stderr
+    bundle = zoo_root / "build" / MODEL / "mac"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assets = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())["assets"]
+    assert assets["chunks"] == ["Tiny-LFM2-MoE-sym8-1of2.aimodel", "Tiny-LFM2-MoE-sym8-2of2.aimodel"]
+    assert assets["main"] == assets["chunks"][0]
+    size = manifest["size"]  # the estimate counts the tied head stored again in the last chunk
+    assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.03
+    assert manifest["overrides"] == {"chunks": 2}
+    assert run_zoo("verify", str(bundle), root=zoo_root).returncode == 0
