@@ -81,6 +81,8 @@ def test_flagship_mac_fits_and_sym8_on_iphone_is_refused_with_alternatives():
     assert "exceeds the iphone budget of 6.00 GB" in caught.value.message
     assert caught.value.hint.startswith("schemes that fit: int4km")
     assert caught.value.exit_code == 3
+    # pal4 is a Core ML scheme: `--quant pal4` is refused on a Core AI target, so it is no alternative.
+    assert "pal4" not in caught.value.hint
 
 
 def test_estimate_counts_scales_and_tied_head_copy():

@@ -292,11 +292,21 @@ def require_fits(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> None:
 def _fitting_schemes(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> list[tuple[str, int]]:
     fitting = []
     for scheme_id, scheme in zoo.schemes.items():
-        kernel = plan.kernel if scheme_id in plan.kernel.schemes else zoo.kernels[zoo.defaults.kernel]
+        kernel = _kernel_for(plan, scheme_id, recipe, zoo)
+        if plan.backend not in scheme.backends or kernel is None:
+            continue  # `--quant` with this scheme would be refused on this target
         size = _estimate(recipe, scheme, kernel, plan.chunks).weight_bytes
         if size <= plan.budget.budget_bytes:
             fitting.append((scheme_id, size))
     return sorted(fitting, key=lambda pair: -pair[1])
+
+
+def _kernel_for(plan: BuildPlan, scheme_id: str, recipe: Recipe, zoo: Zoo) -> Kernel | None:
+    """The plan's kernel if it takes ``scheme_id``, else the first one that applies to this target."""
+    family = recipe.architecture.family
+    candidates = [plan.kernel, *zoo.kernels.values()]
+    return next((k for k in candidates if scheme_id in k.schemes and plan.backend in k.backends
+                 and family in k.families), None)
 
 
 def gb(n: int) -> str:
