@@ -36,6 +36,12 @@ def test_unknown_model_and_target_exit_2():
     assert target.returncode == 2 and "did you mean 'iphone'?" in target.stderr
 
 
+def test_root_that_is_not_a_zoo_exit_2(tmp_path):
+    for result in (run_zoo("list", root=tmp_path), run_zoo("list", env={"ZOO_ROOT": str(tmp_path)})):
+        assert result.returncode == 2, result.stdout
+        assert "not a zoo checkout" in result.stderr and str(tmp_path) in result.stderr
+
+
 def test_list_json_rows_cover_every_target():
     result = run_zoo("list", "--json")
     rows = json.loads(result.stdout)

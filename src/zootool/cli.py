@@ -44,10 +44,10 @@ def _main(
 
 
 def zoo():
-    from .zoo_data import Zoo, find_root
+    from .zoo_data import Zoo, check_root, find_root
 
     root = _options["root"]
-    return Zoo(root.resolve() if root else find_root())
+    return Zoo(check_root(root.resolve(), "--root") if root else find_root())
 
 
 def emit_json(data: Any) -> None:
