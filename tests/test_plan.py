@@ -85,6 +85,16 @@ def test_flagship_mac_fits_and_sym8_on_iphone_is_refused_with_alternatives():
     assert "pal4" not in caught.value.hint
 
 
+def test_more_chunks_than_layers_is_refused_at_plan_time():
+    from zootool.errors import ConfigError
+
+    assert plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=4).chunks == 4  # one layer per chunk
+    with pytest.raises(ConfigError) as caught:
+        plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=5)
+    assert caught.value.message.startswith("command line: --chunks: 5 chunks")
+    assert caught.value.exit_code == 2
+
+
 def test_estimate_counts_scales_and_tied_head_copy():
     one = plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=1)
     two = plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=2)

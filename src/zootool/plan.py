@@ -132,6 +132,7 @@ def resolve(
     platform = _platform(zoo, platform_id, recipe_file, target)
     _clamp_context(values, origins, platform, platform_id)
     _platform_backend(values, origins, platform, platform_id)
+    _check_chunks(values["chunks"], origins["chunks"], recipe)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
     sizes = _estimate(recipe, refs["scheme"], refs["kernel"], values["chunks"])
     return BuildPlan(
@@ -194,6 +195,15 @@ def _clamp_context(values: dict, origins: dict, platform: Platform, platform_id:
         f"max-context {limit}",
         f"use at most {limit} for this target",
     )
+
+
+def _check_chunks(chunks: int, origin: Origin, recipe: Recipe) -> None:
+    """Each chunk holds at least one layer; refused here, before any download, not mid-build."""
+    layers = recipe.architecture.to_hf_config()["num_hidden_layers"]
+    if chunks > layers:
+        raise ConfigError(
+            f"{origin}: {chunks} chunks, but the model has only {layers} layers", f"use 1..{layers} chunks"
+        )
 
 
 def _platform_backend(values: dict, origins: dict, platform: Platform, platform_id: str) -> None:
