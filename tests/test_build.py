@@ -123,6 +123,19 @@ def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, t
     assert (actual.argmax(-1) == expected.argmax(-1)).all()
 
 
+def test_replay_of_a_missing_or_malformed_transcript_is_a_config_error(tmp_path: Path):
+    from zootool.errors import ConfigError
+    from zootool.gate import load_transcript
+
+    (tmp_path / "empty.json").write_text("{}")
+    (tmp_path / "broken.json").write_text("{")
+    for name in ("missing.json", "empty.json", "broken.json"):
+        with pytest.raises(ConfigError) as caught:
+            load_transcript(tmp_path / name)
+        assert caught.value.message.startswith(f"--replay {tmp_path / name}: ")
+        assert caught.value.hint
+
+
 def test_gate_replay_reproduces_the_verdict(built: Path, tmp_path: Path):
     out = tmp_path / "replayed.json"
     result = run_zoo("gate", str(bundle(built)), "--replay", str(bundle(built) / "gate.json"),

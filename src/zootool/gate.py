@@ -196,7 +196,17 @@ def _runtime_name(plan: BuildPlan, twin: bool) -> str:
 
 
 def load_transcript(path: Path) -> Transcript:
-    return Transcript.model_validate(json.loads(path.read_text()))
+    """A gate.json to replay; a missing or malformed file is the user's input error, not a crash."""
+    from pydantic import ValidationError
+
+    hint = "pass the gate.json of a built or published bundle with --replay"
+    try:
+        return Transcript.model_validate(json.loads(path.read_text()))
+    except OSError as exc:
+        raise ConfigError(f"--replay {path}: cannot read it ({exc.strerror or type(exc).__name__})", hint) from None
+    except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError
+        what = f"{exc.error_count()} missing or invalid fields" if isinstance(exc, ValidationError) else str(exc)
+        raise ConfigError(f"--replay {path}: not a gate transcript ({what})", hint) from None
 
 
 def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, paths: list[Path], out: Path) -> Transcript:
