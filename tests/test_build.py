@@ -180,6 +180,9 @@ def test_fp16_bundle_gates_clean(tmp_path: Path):
     summary = json.loads(result.stdout)
     assert summary["gate"].startswith("CLEAN (+0 flips/41")
     assert manifest(root)["overrides"] == {"quant": "fp16", "kernel": "gather_mm"}
+    refused = run_zoo("publish", MODEL, "--target", "mac", "--dry-run", root=root)
+    assert refused.returncode == 8
+    assert "built with command-line overrides (kernel, quant)" in refused.stderr
 
 
 def test_tampered_or_stray_files_fail_verify(built: Path, tmp_path: Path):

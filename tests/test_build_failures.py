@@ -116,8 +116,12 @@ def test_killed_build_leaves_no_bundle_and_the_next_build_recovers(zoo_root: Pat
     assert run_zoo("verify", str(folder / "mac"), root=zoo_root).returncode == 0
 
 
-def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, checkpoint: Path, hub, tmp_path: Path):
+@pytest.mark.parametrize("pin", ["recipe", "command line"])
+def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, checkpoint: Path, hub, tmp_path: Path,
+                                                             pin: str):
     """The real snapshot_download path, against the local Hub look-alike."""
+    import json
+
     from huggingface_hub import HfApi
 
     from conftest_hub import WRITE_TOKEN
@@ -125,19 +129,27 @@ def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, che
     api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
     api.create_repo("zoo-org/tiny-upstream")
     commit = api.upload_folder(repo_id="zoo-org/tiny-upstream", folder_path=str(checkpoint)).oid
+    pinned = f', revision = "{commit}"' if pin == "recipe" else ""
     recipe = zoo_root / "recipes" / f"{MODEL}.toml"
     recipe.write_text(recipe.read_text().replace(
         'source = { generate = "random", seed = 0, init-std = 0.1 }',
-        f'source = {{ hub = "zoo-org/tiny-upstream", revision = "{commit}" }}',
+        f'source = {{ hub = "zoo-org/tiny-upstream"{pinned} }}',
     ))
     env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": WRITE_TOKEN, "HF_HUB_DISABLE_XET": "1",
            "HF_HOME": str(tmp_path / "hf-home")}
-    result = run_zoo("build", MODEL, "--target", "mac", "--no-gate", "--json", root=zoo_root, env=env)
+    extra = ["--revision", commit] if pin == "command line" else []
+    result = run_zoo("build", MODEL, "--target", "mac", "--no-gate", "--json", *extra, root=zoo_root, env=env)
     assert result.returncode == 0, result.stderr
     snapshots = list((tmp_path / "hf-home").rglob(f"snapshots/{commit}/model.safetensors"))
     assert snapshots, "the checkpoint did not come through the huggingface_hub cache"
-    card = (zoo_root / "build" / MODEL / "mac" / "README.md").read_text()
+    bundle = zoo_root / "build" / MODEL / "mac"
+    card = (bundle / "README.md").read_text()
     assert "base_model: zoo-org/tiny-upstream" in card and commit in card
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["source"]["revision"] == commit
+    app = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())
+    assert app["source"]["hf_revision"] == commit
+    assert manifest["overrides"] == ({"source.revision": commit} if pin == "command line" else {})
 
 
 def test_chunked_build_ships_every_chunk_in_order(zoo_root: Path, checkpoint: Path):

@@ -206,7 +206,7 @@ def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> dict[
 def cli_overrides(plan: BuildPlan) -> dict[str, Any]:
     """Settings the command line changed, so a later `zoo gate` resolves the same plan."""
     fields = {"quant": plan.scheme_id, "kernel": plan.kernel_id, "chunks": plan.chunks,
-              "context_length": plan.context_length}
+              "context_length": plan.context_length, "source.revision": getattr(plan.source, "revision", None)}
     return {k: v for k, v in fields.items() if plan.origins.get(k) and plan.origins[k].file == "command line"}
 
 

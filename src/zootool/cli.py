@@ -187,7 +187,7 @@ def build(
     z = zoo()
     recipe, path = get(z, model)
     resolved = resolve(recipe, target, z, recipe_file=_rel(path, z),
-                       overrides=overrides(quant=quant, kernel=kernel, chunks=chunks))
+                       overrides=overrides(quant=quant, kernel=kernel, chunks=chunks), revision=revision)
     require_fits(resolved, recipe, z)
     options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record)
     from .quiet import terminal_stream

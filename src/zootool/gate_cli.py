@@ -10,9 +10,9 @@ from .bundle import bundle_dir
 from .errors import ConfigError, VerifyError
 from .fetch import fetch_checkpoint
 from .manifest import read_manifest
-from .plan import BuildPlan, resolve
+from .plan import BuildPlan
 from .quiet import captured
-from .recipe import Settings
+from .rebuild_plan import plan_of
 from .registry import get
 from .zoo_data import Zoo
 
@@ -46,15 +46,7 @@ def _locate(zoo: Zoo, model: str, target: str | None, bundle: Path | None) -> tu
         manifest = read_manifest(bundle)
     except (OSError, ValueError):
         raise VerifyError(f"{bundle}: no built bundle (manifest.json missing)", "run zoo build first") from None
-    recipe, path = get(zoo, manifest["recipe"])
-    overrides = Settings(**manifest["overrides"]) if manifest.get("overrides") else None
-    plan = resolve(recipe, manifest["target"], zoo, recipe_file=str(path), overrides=overrides)
-    if plan.plan_hash != manifest.get("plan_hash"):
-        raise VerifyError(
-            f"{bundle}: built from plan {manifest.get('plan_hash')}, the recipe now resolves to {plan.plan_hash}",
-            "rebuild the bundle before gating it",
-        )
-    return manifest, plan, bundle
+    return manifest, plan_of(zoo, manifest, bundle), bundle
 
 
 def _model_paths(bundle: Path, manifest: dict) -> list[Path]:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
 from .estimate import SizeEstimate, estimate
-from .recipe import GeneratedSource, HubSource, Recipe, Settings
+from .recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
 from .schema_base import did_you_mean
 from .zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
 
@@ -116,9 +116,13 @@ def _key(prefix: str, dotted: str) -> str:
 
 
 def resolve(
-    recipe: Recipe, target: str, zoo: Zoo, *, recipe_file: str, overrides: Settings | None = None
+    recipe: Recipe, target: str, zoo: Zoo, *, recipe_file: str, overrides: Settings | None = None,
+    revision: str | None = None,
 ) -> BuildPlan:
-    """Resolve one target of a recipe into a plan (may be over budget; see ``require_fits``)."""
+    """Resolve one target of a recipe into a plan (may be over budget; see ``require_fits``).
+
+    ``revision`` pins an upstream commit from the command line (``--revision``).
+    """
     table = _target_table(recipe, target, recipe_file)
     levels = [
         (zoo.defaults, "zoo/zoo.toml", "defaults"),
@@ -154,7 +158,7 @@ def resolve(
         gate_positions=values["gate.positions"],
         publish_repo=values.get("publish.repo"),
         publish_private=values.get("publish.private", False),
-        source=recipe.model.source,
+        source=_pinned_source(recipe, revision, origins),
         license_id=recipe.model.license,
         license=refs["license"],
         card=recipe.model.card,
@@ -163,6 +167,18 @@ def resolve(
         budget=_budget(platform, sizes.weight_bytes),
         origins=origins,
     )
+
+
+def _pinned_source(recipe: Recipe, revision: str | None, origins: dict[str, Origin]) -> HubSource | GeneratedSource:
+    source = recipe.model.source
+    if revision is None:
+        return source
+    if not isinstance(source, HubSource):
+        raise ConfigError("--revision: the recipe's source is generated, not a Hub repo", "drop --revision")
+    if not COMMIT_SHA.match(revision):
+        raise ConfigError(f"--revision: '{revision}' is not a full 40-character commit sha", "pin a commit")
+    origins["source.revision"] = Origin(file=CLI, key="--revision")
+    return source.model_copy(update={"revision": revision})
 
 
 def _target_table(recipe: Recipe, target: str, recipe_file: str):

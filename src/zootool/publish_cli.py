@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .bundle import bundle_dir
 from .errors import ConfigError, VerifyError
-from .plan import resolve
+from .rebuild_plan import plan_of
 from .registry import get
 from .verify import front_matter, require, verify_bundle
 from .zoo_data import Zoo
@@ -22,18 +23,17 @@ def publish_command(
 ) -> dict[str, Any]:
     """Refuse anything that fails ``zoo verify`` or its gate; otherwise publish (or plan to)."""
     recipe, path = get(zoo, model)
-    plan = resolve(recipe, target, zoo, recipe_file=str(path))
     bundle = bundle_dir(zoo.root, recipe.id, target)
     if not bundle.is_dir():
         raise VerifyError(f"{bundle}: not built", f"run `zoo build {model} --target {target}` first")
-    report = verify_bundle(bundle, plan.budget.budget_bytes)
+    report = verify_bundle(bundle)
     require(report, publishable=True)
     manifest = report.manifest
-    if manifest.get("plan_hash") != plan.plan_hash:
-        raise VerifyError(
-            f"{bundle}: built from plan {manifest.get('plan_hash')}, but the recipe now resolves to {plan.plan_hash}",
-            f"rebuild: zoo build {model} --target {target}",
-        )
+    plan = plan_of(zoo, manifest, bundle)
+    _published_as_the_recipe_says(manifest, bundle, model, target)
+    if manifest.get("total_bytes", 0) > plan.budget.budget_bytes:
+        raise VerifyError(f"{bundle}: {manifest['total_bytes']} bytes exceed the {plan.platform_id} budget "
+                          f"of {plan.budget.budget_bytes}", "rebuild with a smaller scheme")
     repo_id = repo or plan.publish_repo
     if not repo_id:
         raise ConfigError(
@@ -43,12 +43,22 @@ def publish_command(
         return _dry_run(bundle, repo_id, private or plan.publish_private)
     result = _publish(bundle, manifest, repo_id, private or plan.publish_private, revision, endpoint)
     # A catalog entry claims a Hub repo: only the public Hub counts, unless asked for.
-    if record if record is not None else endpoint in (None, PUBLIC_HUB):
+    if record if record is not None else (endpoint or os.environ.get("HF_ENDPOINT")) in (None, PUBLIC_HUB):
         from .records import record_publish
 
         record_publish(zoo, manifest["recipe"], manifest["target"], repo_id, result["commit_sha"], result["tag"],
                        manifest=manifest)
     return result
+
+
+def _published_as_the_recipe_says(manifest: dict, bundle: Path, model: str, target: str) -> None:
+    """Only a pinned revision may come from the command line; other overrides stay local experiments."""
+    extra = sorted(k for k in manifest.get("overrides") or {} if k != "source.revision")
+    if extra:
+        raise VerifyError(
+            f"{bundle}: built with command-line overrides ({', '.join(extra)}); the zoo publishes what the recipe says",
+            f"put them in [targets.{target}] of the recipe, then zoo build {model} --target {target}",
+        )
 
 
 def _dry_run(bundle: Path, repo_id: str, private: bool) -> dict[str, Any]:
