@@ -147,6 +147,16 @@ def test_gate_replay_reproduces_the_verdict(built: Path, tmp_path: Path):
     assert replayed["line"] == original["line"]
 
 
+def test_replay_refuses_another_targets_transcript(built: Path, tmp_path: Path):
+    transcript = json.loads((bundle(built) / "gate.json").read_text())
+    transcript["target"] = "iphone"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(transcript))
+    result = run_zoo("gate", str(bundle(built)), "--replay", str(other), "--out", str(tmp_path / "o.json"), root=built)
+    assert result.returncode == 2
+    assert "a transcript of tiny-lfm2-moe --target iphone, but the bundle is tiny-lfm2-moe --target mac" in result.stderr
+
+
 def test_broken_candidate_fails_the_gate(built: Path, tmp_path: Path):
     """Zero every expert's weights of one MoE layer; the published transcript must catch it."""
     import torch

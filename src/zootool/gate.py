@@ -215,6 +215,12 @@ def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, path
     ``checkpoint`` is needed only where the bundle's kernel cannot run here (the twin).
     """
     transcript = load_transcript(transcript_path)
+    if (transcript.recipe, transcript.target) != (plan.recipe_id, plan.target):
+        raise ConfigError(
+            f"{transcript_path}: a transcript of {transcript.recipe} --target {transcript.target}, "
+            f"but the bundle is {plan.recipe_id} --target {plan.target}",
+            "replay the gate.json published with this model and target",
+        )
     with tempfile.TemporaryDirectory(prefix="zoo-replay-") as tmp:
         runnable, twin = (paths, False)
         if checkpoint is not None:
