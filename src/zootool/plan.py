@@ -124,14 +124,7 @@ def resolve(
     ``revision`` pins an upstream commit from the command line (``--revision``).
     """
     table = _target_table(recipe, target, recipe_file)
-    levels = [
-        (zoo.defaults, "zoo/zoo.toml", "defaults"),
-        (recipe.defaults, recipe_file, "defaults"),
-        (table, recipe_file, f"targets.{target}"),
-    ]
-    if overrides is not None:
-        levels.append((overrides, CLI, CLI))
-    values, origins = cascade(levels)
+    values, origins = cascade(_levels(zoo, recipe, table, target, recipe_file, overrides))
     platform_id = table.platform or target
     platform = _platform(zoo, platform_id, recipe_file, target)
     _clamp_context(values, origins, platform, platform_id)
@@ -167,6 +160,16 @@ def resolve(
         budget=_budget(platform, sizes.weight_bytes),
         origins=origins,
     )
+
+
+def _levels(zoo: Zoo, recipe: Recipe, table: Settings, target: str, recipe_file: str, overrides):
+    """The cascade, lowest first: zoo defaults, recipe defaults, the target table, the command line."""
+    levels = [
+        (zoo.defaults, "zoo/zoo.toml", "defaults"),
+        (recipe.defaults, recipe_file, "defaults"),
+        (table, recipe_file, f"targets.{target}"),
+    ]
+    return levels + ([(overrides, CLI, CLI)] if overrides is not None else [])
 
 
 def _pinned_source(recipe: Recipe, revision: str | None, origins: dict[str, Origin]) -> HubSource | GeneratedSource:
