@@ -36,8 +36,15 @@ class StepContext(NamedTuple):
 class DecodeChunkIO:
     """Names, zero states and example inputs, from ``state_specs()`` and the chunk's place.
 
-    Needs ``is_first``, ``is_last``, ``dtype``, ``dims.hidden_size`` and ``state_specs()``.
+    Call ``_place`` first in ``__init__``; subclasses give ``dtype`` and ``state_specs()``.
     """
+
+    def _place(self, dims, max_context: int, layers: range) -> None:
+        """Record which layers this chunk holds and whether it embeds (first) or projects (last)."""
+        if not 0 <= layers.start < layers.stop <= dims.num_layers:
+            raise ConfigError(f"layer range {layers.start}..{layers.stop} is outside 0..{dims.num_layers}")
+        self.dims, self.max_context, self.layer_range = dims, max_context, layers
+        self.is_first, self.is_last = layers.start == 0, layers.stop == dims.num_layers
 
     def input_names(self) -> list[str]:
         first = "input_ids" if self.is_first else "hidden_states"

@@ -128,10 +128,7 @@ class Lfm2MoeDecodeChunk(DecodeChunkIO, nn.Module):
 
     def __init__(self, dims: Lfm2MoeDims, max_context: int, layers: range, dtype: torch.dtype) -> None:
         super().__init__()
-        if not 0 <= layers.start < layers.stop <= dims.num_layers:
-            raise ConfigError(f"layer range {layers.start}..{layers.stop} is outside 0..{dims.num_layers}")
-        self.dims, self.max_context, self.layer_range = dims, max_context, layers
-        self.is_first, self.is_last = layers.start == 0, layers.stop == dims.num_layers
+        self._place(dims, max_context, layers)
         if self.is_first:
             self.embed_tokens = nn.Embedding(dims.vocab_size, dims.hidden_size)
         self.layers = nn.ModuleDict({str(i): DecoderLayer(dims, i) for i in layers})
