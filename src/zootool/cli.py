@@ -105,7 +105,6 @@ def plan(
     target: TargetOpt,
     quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
     kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
-    chunks: Annotated[Optional[int], typer.Option(help="Override the number of .aimodel chunks.")] = None,
     context_length: Annotated[Optional[int], typer.Option(help="Override the context length.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -116,7 +115,7 @@ def plan(
 
     z = zoo()
     recipe, path = get(z, model)
-    cli = overrides(quant=quant, kernel=kernel, chunks=chunks, context_length=context_length)
+    cli = overrides(quant=quant, kernel=kernel, context_length=context_length)
     resolved = resolve(recipe, target, z, recipe_file=_rel(path, z), overrides=cli)
     require_fits(resolved, recipe, z)
     if as_json:
@@ -171,12 +170,11 @@ def build(
                                          "(zoo publish always records).")] = False,
     quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
     kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
-    chunks: Annotated[Optional[int], typer.Option(help="Override the number of .aimodel chunks.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Build MODEL for a target into build/<model>/<target>/: convert, quantize, gate, card, manifest."""
     if dry_run:
-        plan(model, target, quant=quant, kernel=kernel, chunks=chunks, context_length=None, as_json=as_json)
+        plan(model, target, quant=quant, kernel=kernel, context_length=None, as_json=as_json)
         return
     from .builder import BuildOptions, Stages, build as run_build
     from .plan import require_fits, resolve
@@ -187,7 +185,7 @@ def build(
     z = zoo()
     recipe, path = get(z, model)
     resolved = resolve(recipe, target, z, recipe_file=_rel(path, z),
-                       overrides=overrides(quant=quant, kernel=kernel, chunks=chunks), revision=revision)
+                       overrides=overrides(quant=quant, kernel=kernel), revision=revision)
     require_fits(resolved, recipe, z)
     options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record)
     from .quiet import terminal_stream
@@ -218,6 +216,27 @@ def verify(
     if not as_json:
         out.print(f"verified {bundle}: {len(report.manifest.get('files', []))} files match the manifest; "
                   f"publishable: {'yes' if report.publishable else 'no'}")
+
+
+@app.command()
+def run(
+    bundle: Annotated[Path, typer.Argument(help="A bundle (build/<model>/<target>) or its model folder.")],
+    prompt: Annotated[str, typer.Option(help="The user message; the bundle's chat template wraps it.")],
+    max_tokens: Annotated[int, typer.Option(min=1, help="Stop after this many new tokens.")] = 64,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Take the top token (default: sample as generation_config.json says).")] = False,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate text from a bundle through the engine driver, as an app's engine would run it."""
+    from .generate import generate
+
+    result = generate(bundle, prompt, max_tokens, greedy, seed)
+    if as_json:
+        emit_json(result.model_dump())
+        return
+    out.print(result.text, markup=False, highlight=False)
+    err.print(f"({result.prompt_tokens} prompt tokens, {len(result.generated_tokens)} generated, "
+              f"stopped by {result.stopped_by})", markup=False)
 
 
 @app.command()

@@ -90,6 +90,8 @@ class Kernel(Strict):
     runs_on_linux: bool = True
     k_multiple: int | None = None
     n_multiple: int | None = None
+    # Tokens per call a kernel is written for (gather_qmm: 1); None leaves the graph's q dynamic.
+    query_len: int | None = Field(default=None, ge=1)
 
 
 class License(Strict):
@@ -105,7 +107,7 @@ class ZooDefaults(Settings):
 
     @model_validator(mode="after")
     def _complete(self) -> "ZooDefaults":
-        for name in ("backend", "pipeline", "quant", "kernel", "chunks", "context_length", "gate"):
+        for name in ("backend", "pipeline", "quant", "kernel", "context_length", "gate"):
             if getattr(self, name) is None:
                 raise ValueError(f"zoo defaults must set '{name.replace('_', '-')}'")
         return self

@@ -120,3 +120,15 @@ def assign_checked(chunk: Any, name: str, value: Any, where: str) -> None:
         setattr(owner, attr, nn.Parameter(value, requires_grad=False))
     else:
         setattr(owner, attr, nn.Buffer(value))
+
+
+def untied_names(graph: Any) -> list[str]:
+    """State-dict names to load: a head tied to the embedding is loaded once, as the embedding."""
+    names = list(graph.state_dict(keep_vars=True))
+    return [n for n in names if not (n == "lm_head.weight" and graph.dims.tie_word_embeddings)]
+
+
+def tie_head(graph: Any) -> None:
+    """Make a tied head the embedding's own parameter, so an export stores the matrix once."""
+    if graph.dims.tie_word_embeddings:
+        graph.lm_head.weight = graph.embed_tokens.weight
