@@ -94,34 +94,33 @@ def plan_and_checkpoint(root: Path, **cli):
 
 
 def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, tmp_path: Path):
-    """The kernel-free twin (same sym8 weights) on the CPU runtime vs the quantized module in torch."""
+    """The kernel-free twin (same sym8 weights) through the engine driver vs the quantized graph in torch."""
     import torch
 
-    from zootool.arch.lfm2_moe_model import build_decode_chunks, decode_tokens, load_weights
+    from zootool.arch.lfm2_moe_model import build_decode_graph, decode_tokens, load_weights
     from zootool.backends.coreai_quant import quantize_module, resolve_plan
     from zootool.backends.coreai_runtime import KernelNotExecutableError
-    from zootool.export import export_models
-    from zootool.runner import DecodeRunner
+    from zootool.engine import EngineDriver, teacher_forced_logits
+    from zootool.gate import twin_model_dir
 
     plan, checkpoint = plan_and_checkpoint(built)
+    model_dir = bundle(built) / json.loads((bundle(built) / "manifest.json").read_text())["model_dir"]
     with pytest.raises(KernelNotExecutableError):
-        DecodeRunner(plan, list(bundle(built).rglob("*.aimodel")))
-    twin = export_models(plan, checkpoint, tmp_path / "twin", "twin", kernel="gather_mm")
-    config = json.loads((checkpoint / "config.json").read_text())
-    (module,) = build_decode_chunks(config, plan.context_length, dtype=torch.float16)
-    load_weights(module, checkpoint)
-    quantize_module(module, resolve_plan("sym8"), use_kernel=False)
+        EngineDriver(model_dir)
+    twin = twin_model_dir(plan, checkpoint, tmp_path / "twin")
+    graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), plan.context_length,
+                               dtype=torch.float16)
+    load_weights(graph, checkpoint)
+    quantize_module(graph, resolve_plan("sym8"), use_kernel=False)
     tokens = [1, 17, 300, 42, 7, 512, 99, 3]
     with torch.no_grad():
-        expected = decode_tokens([module], tokens).float().numpy()
-    with DecodeRunner(plan, twin) as runner:
-        actual = runner.logits_for(tokens)
+        expected = decode_tokens(graph.eval(), tokens).float().numpy()
+    actual = teacher_forced_logits(twin, tokens)
     # Same fp16 weights; the Linux CPU runtime accumulates fp16 matmuls in fp16, torch in fp32,
     # so values drift by a few hundredths at hidden 256 while the ranking holds.
     assert np.abs(actual - expected).max() < 0.15
     assert np.corrcoef(actual.ravel(), expected.ravel())[0, 1] > 0.995
     assert (actual.argmax(-1) == expected.argmax(-1)).all()
-
 
 def test_replay_of_a_missing_or_malformed_transcript_is_a_config_error(tmp_path: Path):
     from zootool.errors import ConfigError

@@ -36,10 +36,11 @@ LOAD_CASES = [
     ('id = "tiny-lfm2-moe"', 'id = "../evil"',
      f"{TINY}: model.id: '../evil' is not a valid model id (lowercase letters, digits, '.', '-', '_'; "
      "no '/', no '..')", FIX),
-    ("chunks = 1", 'chunks = "two"',
-     f"{TINY}: defaults.chunks: Input should be a valid integer, unable to parse string as an integer", FIX),
-    ("chunks = 1", "chunks = 0",
-     f"{TINY}: defaults.chunks: Input should be greater than or equal to 1", FIX),
+    ("context-length = 128", 'context-length = "two"',
+     f"{TINY}: defaults.context-length: Input should be a valid integer, unable to parse string as an integer", FIX),
+    ("context-length = 128", "context-length = 128\nchunks = 2",
+     f"{TINY}: defaults: 'chunks' was removed: a bundle is one asset, since no engine can chain layer-range "
+     "chunks; delete the key", FIX),
     ('source = { generate = "random", seed = 0, init-std = 0.1 }', 'source = { url = "x" }',
      f"{TINY}: model.source: source needs either 'hub' (with 'revision') or 'generate'", FIX),
     ('source = { generate = "random", seed = 0, init-std = 0.1 }', 'source = { hub = "Org/Model", revision = "main" }',

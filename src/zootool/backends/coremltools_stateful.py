@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import NotImplementedFeatureError
+
 INPUT_IDS, CAUSAL_MASK, LOGITS = "inputIds", "causalMask", "logits"
 KEY_CACHE, VALUE_CACHE = "keyCache", "valueCache"
 INPUT_NAMES = (INPUT_IDS, CAUSAL_MASK)
@@ -30,7 +32,10 @@ class StatefulCoreMLGraph(nn.Module):
         graph.slice_writes = True  # the only in-place write form coremltools' jit frontend matches
         for name, tensor in graph.initial_states(graph.max_context, torch.float16).items():
             if name not in STATE_NAMES:
-                raise ValueError(f"state {name!r}: swift-transformers' Core ML path carries only KV caches")
+                raise NotImplementedFeatureError(
+                    f"the Core ML backend has no path for state {name!r}: swift-transformers' stateful models "
+                    "carry only KV caches", "build this family with the Core AI backend",
+                )
             self.register_buffer(name, tensor)
 
     def forward(self, inputIds: Tensor, causalMask: Tensor) -> Tensor:  # noqa: N803 - Core ML feature names
