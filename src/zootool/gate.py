@@ -96,16 +96,18 @@ def _detail(t: Transcript) -> str:
 
 
 def oracle_transcript(plan: BuildPlan, checkpoint: Path) -> Transcript:
-    """fp32 logits over the teacher-forced paragraph; top-k kept at each scored position."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """fp32 logits over the teacher-forced paragraph; top-k kept at each scored position.
+
+    The oracle runs transformers' own layers one at a time over the whole sequence
+    (``oracle``), so its peak memory is about one fp32 layer, not the whole fp32 model.
+    """
+    from transformers import AutoTokenizer
+
+    from .oracle import RUNTIME, streaming_top_k
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     prompt_ids, forced = _transcript_ids(tokenizer, plan.gate_positions)
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
-    with torch.no_grad():
-        logits = model(torch.tensor([prompt_ids + forced[:-1]])).logits[0, len(prompt_ids) - 1:]
-    rows = [OracleRow.from_logits(row.tolist(), TOP_K) for row in logits]
+    rows = streaming_top_k(checkpoint, prompt_ids + forced[:-1], TOP_K)[len(prompt_ids) - 1:]
     return Transcript(
         recipe=plan.recipe_id, target=plan.target, plan_hash=plan.plan_hash,
         source={"hub": getattr(plan.source, "hub", None), "revision": getattr(plan.source, "revision", None),
@@ -113,7 +115,7 @@ def oracle_transcript(plan: BuildPlan, checkpoint: Path) -> Transcript:
         margin=plan.gate_margin, max_introduced_flips=plan.gate_max_introduced_flips,
         positions=plan.gate_positions, prompt=PROMPT, paragraph=PARAGRAPH, input_ids=prompt_ids,
         forced_tokens=forced, oracle_tokens=[row.tokens[0] for row in rows], oracle_top=rows,
-        oracle_runtime="transformers fp32 CPU",
+        oracle_runtime=RUNTIME,
     )
 
 
