@@ -278,6 +278,7 @@ def test_upload_failing_with_500_is_retried_then_leaves_no_commit(hub, bundle):
     with pytest.raises(PublishError, match="500") as info:
         publish(hub, bundle)
     assert "uploading files" in info.value.message and "no commit" in info.value.hint
+    assert "running the same command again resumes" in info.value.hint
     assert hub.stats.count("lfs_upload") > 1  # the client retried
     assert hub.stats.count("commit") == 0
     assert len(hub.commits(REPO_ID)) == 1  # only the repo-creation commit
@@ -353,6 +354,22 @@ def test_unreachable_endpoint_is_mapped(bundle, local_network_only):
     with pytest.raises(PublishError, match="cannot reach") as info:
         publish_bundle(bundle, REPO_ID, token=WRITE_TOKEN, endpoint=f"http://127.0.0.1:{port}")
     assert "--endpoint" in info.value.hint
+    assert "running the same command again resumes" in info.value.hint
+
+
+def test_connection_lost_mid_publish_hint_says_a_rerun_resumes_and_keeps_blobs(hub, bundle):
+    hub.faults.hang_up(r"/commit/main$")
+    with pytest.raises(PublishError, match="cannot reach") as info:
+        publish(hub, bundle)
+    assert "committing" in info.value.message
+    assert "running the same command again resumes" in info.value.hint
+    assert "blobs already uploaded are kept" in info.value.hint
+    assert len(hub.commits(REPO_ID)) == 1 and hub.stats.bytes_in("lfs_upload") == LARGE_SIZE
+
+    hub.stats.reset()
+    rerun = publish(hub, bundle)  # what the hint promises: the same call finishes the job
+    assert rerun.commit_sha == hub.head(REPO_ID) and len(hub.commits(REPO_ID)) == 2
+    assert hub.stats.bytes_in("lfs_upload") == 0
 
 
 def test_xet_upload_refused_by_an_lfs_only_endpoint_says_what_to_set(hub, bundle, monkeypatch):

@@ -349,7 +349,7 @@ def _describe(exc: BaseException, stage: str, ctx: _Context) -> tuple[str, str] 
         if isinstance(link, httpx2.TransportError):
             return (
                 f"cannot reach {ctx.where} while {stage} ({type(link).__name__})",
-                "check the network connection and the --endpoint URL",
+                f"check the network connection and the --endpoint URL; {_resume_hint(stage)}",
             )
         if "/xet-write-token/" in str(link):  # hf_xet reports a refused Xet token as a bare ConnectionError
             return (
@@ -361,11 +361,12 @@ def _describe(exc: BaseException, stage: str, ctx: _Context) -> tuple[str, str] 
     return None
 
 
+RESUME_HINT = "running the same command again resumes: blobs already uploaded are kept and not sent again"
 _BY_STATUS: dict[int, tuple[str, str]] = {
     401: ("the Hub rejected the token (401 Unauthorized)", "set HF_TOKEN to a valid token, or run `hf auth login`"),
     403: ("the token has no write access to {repo} (403 Forbidden)", "use a token with the write role for it"),
     412: ("{branch} moved while publishing (412): someone else pushed", "re-run; it compares against the new head"),
-    429: ("the Hub is rate-limiting requests (429 Too Many Requests)", "wait a few minutes and re-run"),
+    429: ("the Hub is rate-limiting requests (429 Too Many Requests)", "wait a few minutes; " + RESUME_HINT),
 }
 
 
@@ -380,9 +381,14 @@ def _describe_status(err: Any, stage: str, ctx: _Context) -> tuple[str, str]:
 
 
 def _server_error_hint(stage: str) -> str:
+    return f"retry later; {_resume_hint(stage)}"
+
+
+def _resume_hint(stage: str) -> str:
+    """What a re-run does after a transient failure at ``stage``: the commit is all-or-nothing."""
     if stage.startswith("tagging"):
-        return "the files were committed; re-run to add the tag (nothing is uploaded again)"
-    return "no commit was made; re-run later (files already uploaded are not sent again)"
+        return "the files were committed; running the same command again adds the tag (nothing is uploaded again)"
+    return f"no commit was made; {RESUME_HINT}"
 
 
 def _first_line(text: str | None) -> str:
