@@ -116,3 +116,68 @@ def test_paths_info_reports_lfs_sha256_and_blob_ids(hub, repo):
     assert isinstance(infos["m"], RepoFolder) and isinstance(infos["m/a.txt"], RepoFile)
     assert infos["m/w.bin"].lfs.sha256 == hashlib.sha256(data).hexdigest() and infos["m/w.bin"].size == 2048
     assert infos["m/a.txt"].lfs is None and infos["m/a.txt"].blob_id == hub.files(repo)["m/a.txt"].oid
+
+
+# -- strict like the Hub: binary content never lands in git --------------------------------
+
+SEVEN_MB = 7 * 1024 * 1024
+NOT_UTF8 = bytes(range(0x80, 0x100))  # no NUL byte, but no UTF-8 text either
+EURO_TEXT = ("price: 5 \N{EURO SIGN}\n" * 100).encode()  # 3-byte characters: a 512-byte sample cuts one
+
+
+def _upload_modes(hub, repo: str, files: dict[str, tuple[bytes, int]]) -> dict[str, str]:
+    """Ask preupload about ``path -> (content start, size)`` the way the client does (first 512 bytes)."""
+    items = [{"path": p, "sample": base64.b64encode(head[:512]).decode(), "size": size}
+             for p, (head, size) in files.items()]
+    response = httpx2.post(f"{hub.url}/api/models/{repo}/preupload/main", json={"files": items}, headers=AUTH)
+    response.raise_for_status()
+    return {f["path"]: f["uploadMode"] for f in response.json()["files"]}
+
+
+@pytest.mark.parametrize("path,head,size,mode", [
+    ("notes.txt", b"plain text\n", 11, "regular"),
+    ("weights.dat", b"\x00\x01\x02 binary", 4096, "lfs"),  # a NUL byte, in a name no pattern routes
+    ("weights.dat", NOT_UTF8, len(NOT_UTF8), "lfs"),
+    ("prices.txt", EURO_TEXT, len(EURO_TEXT), "regular"),  # cut mid-character is still text
+    ("big.txt", b"text " * 100, 10 * 1024 * 1024, "lfs"),  # 10 MiB or more
+    ("model.mlirb", b"text that .gitattributes routes", 31, "lfs"),
+])
+def test_preupload_decides_like_the_hub(hub, repo, path, head, size, mode):
+    assert _upload_modes(hub, repo, {path: (head, size)}) == {path: mode}
+
+
+def test_preupload_follows_the_repos_own_gitattributes(hub, repo):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_commit(
+        repo, [CommitOperationAdd(".gitattributes", b"*.dat filter=lfs diff=lfs merge=lfs -text\n")],
+        commit_message="route only .dat",
+    )
+    files = {"model.mlirb": (b"text", 4), "x.dat": (b"text", 4), "y.bin": (b"\x00", 1)}
+    assert _upload_modes(hub, repo, files) == {"model.mlirb": "regular", "x.dat": "lfs", "y.bin": "lfs"}
+
+    api.delete_file(".gitattributes", repo, commit_message="no patterns at all")
+    assert _upload_modes(hub, repo, files) == {"model.mlirb": "regular", "x.dat": "regular", "y.bin": "lfs"}
+
+
+@pytest.mark.parametrize("content", [os.urandom(SEVEN_MB), NOT_UTF8 * 64], ids=["7MB-random", "not-utf8"])
+def test_commit_carrying_binary_as_a_regular_file_is_refused(hub, repo, content):
+    header = {"key": "header", "value": {"summary": "binary in git"}}
+    body = _ndjson(header, _regular("notes.md", b"fine"), _regular("m.aimodel/main.mlirb", content))
+    response = httpx2.post(f"{hub.url}/api/models/{repo}/commit/main", content=body, headers=AUTH)
+    assert response.status_code == 400
+    assert "binary files" in response.headers["X-Error-Message"]
+    assert "main.mlirb" in response.json()["error"]
+    assert set(hub.files(repo)) == {".gitattributes"} and len(hub.commits(repo)) == 1
+
+
+def test_client_routes_binary_content_through_lfs_whatever_its_name(hub, repo):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    data = os.urandom(4096)
+    adds = [CommitOperationAdd("weights.custom", data), CommitOperationAdd("notes.custom", b"text")]
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_commit(repo, adds, commit_message="c")
+    files = hub.files(repo)
+    assert files["weights.custom"].is_lfs and files["weights.custom"].lfs_sha256 == hashlib.sha256(data).hexdigest()
+    assert not files["notes.custom"].is_lfs and files["notes.custom"].content == b"text"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import HubError
-from .rules import DEFAULT_GITATTRIBUTES, LFS_SIZE_THRESHOLD, is_ignored, lfs_patterns, upload_mode
+from .rules import LFS_SIZE_THRESHOLD, is_ignored, lfs_patterns, looks_binary, upload_mode
 from .store import AddFile, Commit, DeletePath, FileEntry, Operation, Repo
 from .wire import Request, Response, json_response
 
@@ -34,7 +34,7 @@ def preupload(app: HubServer, req: Request, repo: str, rev: str) -> Response:
         raise HubError(400, "Pull requests are not supported by this test Hub")
     head = app.store.branch_head(found, rev)
     data = req.json() or {}
-    patterns = lfs_patterns(_text_of(head, ".gitattributes") or DEFAULT_GITATTRIBUTES)
+    patterns = lfs_patterns(_text_of(head, ".gitattributes") or "")
     gitignore = data.get("gitIgnore") or _text_of(head, ".gitignore")
     files = [_preupload_one(item, head, patterns, gitignore) for item in data.get("files", [])]
     return json_response({"files": files, "commitOid": head.sha})
@@ -166,6 +166,9 @@ def _decode(value: dict, path: str) -> bytes:
         raise HubError(400, f"Invalid base64 content for {path}") from exc
     if len(content) >= LFS_SIZE_THRESHOLD:
         raise HubError(400, f"{path} is larger than 10 MiB: it must be uploaded with LFS")
+    if looks_binary(content):
+        raise HubError(400, f"Your push was rejected because it contains binary files: {path}. "
+                       "Binary files go through Xet or LFS (preupload answers uploadMode 'lfs' for them)")
     return content
 
 
