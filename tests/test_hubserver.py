@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 
 import httpx2
 import pytest
@@ -181,3 +182,73 @@ def test_client_routes_binary_content_through_lfs_whatever_its_name(hub, repo):
     files = hub.files(repo)
     assert files["weights.custom"].is_lfs and files["weights.custom"].lfs_sha256 == hashlib.sha256(data).hexdigest()
     assert not files["notes.custom"].is_lfs and files["notes.custom"].content == b"text"
+
+
+# -- Xet: hf_xet uploads into a local CAS the write token names ----------------------------
+
+XET_ONLY = pytest.mark.parametrize("transfer", ["xet"], indirect=True)
+OTHER_REPO = "zoo-org/Server-Checks-Other"
+
+
+def _xet_upload(hub, repo: str, path: str, data: bytes):
+    """Send ``data`` through the real client's Xet path without committing it."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    add = CommitOperationAdd(path, data)
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).preupload_lfs_files(repo, additions=[add])
+    return add
+
+
+def _lfs_pointer_commit(hub, repo: str, path: str, sha256: str, size: int):
+    pointer = {"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": sha256, "size": size}}
+    body = _ndjson({"key": "header", "value": {"summary": "pointer"}}, pointer)
+    return httpx2.post(f"{hub.url}/api/models/{repo}/commit/main", content=body, headers=AUTH)
+
+
+@XET_ONLY
+def test_xet_tokens_name_the_repos_cas_and_need_the_right_access(hub, repo):
+    from hubserver import READ_TOKEN
+
+    write = httpx2.get(f"{hub.url}/api/models/{repo}/xet-write-token/main", headers=AUTH)
+    assert write.status_code == 200
+    body = write.json()
+    assert body["casUrl"].startswith("local:///") and body["exp"] > time.time() + 600 and body["accessToken"]
+    assert (write.headers["X-Xet-Cas-Url"], write.headers["X-Xet-Access-Token"]) == (body["casUrl"], body["accessToken"])
+    assert int(write.headers["X-Xet-Token-Expiration"]) == body["exp"]
+    read_only = {"Authorization": f"Bearer {READ_TOKEN}"}
+    assert httpx2.get(f"{hub.url}/api/models/{repo}/xet-write-token/main", headers=read_only).status_code == 403
+    assert httpx2.get(f"{hub.url}/api/models/{repo}/xet-write-token/nope", headers=AUTH).status_code == 404
+    assert httpx2.get(f"{hub.url}/api/models/{repo}/xet-read-token/main", headers=read_only).status_code == 200
+    hub.xet_enabled = False
+    assert httpx2.get(f"{hub.url}/api/models/{repo}/xet-write-token/main", headers=AUTH).status_code == 501
+
+
+@XET_ONLY
+def test_xet_upload_is_committed_with_the_hash_hf_xet_computes(hub, repo, tmp_path):
+    import hf_xet
+    from huggingface_hub import HfApi
+
+    data = os.urandom(300_000)
+    (tmp_path / "w.bin").write_bytes(data)
+    add = _xet_upload(hub, repo, "w.bin", data)
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_commit(repo, [add], commit_message="xet")
+    info = api.get_paths_info(repo, ["w.bin"])[0]
+    expected = hf_xet.hash_files([str(tmp_path / "w.bin")])[0].hash  # hf_xet's own answer, no upload
+    assert info.xet_hash == expected and info.lfs.sha256 == hashlib.sha256(data).hexdigest()
+    assert hub.stats.count("lfs_batch") == 0 and hub.stats.count("lfs_upload") == 0
+
+
+@XET_ONLY
+def test_commit_naming_xet_content_never_uploaded_to_this_repo_is_refused(hub, repo):
+    from huggingface_hub import HfApi
+
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo(OTHER_REPO)
+    data = os.urandom(100_000)
+    sha = hashlib.sha256(data).hexdigest()
+    _xet_upload(hub, OTHER_REPO, "w.bin", data)
+
+    assert _lfs_pointer_commit(hub, repo, "w.bin", sha, len(data)).status_code == 422  # uploaded elsewhere
+    assert _lfs_pointer_commit(hub, OTHER_REPO, "w.bin", sha, len(data) + 1).status_code == 422  # wrong size
+    assert _lfs_pointer_commit(hub, OTHER_REPO, "w.bin", sha, len(data)).status_code == 200
+    assert hub.files(OTHER_REPO)["w.bin"].xet_hash and "w.bin" not in hub.files(repo)

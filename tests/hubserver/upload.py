@@ -116,7 +116,7 @@ def commit(app: HubServer, req: Request, repo: str, rev: str) -> Response:
     made = app.store.commit(
         found,
         rev,
-        operations,
+        [_in_xet_if_uploaded_there(app, found, op) for op in operations],
         message=str(header.get("summary") or ""),
         description=str(header.get("description") or ""),
         parent=parent,
@@ -124,6 +124,18 @@ def commit(app: HubServer, req: Request, repo: str, rev: str) -> Response:
     url = f"{app.url}/{found.repo_id}/commit/{made.sha}"
     body = {"success": True, "commitOid": made.sha, "commitUrl": url, "hookOutput": "", "pullRequestUrl": None}
     return json_response(body)
+
+
+def _in_xet_if_uploaded_there(app: HubServer, repo: Repo, op: Operation) -> Operation:
+    """An ``lfsFile`` names content by sha256 whichever protocol carried it; Xet uploads are found in the CAS."""
+    if not isinstance(op, AddFile) or not op.entry.is_lfs:
+        return op
+    entry = op.entry
+    stored = app.xet.find(repo.repo_id, entry.lfs_sha256 or "", entry.size)
+    if stored is None:
+        return op  # the store then requires an object sent through LFS
+    app.store.remember_xet(stored)
+    return AddFile(FileEntry.lfs(entry.path, stored.sha256, stored.size, xet_hash=stored.xet_hash))
 
 
 def _parse_ndjson(raw: bytes) -> tuple[dict, list[Operation]]:
