@@ -51,7 +51,8 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    with HubServer(_grants(args), host=args.host, port=args.port, cdn_port=args.cdn_port, xet=not args.no_xet) as hub:
+    server = HubServer(_grants(args), host=args.host, port=args.port, cdn_port=args.cdn_port, xet=not args.no_xet)
+    with server as hub:
         print(_banner(hub, args), flush=True)
         try:
             while True:
