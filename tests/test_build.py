@@ -250,6 +250,8 @@ def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub, transfer
     assert again.returncode == 0 and json.loads(again.stdout)["commit_sha"] is None
     assert hub.head("zoo-org/Tiny-CoreAI") == result["commit_sha"]
     assert len(hub.commits("zoo-org/Tiny-CoreAI")) == 2  # the repo's creation and the one publish
+    written = [p for p in (tmp_path / "hf-home").rglob("*") if p.is_file()]  # hf_xet's logs live there
+    assert not [p for p in written if WRITE_TOKEN.encode() in p.read_bytes()]
 
 
 def _reads_back_identical(hub, repo: str, commit: str, listed: dict[str, str], cache: Path) -> None:
