@@ -220,10 +220,11 @@ def test_iphone_int4_bundle(tmp_path: Path):
     assert run_zoo("verify", str(bundle(root, "iphone")), root=root).returncode == 0
 
 
-def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub):
+@pytest.mark.parametrize("transfer", ["lfs", "xet"], indirect=True)  # the hub fixture sets it for the subprocess
+def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub, transfer: str, tmp_path: Path):
     from conftest_hub import WRITE_TOKEN
 
-    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(built / "hf-home")}
+    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HOME": str(tmp_path / "hf-home")}
     args = ("publish", MODEL, "--target", "mac", "--repo", "zoo-org/Tiny-CoreAI", "--endpoint", hub.url, "--json",
             "--record")
     first = run_zoo(*args, root=built, env=env)
@@ -237,9 +238,32 @@ def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub):
     assert hub.tags("zoo-org/Tiny-CoreAI")[manifest(built)["bundle_version"]] == result["commit_sha"]
     record = json.loads((built / "zoo" / "records" / MODEL / "mac.json").read_text())
     assert record["publish"]["commit"] == result["commit_sha"] and record["publish"]["repo"] == "zoo-org/Tiny-CoreAI"
+    weights = next(path for path, entry in files.items() if path.endswith(".mlirb"))
+    assert (files[weights].xet_hash is not None) == (transfer == "xet")
+    assert hub.stats.count("xet_write_token" if transfer == "xet" else "lfs_batch") >= 1
+    assert hub.stats.count("lfs_batch" if transfer == "xet" else "xet_write_token") == 0
+    _reads_back_identical(hub, "zoo-org/Tiny-CoreAI", result["commit_sha"], listed, tmp_path / "read-back")
+    if transfer == "xet":  # the weights came back from the Xet CAS, not through the LFS redirect
+        assert hub.stats.count("xet_read_token") >= 1 and hub.stats.count("cdn") == 0
     again = run_zoo(*args, root=built, env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["commit_sha"] is None
     assert hub.head("zoo-org/Tiny-CoreAI") == result["commit_sha"]
+    assert len(hub.commits("zoo-org/Tiny-CoreAI")) == 2  # the repo's creation and the one publish
+    written = [p for p in (tmp_path / "hf-home").rglob("*") if p.is_file()]  # hf_xet's logs live there
+    assert not [p for p in written if WRITE_TOKEN.encode() in p.read_bytes()]
+
+
+def _reads_back_identical(hub, repo: str, commit: str, listed: dict[str, str], cache: Path) -> None:
+    """Every manifest file, downloaded through the real client (and its Xet path when on), hashes as built."""
+    import hashlib
+
+    from huggingface_hub import snapshot_download
+
+    from conftest_hub import WRITE_TOKEN
+
+    snapshot = Path(snapshot_download(repo, revision=commit, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=cache))
+    for path, sha256 in listed.items():
+        assert hashlib.sha256((snapshot / path).read_bytes()).hexdigest() == sha256, path
 
 
 def test_publish_dry_run_needs_no_network(built: Path):

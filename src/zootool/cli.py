@@ -135,26 +135,31 @@ def schema() -> None:
 
 @app.command()
 def new(
-    config: Annotated[Path, typer.Option(help="The upstream model's config.json.")],
-    license: Annotated[str, typer.Option(help="License id from zoo/licenses/ (never inherited silently).")],
+    hub_id: Annotated[Optional[str], typer.Argument(
+        help="Upstream model on the Hub, Org/Model: read at a pinned commit.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Offline: the upstream model's config.json.")] = None,
+    license: Annotated[Optional[str], typer.Option(help="License id from zoo/licenses/: required with --config; "
+                                                   "with a Hub id it must agree with the upstream.")] = None,
     model_id: Annotated[Optional[str], typer.Option("--id", help="Model id (default: from the Hub repo name).")] = None,
-    hub: Annotated[Optional[str], typer.Option(help="Upstream Hub repo, namespace/name.")] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha to pin.")] = None,
+    hub: Annotated[Optional[str], typer.Option(help="With --config: the upstream Hub repo, namespace/name.")] = None,
+    revision: Annotated[Optional[str], typer.Option(
+        help="Branch, tag or sha to pin (Hub id: resolved to its commit, default main).")] = None,
+    endpoint: Annotated[Optional[str], typer.Option(help="Hub endpoint (default: $HF_ENDPOINT or the Hub).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Scaffold recipes/<id>.toml for a new model of a known family; refuses to overwrite."""
-    from .scaffold import scaffold, write_recipe
+    from .new_cli import new_command
 
     z = zoo()
-    model_id, document = scaffold(
-        config, model_id=model_id, hub=hub, revision=revision,
-        license_id=license, known_licenses=list(z.licenses),
-    )
-    path = write_recipe(z.recipes_dir, model_id, document)
+    result = new_command(z, hub_id, config=config, license_id=license, model_id=model_id, hub=hub,
+                         revision=revision, endpoint=endpoint)
     if as_json:
-        emit_json({"id": model_id, "path": str(path)})
-    else:
-        out.print(f"wrote {path}; next: zoo plan {model_id} --target mac")
+        emit_json(result)
+        return
+    if "revision" in result:
+        out.print(f"read {result['hub']} at commit {result['revision']} (license {result['license']}, "
+                  f"from {result['license_from']})")
+    out.print(f"wrote {result['path']}; next: zoo plan {result['id']} --target mac")
 
 
 @app.command()

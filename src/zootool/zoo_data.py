@@ -100,6 +100,9 @@ class License(Strict):
     link: str
     text_file: str = "LICENSE"
     text_source: str
+    # the first words of the license text, so `zoo new` can recognise an upstream LICENSE file;
+    # not something a build depends on, so it stays out of the plan (and its hash)
+    text_heading: str | None = Field(default=None, exclude=True)
 
 
 class ZooDefaults(Settings):
