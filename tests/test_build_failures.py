@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, copy_zoo, run_zoo
+from conftest import REPO, run_zoo
 
 pytest.importorskip("coreai_torch")
 pytest_plugins = ["conftest_hub"]

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .quiet import no_progress_bars
 
 PAD, BOS, EOS_TEXT, IM_START, IM_END = "<|pad|>", "<|startoftext|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = (PAD, BOS, EOS_TEXT, IM_START, IM_END)
@@ -153,21 +152,8 @@ def _save_model(directory: Path, config: dict[str, Any], seed: int, dtype: str, 
     )
     model.to(getattr(torch, dtype))
     options = {} if max_shard_size is None else {"max_shard_size": max_shard_size}
-    with _quiet_transformers():
+    with no_progress_bars():
         model.save_pretrained(directory, **options)
-
-
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _random_model(config: dict[str, Any], seed: int) -> Any:

@@ -34,6 +34,7 @@ from .arch import FAMILIES
 from .arch.safetensors_checkpoint import SafetensorsCheckpoint
 from .errors import ConfigError, FetchError, NotImplementedFeatureError
 from .gate_math import OracleRow
+from .quiet import no_progress_bars
 
 THREADS = 2  # the gate's machines have 2 cores; more threads only contend
 RUNTIME = "transformers fp32 CPU, one decoder layer at a time (zootool.oracle)"  # for the transcript
@@ -250,7 +251,7 @@ def _convert_and_load(model: nn.Module, sources: dict[str, Any], conversions: li
     from transformers.modeling_utils import LoadStateDictConfig
 
     config = LoadStateDictConfig(dtype=torch.float32, weight_mapping=conversions)
-    with _quiet_progress():
+    with no_progress_bars():
         info, _ = convert_and_load_state_dict_in_model(model, sources, config)
     return info
 
@@ -348,15 +349,3 @@ def _torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-@contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """transformers' loader shows a progress bar per call; once per layer would flood the log."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()

@@ -10,7 +10,6 @@ import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import PublishError, ZooError
 

@@ -57,3 +57,17 @@ def captured(log_path: Path) -> Iterator[Path]:
 def terminal_stream():
     """A text stream on the terminal's stderr that survives ``captured`` (for progress)."""
     return os.fdopen(os.dup(2), "w", buffering=1)
+
+
+@contextlib.contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """transformers' loaders draw a progress bar per call; a loop of them would flood the log."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

@@ -10,7 +10,7 @@ kernel - 1]``, updated in place; output logits ``[1, q, vocab]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
