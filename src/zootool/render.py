@@ -29,17 +29,11 @@ def plan_row(plan: BuildPlan) -> dict[str, Any]:
     }
 
 
-def list_table(plans: list[BuildPlan]) -> Table:
-    table = Table(title="zoo models x targets")
-    for column in ("model", "target", "platform", "scheme", "kernel", "params", "estimate", "budget", "verdict"):
-        table.add_column(column, justify="right" if column in ("params", "estimate", "budget") else "left")
-    for plan in plans:
-        table.add_row(
-            plan.recipe_id, plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id,
-            f"{plan.estimate.params / 1e9:.3f}B" if plan.estimate.params >= 1e8 else f"{plan.estimate.params:,}",
-            gb(plan.budget.estimated_bytes), gb(plan.budget.budget_bytes), verdict(plan),
-        )
-    return table
+def list_table(plans: list[BuildPlan]) -> Any:
+    """Every plan, one per target, laid out to fit the terminal (see ``list_view``)."""
+    from .list_view import ListView
+
+    return ListView(plans)
 
 
 def plan_table(plan: BuildPlan) -> Table:
