@@ -2,7 +2,7 @@
 
 Ids and numbers are never cut or broken. The view picks the first layout whose
 natural width fits: one boxed row per target; else one block per model (its id and
-parameter count as a heading, its targets below); else one wrapped line per target.
+parameter count as a heading, its targets below); else one line per fact.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ def table_per_model(rows: list[dict[str, str]]) -> Group:
 
 
 def lines_per_target(rows: list[dict[str, str]]) -> Group:
-    """The narrowest layout: words wrap, none is cut."""
+    """The narrowest layout: one fact per line, so no value is split across lines."""
     parts: list[Any] = [Text(TITLE, style="italic")]
     for model, targets in _by_model(rows).items():
         parts.append(Text(f"{model}  {targets[0]['params']} params", style="bold"))
         for row in targets:
-            facts = ", ".join(f"{name} {row[name]}" for name in TARGET_COLUMNS[1:-1])
-            parts.append(Text(f"  {row['target']}: {facts}: {row['verdict']}"))
+            parts.append(Text(f"  {row['target']}: {row['verdict']}"))
+            parts += [Text(f"    {name} {row[name]}") for name in TARGET_COLUMNS[1:-1]]
     return Group(*parts)
 
 
