@@ -162,6 +162,14 @@ class Recipe(Strict):
     defaults: Settings = Settings()
     targets: dict[TargetName, Target] = Field(min_length=1)
 
+    @field_validator("schema_", mode="before")
+    @classmethod
+    def _schema_is_a_number(cls, value: Any) -> Any:
+        # Literal[1] alone takes `true`, which equals 1 in Python.
+        if isinstance(value, bool):
+            raise ValueError("Input should be 1")
+        return value
+
     @property
     def id(self) -> str:
         return self.model.id

@@ -44,7 +44,10 @@ Array = Annotated[tuple[Item, ...], StrictType(False)]
 # Tensor dimensions, token ids and positions are int32 in the exported graphs.
 INT32_MAX = 2**31 - 1
 Count = Annotated[int, Field(ge=1, le=INT32_MAX)]
-"""A size, a count of heads, layers, experts or positions: at least 1, int32."""
+"""A size, a count of heads, experts or positions: at least 1, int32."""
+# The planner lists every layer's tensors, so the layer count bounds its memory; published
+# decoders have at most a few hundred layers.
+MAX_LAYERS = 1024
 
 
 class FieldError(ValueError):

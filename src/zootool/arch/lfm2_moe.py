@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ..schema_base import INT32_MAX, Array, Count, Strict
+from ..schema_base import MAX_LAYERS, Array, Count, Strict
 from .base import TensorSpec
 from .rules import at_most, divides, even_head_dim
 
@@ -26,7 +26,7 @@ class Lfm2MoeArch(Strict):
     family: Literal["lfm2_moe"]
     hidden_size: Count
     # The layer count is the length of this list (transformers checks the two agree).
-    layer_types: Annotated[Array[LayerType], Field(min_length=1)]
+    layer_types: Annotated[Array[LayerType], Field(min_length=1, max_length=MAX_LAYERS)]
     vocab_size: Count
     num_attention_heads: Count
     num_key_value_heads: Count
@@ -34,7 +34,7 @@ class Lfm2MoeArch(Strict):
     moe_intermediate_size: Count
     num_experts: Count
     num_experts_per_tok: Count
-    num_dense_layers: int = Field(ge=0, le=INT32_MAX)
+    num_dense_layers: int = Field(ge=0, le=MAX_LAYERS)
     conv_kernel: Count = 3
     conv_bias: bool = False
     tie_embeddings: bool = True

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from ..errors import ConfigError, NotImplementedFeatureError
-from ..schema_base import Count, FieldError, Strict
+from ..schema_base import MAX_LAYERS, Count, FieldError, Strict
 from .base import TensorSpec
 from .rules import divides, even_head_dim
 
@@ -66,7 +66,7 @@ class LlamaArch(Strict):
     family: Literal["llama"]
     model_type: ModelType
     hidden_size: Count
-    num_hidden_layers: Count
+    num_hidden_layers: int = Field(ge=1, le=MAX_LAYERS)
     vocab_size: Count
     num_attention_heads: Count
     num_key_value_heads: Count
