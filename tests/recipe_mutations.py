@@ -153,7 +153,7 @@ def unknown_keys(text: str, doc: dict[str, Any]) -> Iterator[Variant]:
         if isinstance(model_at(doc, path), _DictOf):
             continue  # keys of [targets] are names, any of which may be new
         yield f"{'.'.join(path + ('not-a-key',))} = 1", dumps(replaced(doc, path + ("not-a-key",), 1))
-        for key in table:
+        for key in (k for k in table if k not in SKIPPED_KEYS):
             misspelt = replaced(doc, path + (key + "x",), table[key])
             yield f"{'.'.join(path + (key,))} misspelt", dumps(replaced(misspelt, path + (key,), _DELETE))
 

@@ -71,7 +71,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise RecipeError(path, None, "file not found") from None
+        raise RecipeError(path, None, "file not found", "check the path (a dangling link?)") from None
     except IsADirectoryError:
         raise RecipeError(path, None, "is a directory, not a TOML file", "remove it or rename it") from None
     except OSError as exc:
