@@ -279,3 +279,29 @@ def test_unreadable_recipe_is_a_recipe_error(zoo_root: Path, monkeypatch, break_
         load_recipe(Path(TINY))
     assert caught.value.message.startswith(f"{TINY}: {message}")
     assert "\n" not in caught.value.message and caught.value.hint
+
+
+ZOO_DATA_CASES = [
+    # (file, old, new, table, dotted key and message)
+    ("platforms.toml", "budget-bytes = 6_000_000_000", "budget-bytes = 20_000_000_000", "platforms",
+     "platforms.iphone.budget-bytes: 20,000,000,000 is more than ram-bytes (12,884,901,888)"),
+    ("platforms.toml", "budget-bytes = 6_000_000_000", "budget-bytes = -1", "platforms",
+     "platforms.iphone.budget-bytes: Input should be greater than 0"),
+    ("platforms.toml", "max-context = 1024", "max-context = 0", "platforms",
+     "platforms.iphone.max-context: Input should be greater than or equal to 16"),
+    ("schemes.toml", 'experts = { method = "kmeans", bits = 4, scale-bits = 0, lut-bits = 256 }',
+     'experts = { method = "kmeans", bits = 4, scale-bits = 0, lut-bits = 0 }', "schemes",
+     "schemes.int4km.quantize.experts.lut-bits: k-means weights need a look-up table: set lut-bits above 0"),
+    ("kernels.toml", "k-multiple = 256", "k-multiple = 0", "kernels",
+     "kernels.gather_qmm.k-multiple: Input should be greater than or equal to 1"),
+]
+
+
+@pytest.mark.parametrize("name,old,new,table,message", ZOO_DATA_CASES)
+def test_zoo_data_numbers_are_range_checked(zoo_root: Path, name, old, new, table, message):
+    path = zoo_root / "zoo" / name
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    with pytest.raises(RecipeError) as caught:
+        getattr(Zoo(zoo_root), table)
+    assert caught.value.message == f"{path}: {message}"
