@@ -142,10 +142,12 @@ def test_console_script_exit_path_for_a_bad_recipe():
 
 
 def test_list_does_not_import_heavy_stacks():
+    """Start-up: no conversion stack, and `--json` needs no Rich rendering either."""
     code = (
         "import sys; from zootool.cli import main; sys.argv=['zoo','list','--json'];\n"
         "try: main()\nexcept SystemExit: pass\n"
-        "heavy=[m for m in ('torch','coreai','huggingface_hub','transformers') if m in sys.modules]\n"
+        "heavy=[m for m in ('torch','coreai','huggingface_hub','transformers','rich.console','rich.table')"
+        " if m in sys.modules]\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -49,33 +49,34 @@ class ListView:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         rows = [cells(plan) for plan in self.plans]
-        # Measured without a width limit: a measurement is otherwise clamped to the width.
+        # Measured without a width limit (a measurement is otherwise clamped to it), and
+        # without rows: the column widths already hold the widest cell, so it is as wide.
         unlimited = options.update_width(UNLIMITED)
         for layout in (one_table, table_per_model):
-            view = layout(rows)
-            if Measurement.get(console, unlimited, view).maximum <= options.max_width:
-                yield view
+            if Measurement.get(console, unlimited, layout(rows, filled=False)).maximum <= options.max_width:
+                yield layout(rows)
                 return
         yield lines_per_target(rows)
 
 
-def one_table(rows: list[dict[str, str]]) -> Table:
+def one_table(rows: list[dict[str, str]], filled: bool = True) -> Table:
     table = Table(title=TITLE)
     columns = (MODEL_COLUMNS[0], *TARGET_COLUMNS[:4], MODEL_COLUMNS[1], *TARGET_COLUMNS[4:])
     _add_columns(table, columns, rows)
-    for row in rows:
+    for row in rows if filled else ():
         table.add_row(*(row[name] for name in columns))
     return table
 
 
-def table_per_model(rows: list[dict[str, str]]) -> Group:
+def table_per_model(rows: list[dict[str, str]], filled: bool = True) -> Group:
     """A heading per model, then its targets; the column widths are shared so tables align."""
     parts: list[Any] = [Text(TITLE, style="italic", justify="center")]
     for index, (model, targets) in enumerate(_by_model(rows).items()):
         parts.append(Text(f"{model}  {targets[0]['params']} params", style="bold"))
-        table = Table(box=None, padding=(0, 2, 0, 0), show_header=index == 0, pad_edge=False)
+        # An empty table without a header measures as wide as it may be: keep the header then.
+        table = Table(box=None, padding=(0, 2, 0, 0), show_header=index == 0 or not filled, pad_edge=False)
         _add_columns(table, TARGET_COLUMNS, rows)
-        for row in targets:
+        for row in targets if filled else ():
             table.add_row(*(row[name] for name in TARGET_COLUMNS))
         parts.append(table)
     return Group(*parts)

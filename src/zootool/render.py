@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from .plan import BuildPlan, gb
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def verdict(plan: BuildPlan) -> str:
@@ -36,7 +37,9 @@ def list_table(plans: list[BuildPlan]) -> Any:
     return ListView(plans)
 
 
-def plan_table(plan: BuildPlan) -> Table:
+def plan_table(plan: BuildPlan) -> "Table":
+    from rich.table import Table  # here, not at the top: `--json` views need no Rich
+
     table = Table(title=f"{plan.recipe_id} --target {plan.target}  (plan {plan.plan_hash})", show_header=False)
     table.add_column("setting")
     table.add_column("value")
@@ -65,7 +68,9 @@ def plan_table(plan: BuildPlan) -> Table:
     return table
 
 
-def groups_table(plan: BuildPlan) -> Table:
+def groups_table(plan: BuildPlan) -> "Table":
+    from rich.table import Table
+
     table = Table(title="size estimate by tensor group")
     for column in ("group", "tensors", "params", "storage", "bytes"):
         table.add_column(column)
