@@ -1,7 +1,7 @@
 """Build time and peak memory by stage: the tiny recipe, then larger synthetic LFM2-MoE models.
 
 Figures, not assertions: run by hand (`make bench` or `python bench/build_bench.py`).
-`--sizes` picks synthetic models by hidden size; `--chunks` the chunk counts to compare.
+`--sizes` picks synthetic models by hidden size. Every bundle is one asset.
 """
 
 from __future__ import annotations
@@ -39,15 +39,15 @@ def synthetic_recipe(hidden: int) -> str:
     return text
 
 
-def run_build(root: Path, model: str, chunks: int) -> dict:
+def run_build(root: Path, model: str) -> dict:
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "zootool", "--root", str(root), "build", model, "--target", "mac",
-         "--no-gate", "--force", "--chunks", str(chunks), "--json"],
+         "--no-gate", "--force", "--json"],
         capture_output=True, text=True,
     )
     if result.returncode:
-        raise SystemExit(f"{model} chunks={chunks} failed:\n{result.stderr}")
+        raise SystemExit(f"{model} failed:\n{result.stderr}")
     summary = json.loads(result.stdout)
     summary["wall_s"] = time.perf_counter() - start
     return summary
@@ -59,28 +59,26 @@ def params(root: Path, model: str) -> int:
     return json.loads(out)["estimate"]["params"]
 
 
-def report(model: str, n_params: int, chunks: int, summary: dict) -> None:
+def report(model: str, n_params: int, summary: dict) -> None:
     stages = "  ".join(f"{k} {v:.1f}s/{summary['peak_rss_mb'].get(k, 0):.0f}MB" for k, v in summary["timings"].items())
-    print(f"{model:<16}{n_params / 1e6:>9.1f}M  chunks={chunks}  wall {summary['wall_s']:6.1f}s  "
+    print(f"{model:<16}{n_params / 1e6:>9.1f}M  wall {summary['wall_s']:6.1f}s  "
           f"bundle {summary['bundle_size']:>9}  [{stages}]")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="*", default=[512, 1024, 1536])
-    parser.add_argument("--chunks", type=int, nargs="*", default=[1, 4])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in ("recipes", "zoo", "cards"):
             shutil.copytree(REPO / name, root / name)
         print("stage figures: seconds / process peak RSS so far (build runs in one process)")
-        report("tiny-lfm2-moe", params(root, "tiny-lfm2-moe"), 1, run_build(root, "tiny-lfm2-moe", 1))
+        report("tiny-lfm2-moe", params(root, "tiny-lfm2-moe"), run_build(root, "tiny-lfm2-moe"))
         for hidden in args.sizes:
             model = f"synthetic-{hidden}"
             (root / "recipes" / f"{model}.toml").write_text(synthetic_recipe(hidden))
-            for chunks in args.chunks:
-                report(model, params(root, model), chunks, run_build(root, model, chunks))
+            report(model, params(root, model), run_build(root, model))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Publish a large random bundle to the local test Hub, then republish it unchanged.
 
-    .venv/bin/python bench/publish_bench.py              # 1 GiB model file
-    .venv/bin/python bench/publish_bench.py --size-mb 64
+    .venv/bin/python bench/publish_bench.py              # 1 GiB model file, through LFS
+    .venv/bin/python bench/publish_bench.py --size-mb 64 --transfer xet
 
-Prints, for each publish, the wall time and the bytes the server received (LFS uploads and
-all requests). The unchanged republish is expected to send no LFS bytes and make no commit.
+Prints, for each publish, the wall time and the bytes the server received (LFS uploads, or
+the chunk data Xet stored, and all requests). The unchanged republish is expected to send no
+file bytes and make no commit.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ["HF_HUB_DISABLE_XET"] = "1"  # read by huggingface_hub at import; the test Hub speaks LFS only
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_XET_TELEMETRY_ENABLED", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
@@ -28,6 +29,7 @@ from hubserver import WRITE_TOKEN, HubServer  # noqa: E402
 from zootool.publisher import publish_bundle  # noqa: E402
 
 NAME = "bench-model"
+BENCH_REPO = "zoo-tester/Bench-CoreAI"
 CHUNK = 64 * 1024 * 1024
 CARD = "---\nlicense: apache-2.0\nlibrary_name: coreai\ntags: [coreai, aimodel]\n---\n\n# Benchmark bundle\n"
 
@@ -71,15 +73,16 @@ def write_bundle(bundle: Path, size_mb: int) -> int:
     return size
 
 
-def _publish_once(hub: HubServer, bundle: Path, label: str) -> None:
+def _publish_once(hub: HubServer, bundle: Path, label: str, transfer: str) -> None:
     hub.stats.reset()
+    stored_before = hub.xet_stored_bytes(BENCH_REPO)
     start = time.perf_counter()
-    result = publish_bundle(bundle, "zoo-tester/Bench-CoreAI", token=WRITE_TOKEN, endpoint=hub.url, tag=None)
+    result = publish_bundle(bundle, BENCH_REPO, token=WRITE_TOKEN, endpoint=hub.url, tag=None)
     seconds = time.perf_counter() - start
-    lfs = hub.stats.bytes_in("lfs_upload")
-    rate = f"{lfs / seconds / 2**20:8.1f} MiB/s" if lfs else " " * 13
+    sent = hub.stats.bytes_in("lfs_upload") if transfer == "lfs" else hub.xet_stored_bytes(BENCH_REPO) - stored_before
+    rate = f"{sent / seconds / 2**20:8.1f} MiB/s" if sent else " " * 13
     print(
-        f"{label:<22}{seconds:8.2f} s  LFS sent {lfs / 2**20:9.1f} MiB  {rate}  "
+        f"{label:<22}{seconds:8.2f} s  {transfer.upper()} sent {sent / 2**20:9.1f} MiB  {rate}  "
         f"all requests {hub.stats.bytes_in() / 2**20:9.2f} MiB in {hub.stats.count():3d}  "
         f"commit {result.commit_sha[:12] if result.commit_sha else 'none'}"
     )
@@ -89,13 +92,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="size of the model file in MiB (default 1024)")
     parser.add_argument("--workdir", type=Path, help="where to write the bundle (default: a temporary directory)")
+    parser.add_argument("--transfer", choices=("lfs", "xet"), default="lfs", help="upload protocol (default lfs)")
     args = parser.parse_args()
+    # read by huggingface_hub when first imported, which happens at the first publish below
+    if args.transfer == "lfs":
+        os.environ["HF_HUB_DISABLE_XET"] = "1"
+    else:
+        os.environ.pop("HF_HUB_DISABLE_XET", None)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp, HubServer() as hub:
         start = time.perf_counter()
         size = write_bundle(Path(tmp) / "bundle", args.size_mb)
         print(f"wrote a {size / 2**20:.0f} MiB bundle in {time.perf_counter() - start:.2f} s")
-        _publish_once(hub, Path(tmp) / "bundle", "first publish")
-        _publish_once(hub, Path(tmp) / "bundle", "unchanged republish")
+        _publish_once(hub, Path(tmp) / "bundle", "first publish", args.transfer)
+        _publish_once(hub, Path(tmp) / "bundle", "unchanged republish", args.transfer)
     return 0
 
 

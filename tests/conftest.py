@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytest.register_assert_rewrite("conftest_hub")  # test modules import its names before loading it as a plugin
 
 
 def copy_zoo(dest: Path) -> Path:

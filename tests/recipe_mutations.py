@@ -23,8 +23,6 @@ from zootool.recipe import Recipe
 
 Variant = tuple[str, bytes]
 Path_ = tuple[str, ...]
-# The `chunks` setting is being removed from recipes; its variants would test nothing lasting.
-SKIPPED_KEYS = {"chunks"}
 # Keys whose ranges include zero (a seed, a margin, a count that may be none).
 ZERO_ALLOWED = {"seed", "margin", "max-introduced-flips", "num-dense-layers"}
 DEEP = 5000
@@ -59,7 +57,7 @@ _DELETE = object()
 
 def leaves(doc: dict[str, Any]) -> Iterator[tuple[Path_, Any]]:
     for path, value in walk(doc):
-        if not isinstance(value, dict) and path[-1] not in SKIPPED_KEYS:
+        if not isinstance(value, dict):
             yield path, value
 
 
@@ -153,7 +151,7 @@ def unknown_keys(text: str, doc: dict[str, Any]) -> Iterator[Variant]:
         if isinstance(model_at(doc, path), _DictOf):
             continue  # keys of [targets] are names, any of which may be new
         yield f"{'.'.join(path + ('not-a-key',))} = 1", dumps(replaced(doc, path + ("not-a-key",), 1))
-        for key in (k for k in table if k not in SKIPPED_KEYS):
+        for key in table:
             misspelt = replaced(doc, path + (key + "x",), table[key])
             yield f"{'.'.join(path + (key,))} misspelt", dumps(replaced(misspelt, path + (key,), _DELETE))
 

@@ -28,7 +28,7 @@ from zootool.backends.coreai_quant import (  # noqa: E402
     quantize_symmetric,
     tensor_group,
 )
-from zootool.backends.coreai_runtime import DecodeSession  # noqa: E402
+from zootool.backends.coreai_runtime import AimodelSession  # noqa: E402
 from zootool.errors import BackendFailedError, BackendUnavailableError, ConfigError  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -189,16 +189,16 @@ def test_quantized_logits_stay_close_to_fp16():
         assert (got - reference).abs().max() < budget * reference.abs().max(), scheme
 
 
-def test_decode_session_carries_state(tmp_path):
+def test_session_keeps_the_model_loaded_across_calls(tmp_path):
     model, out = export_tiny(tmp_path, "sym8")
-    state = torch.zeros(1, HIDDEN, dtype=torch.float16)
-    with DecodeSession(out, {"state_out": "state"}, {"state": np.zeros((1, HIDDEN), np.float16)}) as session:
+    state, fed = torch.zeros(1, HIDDEN, dtype=torch.float16), np.zeros((1, HIDDEN), np.float16)
+    with AimodelSession(out) as session:
         for token in (3, 1, 4, 1, 5):
-            got = session.step({"input_ids": np.array([[token]], np.int32)})
+            got = session.run({"input_ids": np.array([[token]], np.int32), "state": fed})
             want, state = torch_step(model, token, state)
-            assert set(got) == {"logits"}
             np.testing.assert_allclose(got["logits"], want.numpy(), atol=0.05, rtol=0.05)
-        np.testing.assert_allclose(session.state["state"], state.numpy(), atol=0.05, rtol=0.05)
+            fed = got["state_out"]
+        np.testing.assert_allclose(fed, state.numpy(), atol=0.05, rtol=0.05)
 
 
 def test_metadata_written(tmp_path):
@@ -276,14 +276,14 @@ def test_kmeans_beats_a_uniform_grid():
     assert kmeans_err < 0.75 * uniform_err
 
 
-# --- the real export module: tiny LFM2-MoE through the backend -------------------
+# --- the real decode graph: tiny LFM2-MoE through the backend and the engine driver ------
 
-LFM2_STEPS, LFM2_CONTEXT = 10, 16
+LFM2_STEPS, LFM2_CONTEXT = 44, 64
 
 
 @pytest.fixture(scope="module")
 def lfm2(tmp_path_factory):
-    """A seeded tiny LFM2-MoE checkpoint, its config, token ids and fp32 oracle logits."""
+    """A seeded tiny LFM2-MoE checkpoint, token ids and the fp32 torch graph's logits."""
     from lfm2_configs import TINY_LFM2_MOE
 
     from zootool.arch.lfm2_moe_model import decode_tokens
@@ -291,49 +291,72 @@ def lfm2(tmp_path_factory):
 
     checkpoint = generate_tiny_checkpoint(tmp_path_factory.mktemp("lfm2") / "ckpt", TINY_LFM2_MOE, seed=7)
     ids = torch.randint(0, TINY_LFM2_MOE["vocab_size"], (LFM2_STEPS,), generator=torch.Generator().manual_seed(3))
-    oracle = decode_tokens([lfm2_module(checkpoint, torch.float32)], ids.tolist()).float().numpy()
+    oracle = decode_tokens(lfm2_graph(checkpoint, torch.float32), ids.tolist()).float().numpy()
     return checkpoint, ids.tolist(), oracle
 
 
-def lfm2_module(checkpoint: Path, dtype):
-    from zootool.arch.lfm2_moe_model import build_decode_chunks, load_weights
+def lfm2_graph(checkpoint: Path, dtype):
+    from zootool.arch.lfm2_moe_model import build_decode_graph, load_weights
 
-    config = json.loads((checkpoint / "config.json").read_text())
-    (module,) = build_decode_chunks(config, LFM2_CONTEXT, 1, dtype)
-    load_weights([module], checkpoint)
-    return module
-
-
-def runtime_logits(path: Path, module, ids: list[int]) -> np.ndarray:
-    specs = module.state_specs()
-    feedback = {f"{spec.name}_out": spec.name for spec in specs}
-    zeros = {spec.name: np.zeros(spec.shape, np.float16) for spec in specs}
-    with DecodeSession(path, feedback, zeros) as session:
-        steps = [{"input_ids": np.array([[t]]), "position": np.array([p])} for p, t in enumerate(ids)]
-        rows = [session.step(step)["logits"].reshape(-1) for step in steps]
-    return np.stack(rows).astype(np.float32)
+    graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), LFM2_CONTEXT, dtype)
+    load_weights(graph, checkpoint)
+    return graph.eval()
 
 
-@pytest.mark.parametrize("scheme", ["fp16", "sym8"])
-def test_lfm2_moe_runs_on_the_cpu_runtime(tmp_path, lfm2, scheme):
+def model_folder(tmp_path: Path, graph, scheme: str, query_len, kernel: str = "gather_mm") -> Path:
+    """An exported graph beside the ``metadata.json`` the engine driver reads."""
+    folder = tmp_path / f"{scheme}-{query_len}-{kernel}"
+    folder.mkdir()
+    backend.export_decode_graph(graph, folder / "m.aimodel", query_len=query_len, scheme=scheme, kernel=kernel,
+                                metadata={})
+    language = {"tokenizer": "tokenizer", "vocab_size": graph.dims.vocab_size, "max_context_length": LFM2_CONTEXT,
+                "function_map": {"main": ["main"]}}
+    (folder / "metadata.json").write_text(json.dumps(
+        {"metadata_version": "0.2", "kind": "llm", "name": "tiny", "assets": {"main": "m.aimodel"}, "language": language}
+    ))
+    return folder
+
+
+@pytest.mark.parametrize(("scheme", "query_len"), [("fp16", None), ("sym8", None), ("sym8", 1)])
+def test_lfm2_moe_runs_through_the_engine_driver(tmp_path, lfm2, scheme, query_len):
     from zootool.arch.lfm2_moe_model import decode_tokens
+    from zootool.engine import EngineDriver
 
     checkpoint, ids, oracle = lfm2
-    module = lfm2_module(checkpoint, torch.float16)
-    out = backend.export_aimodel(module, module.example_inputs(), tmp_path / "lfm2.aimodel", scheme=scheme)
-    got = runtime_logits(out, module, ids)
-    want = decode_tokens([module], ids).float().numpy()  # the same quantized fp16 module in torch
+    graph = lfm2_graph(checkpoint, torch.float16)
+    folder = model_folder(tmp_path, graph, scheme, query_len)
+    with EngineDriver(folder) as driver:
+        # A non-empty prompt prefilled in one call (q = 7 where the graph allows it), then one token a call.
+        got = np.concatenate([driver.feed(ids[:7]), *(driver.feed([t]) for t in ids[7:])])
+        assert driver.graph.capacity >= LFM2_STEPS
+    want = decode_tokens(graph, ids).float().numpy()  # the same quantized fp16 graph in torch
     np.testing.assert_allclose(got, want, atol=0.01)
-    np.testing.assert_allclose(got, oracle, atol=0.02)
-    assert (got.argmax(1) == oracle.argmax(1)).all()
-    storage = backend.storage_summary(out)["storage"]
-    assert ("Int8" in storage) == (scheme == "sym8")
+    np.testing.assert_allclose(got, oracle, atol=0.03)
+    assert (got.argmax(1) == oracle.argmax(1)).mean() >= 0.95
+    summary = backend.storage_summary(folder / "m.aimodel")
+    assert ("Int8" in summary["storage"]) == (scheme == "sym8")
+    assert list(summary["inputs"]) == ["input_ids", "position_ids"]
+    assert summary["inputs"]["input_ids"] == ("NDArray (Int32, 1 × 1)" if query_len else "NDArray (Int32, 1 × ?)")
+    assert list(summary["states"]) == ["keyCache", "valueCache", "convState"]
+
+
+def test_engine_driver_grows_kv_states_and_prefills_in_chunks(tmp_path, lfm2, monkeypatch):
+    from zootool import engine
+
+    checkpoint, ids, oracle = lfm2
+    folder = model_folder(tmp_path, lfm2_graph(checkpoint, torch.float16), "fp16", None)
+    monkeypatch.setattr(engine, "INITIAL_CAPACITY", 4)
+    with engine.EngineDriver(folder, chunk_threshold=8) as driver:
+        calls = driver._calls(ids)
+        got = driver.feed(ids)
+        assert driver.graph.capacity == 64  # 4 -> 8 -> ... doubled as the context grew
+    assert [len(c) for c in calls] == [8] * 5 + [4]  # min(512, threshold) per call beyond the threshold
+    np.testing.assert_allclose(got, oracle, atol=0.03)
 
 
 def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
     checkpoint, _, _ = lfm2
-    module = lfm2_module(checkpoint, torch.float32)
-    example = module.example_inputs()
-    out = backend.export_aimodel(module, example, tmp_path / "k.aimodel", scheme="sym8", kernel="gather_qmm")
-    moe_layers = len(module.layers) - module.dims.num_dense_layers
-    assert backend.storage_summary(out)["ops"]["metal4_kernel"] == 2 * moe_layers
+    graph = lfm2_graph(checkpoint, torch.float32)
+    folder = model_folder(tmp_path, graph, "sym8", 1, kernel="gather_qmm")
+    moe_layers = len(graph.layers) - graph.dims.num_dense_layers
+    assert backend.storage_summary(folder / "m.aimodel")["ops"]["metal4_kernel"] == 2 * moe_layers

@@ -94,34 +94,33 @@ def plan_and_checkpoint(root: Path, **cli):
 
 
 def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, tmp_path: Path):
-    """The kernel-free twin (same sym8 weights) on the CPU runtime vs the quantized module in torch."""
+    """The kernel-free twin (same sym8 weights) through the engine driver vs the quantized graph in torch."""
     import torch
 
-    from zootool.arch.lfm2_moe_model import build_decode_chunks, decode_tokens, load_weights
+    from zootool.arch.lfm2_moe_model import build_decode_graph, decode_tokens, load_weights
     from zootool.backends.coreai_quant import quantize_module, resolve_plan
     from zootool.backends.coreai_runtime import KernelNotExecutableError
-    from zootool.export import export_models
-    from zootool.runner import DecodeRunner
+    from zootool.engine import EngineDriver, teacher_forced_logits
+    from zootool.gate import twin_model_dir
 
     plan, checkpoint = plan_and_checkpoint(built)
+    model_dir = bundle(built) / json.loads((bundle(built) / "manifest.json").read_text())["model_dir"]
     with pytest.raises(KernelNotExecutableError):
-        DecodeRunner(plan, list(bundle(built).rglob("*.aimodel")))
-    twin = export_models(plan, checkpoint, tmp_path / "twin", "twin", kernel="gather_mm")
-    config = json.loads((checkpoint / "config.json").read_text())
-    (module,) = build_decode_chunks(config, plan.context_length, dtype=torch.float16)
-    load_weights(module, checkpoint)
-    quantize_module(module, resolve_plan("sym8"), use_kernel=False)
+        EngineDriver(model_dir)
+    twin = twin_model_dir(plan, checkpoint, tmp_path / "twin")
+    graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), plan.context_length,
+                               dtype=torch.float16)
+    load_weights(graph, checkpoint)
+    quantize_module(graph, resolve_plan("sym8"), use_kernel=False)
     tokens = [1, 17, 300, 42, 7, 512, 99, 3]
     with torch.no_grad():
-        expected = decode_tokens([module], tokens).float().numpy()
-    with DecodeRunner(plan, twin) as runner:
-        actual = runner.logits_for(tokens)
+        expected = decode_tokens(graph.eval(), tokens).float().numpy()
+    actual = teacher_forced_logits(twin, tokens)
     # Same fp16 weights; the Linux CPU runtime accumulates fp16 matmuls in fp16, torch in fp32,
     # so values drift by a few hundredths at hidden 256 while the ranking holds.
     assert np.abs(actual - expected).max() < 0.15
     assert np.corrcoef(actual.ravel(), expected.ravel())[0, 1] > 0.995
     assert (actual.argmax(-1) == expected.argmax(-1)).all()
-
 
 def test_replay_of_a_missing_or_malformed_transcript_is_a_config_error(tmp_path: Path):
     from zootool.errors import ConfigError
@@ -221,10 +220,11 @@ def test_iphone_int4_bundle(tmp_path: Path):
     assert run_zoo("verify", str(bundle(root, "iphone")), root=root).returncode == 0
 
 
-def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub):
+@pytest.mark.parametrize("transfer", ["lfs", "xet"], indirect=True)  # the hub fixture sets it for the subprocess
+def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub, transfer: str, tmp_path: Path):
     from conftest_hub import WRITE_TOKEN
 
-    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(built / "hf-home")}
+    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HOME": str(tmp_path / "hf-home")}
     args = ("publish", MODEL, "--target", "mac", "--repo", "zoo-org/Tiny-CoreAI", "--endpoint", hub.url, "--json",
             "--record")
     first = run_zoo(*args, root=built, env=env)
@@ -238,9 +238,32 @@ def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub):
     assert hub.tags("zoo-org/Tiny-CoreAI")[manifest(built)["bundle_version"]] == result["commit_sha"]
     record = json.loads((built / "zoo" / "records" / MODEL / "mac.json").read_text())
     assert record["publish"]["commit"] == result["commit_sha"] and record["publish"]["repo"] == "zoo-org/Tiny-CoreAI"
+    weights = next(path for path, entry in files.items() if path.endswith(".mlirb"))
+    assert (files[weights].xet_hash is not None) == (transfer == "xet")
+    assert hub.stats.count("xet_write_token" if transfer == "xet" else "lfs_batch") >= 1
+    assert hub.stats.count("lfs_batch" if transfer == "xet" else "xet_write_token") == 0
+    _reads_back_identical(hub, "zoo-org/Tiny-CoreAI", result["commit_sha"], listed, tmp_path / "read-back")
+    if transfer == "xet":  # the weights came back from the Xet CAS, not through the LFS redirect
+        assert hub.stats.count("xet_read_token") >= 1 and hub.stats.count("cdn") == 0
     again = run_zoo(*args, root=built, env=env)
     assert again.returncode == 0 and json.loads(again.stdout)["commit_sha"] is None
     assert hub.head("zoo-org/Tiny-CoreAI") == result["commit_sha"]
+    assert len(hub.commits("zoo-org/Tiny-CoreAI")) == 2  # the repo's creation and the one publish
+    written = [p for p in (tmp_path / "hf-home").rglob("*") if p.is_file()]  # hf_xet's logs live there
+    assert not [p for p in written if WRITE_TOKEN.encode() in p.read_bytes()]
+
+
+def _reads_back_identical(hub, repo: str, commit: str, listed: dict[str, str], cache: Path) -> None:
+    """Every manifest file, downloaded through the real client (and its Xet path when on), hashes as built."""
+    import hashlib
+
+    from huggingface_hub import snapshot_download
+
+    from conftest_hub import WRITE_TOKEN
+
+    snapshot = Path(snapshot_download(repo, revision=commit, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=cache))
+    for path, sha256 in listed.items():
+        assert hashlib.sha256((snapshot / path).read_bytes()).hexdigest() == sha256, path
 
 
 def test_publish_dry_run_needs_no_network(built: Path):

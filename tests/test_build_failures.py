@@ -154,18 +154,21 @@ def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, che
     assert manifest["overrides"] == ({"source.revision": commit} if pin == "command line" else {})
 
 
-def test_chunked_build_ships_every_chunk_in_order(zoo_root: Path, checkpoint: Path):
+def test_build_ships_one_asset_the_engines_can_load(zoo_root: Path, checkpoint: Path):
     import json
 
-    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(checkpoint), "--no-gate", "--chunks", "2",
-                     "--json", root=zoo_root)
+    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(checkpoint), "--no-gate", "--json",
+                     root=zoo_root)
     assert result.returncode == 0, result.stderr
     bundle = zoo_root / "build" / MODEL / "mac"
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assets = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())["assets"]
-    assert assets["chunks"] == ["Tiny-LFM2-MoE-sym8-1of2.aimodel", "Tiny-LFM2-MoE-sym8-2of2.aimodel"]
-    assert assets["main"] == assets["chunks"][0]
-    size = manifest["size"]  # the estimate counts the tied head stored again in the last chunk
+    app = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())
+    assert app["assets"] == {"main": "Tiny-LFM2-MoE-sym8.aimodel"}
+    assert app["language"]["function_map"] == {"main": ["main"]} and app["language"]["embedded_tokenizer"] is True
+    assert app["language"]["states"] == {"keyCache": "kv_cache", "valueCache": "kv_cache", "convState": "fixed"}
+    assert [p.name for p in (bundle / manifest["model_dir"]).glob("*.aimodel")] == ["Tiny-LFM2-MoE-sym8.aimodel"]
+    size = manifest["size"]  # one asset: the tied head is the embedding, stored once
     assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.03
-    assert manifest["overrides"] == {"chunks": 2}
     assert run_zoo("verify", str(bundle), root=zoo_root).returncode == 0
+    refused = run_zoo("build", MODEL, "--target", "mac", "--chunks", "2", root=zoo_root)
+    assert refused.returncode == 2 and "No such option" in refused.stderr

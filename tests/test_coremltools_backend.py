@@ -16,11 +16,11 @@ pytest.importorskip("coremltools")
 
 from llama_configs import TINY  # noqa: E402
 
-from zootool.arch.llama_model import build_decode_chunks, decode_tokens, load_weights  # noqa: E402
+from zootool.arch.llama_model import build_decode_graph, decode_tokens, load_weights  # noqa: E402
 from zootool.backends.coreai_quant import quantize_symmetric  # noqa: E402
 from zootool.backends.coremltools import const_name, deployment_target, export_mlpackage  # noqa: E402
 from zootool.backends.coremltools_runtime import (  # noqa: E402
-    TorchReadbackSession, read_metadata, read_weights, runtime_name, storage_summary,
+    CoreMLGraph, read_metadata, read_weights, runtime_name, signature, storage_summary,
 )
 from zootool.checkpoint import generate_tiny_checkpoint  # noqa: E402
 from zootool.errors import BackendFailedError, ConfigError, NotImplementedFeatureError  # noqa: E402
@@ -40,11 +40,17 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_tiny_checkpoint(tmp_path_factory.mktemp("ck") / "llama", TINY["llama"], seed=3)
 
 
-def module_for(checkpoint: Path, chunks: int = 1) -> list:
+def module_for(checkpoint: Path):
+    graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), MAX_CONTEXT)
+    load_weights(graph, checkpoint)
+    return graph.eval()
+
+
+def metadata_for(checkpoint: Path) -> dict:
+    """The test metadata plus what a readback on Linux needs to rebuild the graph."""
     config = json.loads((checkpoint / "config.json").read_text())
-    modules = build_decode_chunks(config, MAX_CONTEXT, chunks)
-    load_weights(modules, checkpoint)
-    return modules
+    extra = {"zootool.family": "llama", "zootool.config": config, "zootool.context_length": MAX_CONTEXT}
+    return {**METADATA, "custom": {**METADATA["custom"], **extra}}
 
 
 def scheme(name: str):
@@ -56,10 +62,9 @@ def packages(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     out = tmp_path_factory.mktemp("mlpackage")
     paths = {}
     for name in ("sym8", "pal4"):
-        (module,) = module_for(checkpoint)
         quant = SimpleNamespace(name=name, quantize=scheme(name).quantize)
-        paths[name] = export_mlpackage(module, module.example_inputs(), out / f"{name}.mlpackage",
-                                       scheme=quant, target="iOS18", metadata=METADATA)
+        paths[name] = export_mlpackage(module_for(checkpoint), out / f"{name}.mlpackage",
+                                       scheme=quant, target="iOS18", metadata=metadata_for(checkpoint))
     return paths
 
 
@@ -74,60 +79,61 @@ def test_metadata_reads_back(packages):
 
 def test_sym8_weight_dtypes(packages):
     weights = storage_summary(packages["sym8"])
-    up = weights["layers_0_mlp_up_proj_weight_to_fp16"]
+    up = weights["decoder_layers_0_mlp_up_proj_weight_to_fp16"]
     assert (up["op"], up["dtype"], up["shape"]) == ("constexpr_blockwise_shift_scale", "int8", (128, 64))
     # sym8 keeps attention, embedding, head and norms fp16.
-    for name in ("layers_0_self_attn_q_proj_weight_to_fp16", "embed_tokens_weight_to_fp16",
-                 "lm_head_weight_to_fp16", "norm_weight_to_fp16"):
+    for name in ("decoder_layers_0_self_attn_q_proj_weight_to_fp16", "decoder_embed_tokens_weight_to_fp16",
+                 "decoder_lm_head_weight_to_fp16", "decoder_norm_weight_to_fp16"):
         assert (weights[name]["op"], weights[name]["dtype"]) == ("const", "fp16"), name
 
 
 def test_pal4_weight_dtypes(packages):
     weights = storage_summary(packages["pal4"])
-    for name in ("layers_1_self_attn_k_proj_weight_to_fp16", "layers_2_mlp_down_proj_weight_to_fp16"):
+    for name in ("decoder_layers_1_self_attn_k_proj_weight_to_fp16", "decoder_layers_2_mlp_down_proj_weight_to_fp16"):
         assert (weights[name]["op"], weights[name]["dtype"]) == ("constexpr_lut_to_dense", "uint4"), name
-    rows = weights["layers_2_mlp_down_proj_weight_to_fp16"]["shape"][0]
-    assert weights["layers_2_mlp_down_proj_weight_to_fp16"]["lut_shape"] == (rows, 1, 16, 1)  # one LUT per row
-    assert weights["embed_tokens_weight_to_fp16"]["dtype"] == "fp16"
+    rows = weights["decoder_layers_2_mlp_down_proj_weight_to_fp16"]["shape"][0]
+    assert weights["decoder_layers_2_mlp_down_proj_weight_to_fp16"]["lut_shape"] == (rows, 1, 16, 1)  # one LUT per row
+    assert weights["decoder_embed_tokens_weight_to_fp16"]["dtype"] == "fp16"
+
+
+def test_package_has_the_swift_transformers_stateful_signature(packages):
+    spec = signature(packages["sym8"])
+    assert list(spec["inputs"]) == ["inputIds", "causalMask"] and list(spec["outputs"]) == ["logits"]
+    assert {name: kind for name, (kind, _) in spec["states"].items()} == {"keyCache": "stateType", "valueCache": "stateType"}
+    assert spec["states"]["keyCache"][1] == [3, 1, 2, MAX_CONTEXT, 16]  # [layers, 1, kv_heads, max_context, head_dim]
 
 
 def test_sym8_readback_is_the_block_quantized_weight(checkpoint, packages):
-    (module,) = module_for(checkpoint)
+    module = module_for(checkpoint)
     original = module.layers["1"].mlp.gate_proj.weight.detach()
     codes, scales = quantize_symmetric(original, 8, 32)
     expected = (codes.float().reshape(128, 2, 32) * scales.float().unsqueeze(-1)).reshape(128, 64)
-    stored = torch.from_numpy(read_weights(packages["sym8"])["layers_1_mlp_gate_proj_weight_to_fp16"]).float()
+    stored = torch.from_numpy(read_weights(packages["sym8"])["decoder_layers_1_mlp_gate_proj_weight_to_fp16"]).float()
     step = scales.float().repeat_interleave(32, dim=1)
     assert ((stored - expected).abs() <= step * 0.51 + 1e-3).all()  # at most one rounding step apart
     assert (stored - original).abs().max() < step.max()
 
 
 def test_pal4_rows_hold_sixteen_values(packages):
-    stored = read_weights(packages["pal4"])["layers_0_self_attn_o_proj_weight_to_fp16"]
+    stored = read_weights(packages["pal4"])["decoder_layers_0_self_attn_o_proj_weight_to_fp16"]
     assert max(len(np.unique(row)) for row in stored) <= 16
 
 
-def test_readback_session_runs_the_package_weights(checkpoint, packages):
-    (reference,) = module_for(checkpoint)
+def test_readback_graph_runs_the_package_weights(checkpoint, packages):
+    reference = module_for(checkpoint)
     weights = read_weights(packages["sym8"])
     aliases = json.loads(read_metadata(packages["sym8"])["custom"]["zootool.weight_aliases"])
     assert aliases  # the generator's zero biases are equal: coremltools keeps one constant for them
     with torch.no_grad():
         for name, parameter in reference.named_parameters():
-            parameter.copy_(torch.from_numpy(weights[aliases.get(name, const_name(name))]).float())
+            key = "decoder." + name
+            parameter.copy_(torch.from_numpy(weights[aliases.get(key, const_name(key))]).float())
     tokens = [1, 17, 300, 42, 7, 500, 99, 3]
-    expected = decode_tokens([reference], tokens).numpy()
-    (meta,) = build_decode_chunks(json.loads((checkpoint / "config.json").read_text()), MAX_CONTEXT,
-                                  dtype=torch.float16)
-    session = TorchReadbackSession(packages["sym8"], meta)
-    states = [np.zeros(s.shape, np.float16) for s in meta.state_specs()]
-    rows = []
-    for position, token in enumerate(tokens):
-        out = session.run({"input_ids": np.array([[token]], np.int32), "position": np.array([position], np.int32),
-                           **dict(zip(meta.input_names()[2:], states))})
-        states = [out[name] for name in meta.output_names()[1:]]
-        rows.append(out["logits"].reshape(-1).astype(np.float32))
-    actual = np.stack(rows)
+    expected = decode_tokens(reference, tokens).numpy()
+    graph = CoreMLGraph(packages["sym8"], MAX_CONTEXT)
+    prompt = graph(np.array([tokens[:5]], np.int32), 5)  # prefill with q = 5, then one token a call
+    rest = [graph(np.array([[t]], np.int32), 6 + i) for i, t in enumerate(tokens[5:])]
+    actual = np.concatenate([prompt, *rest])
     assert np.abs(actual - expected).max() < 0.05
     assert (actual.argmax(-1) == expected.argmax(-1)).all()
     assert "read back from the .mlpackage" in runtime_name() or "Core ML" in runtime_name()
@@ -140,31 +146,36 @@ def test_deployment_targets():
 
 
 def test_unknown_target_and_unsupported_formats_are_config_errors(checkpoint, tmp_path):
-    (module,) = module_for(checkpoint)
+    module = module_for(checkpoint)
     with pytest.raises(ConfigError, match="no deployment target 'iOS99'"):
-        export_mlpackage(module, module.example_inputs(), tmp_path / "x.mlpackage", target="iOS99")
+        export_mlpackage(module, tmp_path / "x.mlpackage", target="iOS99")
     odd = SimpleNamespace(name="odd", quantize={"linear": SimpleNamespace(method="symmetric", bits=3, block_size=32)})
     with pytest.raises(ConfigError, match="cannot store symmetric 3-bit"):
-        export_mlpackage(module, module.example_inputs(), tmp_path / "x.mlpackage", scheme=odd)
+        export_mlpackage(module, tmp_path / "x.mlpackage", scheme=odd)
     with pytest.raises(ConfigError, match="must end in .mlpackage"):
-        export_mlpackage(module, module.example_inputs(), tmp_path / "x.aimodel")
+        export_mlpackage(module, tmp_path / "x.aimodel")
     assert not (tmp_path / "x.mlpackage").exists()
 
 
 def test_moe_experts_are_refused(tmp_path):
     from lfm2_configs import TINY_LFM2_MOE
-    from zootool.arch.lfm2_moe_model import build_decode_chunks as moe_chunks
+    from zootool.arch.lfm2_moe_model import build_decode_graph as moe_graph
 
-    (module,) = moe_chunks(TINY_LFM2_MOE, MAX_CONTEXT)
-    with pytest.raises(NotImplementedFeatureError, match="no path for stacked MoE expert weights"):
-        export_mlpackage(module, module.example_inputs(), tmp_path / "moe.mlpackage", scheme="sym8")
+    with pytest.raises(NotImplementedFeatureError, match="Core ML backend has no path for"):
+        export_mlpackage(moe_graph(TINY_LFM2_MOE, MAX_CONTEXT), tmp_path / "moe.mlpackage", scheme="sym8")
 
 
-def test_readback_refuses_a_foreign_package(packages, tmp_path):
+def test_readback_refuses_a_package_whose_config_does_not_match(packages, tmp_path):
+    from zootool.backends.coremltools import write_metadata
+
+    import coremltools as ct
+
+    model = ct.models.MLModel(str(packages["sym8"]), skip_model_load=True)
     other = dict(TINY["llama"], hidden_size=32, intermediate_size=64)
-    (meta,) = build_decode_chunks(other, MAX_CONTEXT, dtype=torch.float16)
-    with pytest.raises(BackendFailedError, match="the plan implies"):
-        TorchReadbackSession(packages["sym8"], meta)
+    write_metadata(model, {"custom": {"zootool.config": other}})
+    model.save(str(tmp_path / "foreign.mlpackage"))
+    with pytest.raises(BackendFailedError, match="the graph implies"):
+        CoreMLGraph(tmp_path / "foreign.mlpackage", MAX_CONTEXT)
     with pytest.raises(BackendFailedError, match="is not a Core ML package"):
         read_weights(tmp_path)
 
@@ -181,7 +192,8 @@ def test_zoo_build_iphone_ios18_bundle(tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     package = bundle / manifest["model_dir"] / "Tiny-Llama-sym8.mlpackage"
     assert read_metadata(package)["custom"]["zootool.plan_hash"] == manifest["plan_hash"]
-    assert storage_summary(package)["layers_3_mlp_up_proj_weight_to_fp16"]["dtype"] == "int8"
+    assert storage_summary(package)["decoder_layers_3_mlp_up_proj_weight_to_fp16"]["dtype"] == "int8"
+    assert list(signature(package)["inputs"]) == ["inputIds", "causalMask"]
     app = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())
     assert app["assets"] == {"main": "Tiny-Llama-sym8.mlpackage", "format": "mlpackage"}
     assert app["compilation"]["targets"] == ["iOS18"]

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 
 import httpx2
 import pytest
@@ -116,3 +117,139 @@ def test_paths_info_reports_lfs_sha256_and_blob_ids(hub, repo):
     assert isinstance(infos["m"], RepoFolder) and isinstance(infos["m/a.txt"], RepoFile)
     assert infos["m/w.bin"].lfs.sha256 == hashlib.sha256(data).hexdigest() and infos["m/w.bin"].size == 2048
     assert infos["m/a.txt"].lfs is None and infos["m/a.txt"].blob_id == hub.files(repo)["m/a.txt"].oid
+
+
+# -- strict like the Hub: binary content never lands in git --------------------------------
+
+SEVEN_MB = 7 * 1024 * 1024
+NOT_UTF8 = bytes(range(0x80, 0x100))  # no NUL byte, but no UTF-8 text either
+EURO_TEXT = ("price: 5 \N{EURO SIGN}\n" * 100).encode()  # 3-byte characters: a 512-byte sample cuts one
+
+
+def _upload_modes(hub, repo: str, files: dict[str, tuple[bytes, int]]) -> dict[str, str]:
+    """Ask preupload about ``path -> (content start, size)`` the way the client does (first 512 bytes)."""
+    items = [{"path": p, "sample": base64.b64encode(head[:512]).decode(), "size": size}
+             for p, (head, size) in files.items()]
+    response = httpx2.post(f"{hub.url}/api/models/{repo}/preupload/main", json={"files": items}, headers=AUTH)
+    response.raise_for_status()
+    return {f["path"]: f["uploadMode"] for f in response.json()["files"]}
+
+
+@pytest.mark.parametrize("path,head,size,mode", [
+    ("notes.txt", b"plain text\n", 11, "regular"),
+    ("weights.dat", b"\x00\x01\x02 binary", 4096, "lfs"),  # a NUL byte, in a name no pattern routes
+    ("weights.dat", NOT_UTF8, len(NOT_UTF8), "lfs"),
+    ("prices.txt", EURO_TEXT, len(EURO_TEXT), "regular"),  # cut mid-character is still text
+    ("big.txt", b"text " * 100, 10 * 1024 * 1024, "lfs"),  # 10 MiB or more
+    ("model.mlirb", b"text that .gitattributes routes", 31, "lfs"),
+])
+def test_preupload_decides_like_the_hub(hub, repo, path, head, size, mode):
+    assert _upload_modes(hub, repo, {path: (head, size)}) == {path: mode}
+
+
+def test_preupload_follows_the_repos_own_gitattributes(hub, repo):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_commit(
+        repo, [CommitOperationAdd(".gitattributes", b"*.dat filter=lfs diff=lfs merge=lfs -text\n")],
+        commit_message="route only .dat",
+    )
+    files = {"model.mlirb": (b"text", 4), "x.dat": (b"text", 4), "y.bin": (b"\x00", 1)}
+    assert _upload_modes(hub, repo, files) == {"model.mlirb": "regular", "x.dat": "lfs", "y.bin": "lfs"}
+
+    api.delete_file(".gitattributes", repo, commit_message="no patterns at all")
+    assert _upload_modes(hub, repo, files) == {"model.mlirb": "regular", "x.dat": "regular", "y.bin": "lfs"}
+
+
+@pytest.mark.parametrize("content", [os.urandom(SEVEN_MB), NOT_UTF8 * 64], ids=["7MB-random", "not-utf8"])
+def test_commit_carrying_binary_as_a_regular_file_is_refused(hub, repo, content):
+    header = {"key": "header", "value": {"summary": "binary in git"}}
+    body = _ndjson(header, _regular("notes.md", b"fine"), _regular("m.aimodel/main.mlirb", content))
+    response = httpx2.post(f"{hub.url}/api/models/{repo}/commit/main", content=body, headers=AUTH)
+    assert response.status_code == 400
+    assert "binary files" in response.headers["X-Error-Message"]
+    assert "main.mlirb" in response.json()["error"]
+    assert set(hub.files(repo)) == {".gitattributes"} and len(hub.commits(repo)) == 1
+
+
+def test_client_routes_binary_content_through_lfs_whatever_its_name(hub, repo):
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    data = os.urandom(4096)
+    adds = [CommitOperationAdd("weights.custom", data), CommitOperationAdd("notes.custom", b"text")]
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_commit(repo, adds, commit_message="c")
+    files = hub.files(repo)
+    assert files["weights.custom"].is_lfs and files["weights.custom"].lfs_sha256 == hashlib.sha256(data).hexdigest()
+    assert not files["notes.custom"].is_lfs and files["notes.custom"].content == b"text"
+
+
+# -- Xet: hf_xet uploads into a local CAS the write token names ----------------------------
+
+XET_ONLY = pytest.mark.parametrize("transfer", ["xet"], indirect=True)
+OTHER_REPO = "zoo-org/Server-Checks-Other"
+
+
+def _xet_upload(hub, repo: str, path: str, data: bytes):
+    """Send ``data`` through the real client's Xet path without committing it."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    add = CommitOperationAdd(path, data)
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).preupload_lfs_files(repo, additions=[add])
+    return add
+
+
+def _lfs_pointer_commit(hub, repo: str, path: str, sha256: str, size: int):
+    pointer = {"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": sha256, "size": size}}
+    body = _ndjson({"key": "header", "value": {"summary": "pointer"}}, pointer)
+    return httpx2.post(f"{hub.url}/api/models/{repo}/commit/main", content=body, headers=AUTH)
+
+
+@XET_ONLY
+def test_xet_tokens_name_the_repos_cas_and_need_the_right_access(hub, repo):
+    from hubserver import READ_TOKEN
+
+    write = httpx2.get(f"{hub.url}/api/models/{repo}/xet-write-token/main", headers=AUTH)
+    assert write.status_code == 200
+    body = write.json()
+    assert body["casUrl"].startswith("local:///") and body["exp"] > time.time() + 600 and body["accessToken"]
+    assert write.headers["X-Xet-Cas-Url"] == body["casUrl"]
+    assert write.headers["X-Xet-Access-Token"] == body["accessToken"]
+    assert int(write.headers["X-Xet-Token-Expiration"]) == body["exp"]
+    read_only = {"Authorization": f"Bearer {READ_TOKEN}"}
+    assert httpx2.get(f"{hub.url}/api/models/{repo}/xet-write-token/main", headers=read_only).status_code == 403
+    assert httpx2.get(f"{hub.url}/api/models/{repo}/xet-write-token/nope", headers=AUTH).status_code == 404
+    assert httpx2.get(f"{hub.url}/api/models/{repo}/xet-read-token/main", headers=read_only).status_code == 200
+    hub.xet_enabled = False
+    assert httpx2.get(f"{hub.url}/api/models/{repo}/xet-write-token/main", headers=AUTH).status_code == 501
+
+
+@XET_ONLY
+def test_xet_upload_is_committed_with_the_hash_hf_xet_computes(hub, repo, tmp_path):
+    import hf_xet
+    from huggingface_hub import HfApi
+
+    data = os.urandom(300_000)
+    (tmp_path / "w.bin").write_bytes(data)
+    add = _xet_upload(hub, repo, "w.bin", data)
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_commit(repo, [add], commit_message="xet")
+    info = api.get_paths_info(repo, ["w.bin"])[0]
+    expected = hf_xet.hash_files([str(tmp_path / "w.bin")])[0].hash  # hf_xet's own answer, no upload
+    assert info.xet_hash == expected and info.lfs.sha256 == hashlib.sha256(data).hexdigest()
+    assert hub.stats.count("lfs_batch") == 0 and hub.stats.count("lfs_upload") == 0
+
+
+@XET_ONLY
+def test_commit_naming_xet_content_never_uploaded_to_this_repo_is_refused(hub, repo):
+    from huggingface_hub import HfApi
+
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo(OTHER_REPO)
+    data = os.urandom(100_000)
+    sha = hashlib.sha256(data).hexdigest()
+    _xet_upload(hub, OTHER_REPO, "w.bin", data)
+
+    assert _lfs_pointer_commit(hub, repo, "w.bin", sha, len(data)).status_code == 422  # uploaded elsewhere
+    assert _lfs_pointer_commit(hub, OTHER_REPO, "w.bin", sha, len(data) + 1).status_code == 422  # wrong size
+    assert _lfs_pointer_commit(hub, OTHER_REPO, "w.bin", sha, len(data)).status_code == 200
+    assert hub.files(OTHER_REPO)["w.bin"].xet_hash and "w.bin" not in hub.files(repo)

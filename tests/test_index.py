@@ -34,7 +34,7 @@ def fake_manifest(zoo: Zoo, target: str = "mac", verdict: str = "CLEAN", **extra
     return {
         "manifest_version": 1, "recipe": MODEL, "target": target, "platform": plan.platform_id,
         "plan_hash": plan.plan_hash, "build_key": "cd3659302b182224", "scheme": plan.scheme_id,
-        "kernel": plan.kernel_id, "chunks": 1, "model_dir": f"gpu-pipelined/Tiny-LFM2-MoE-{plan.scheme_id}",
+        "kernel": plan.kernel_id, "model_dir": f"gpu-pipelined/Tiny-LFM2-MoE-{plan.scheme_id}",
         "source": {"hub": None, "revision": None, "generated_seed": 0},
         "size": {"estimated_bytes": plan.budget.estimated_bytes, "model_bytes": 7_363_854,
                  "budget_bytes": plan.budget.budget_bytes, "bundle_bytes": 7_459_000},
@@ -223,7 +223,7 @@ def test_status_follows_gate_plan_and_budget(zoo_root: Path):
     record_build(zoo, fake_manifest(zoo, "iphone", verdict="FAIL"), built=DAY)
     assert row_of(zoo, "iphone")["status"] == "gate-failed"
     record_build(zoo, fake_manifest(zoo, "mac"), built=DAY)
-    edit_recipe(zoo, "context-length = 128", "context-length = 256")
+    edit_recipe(zoo, 'kernel = "gather_qmm"', 'kernel = "gather_mm"')
     assert row_of(Zoo(zoo_root), "mac")["status"] == "outdated"
     edit_recipe(zoo, 'quant = "int4km"', 'quant = "fp16"')
     edit_recipe(zoo, "hidden-size = 256", "hidden-size = 16384")
@@ -240,7 +240,7 @@ def test_check_fails_after_a_recipe_change_and_passes_after_regenerating(zoo_roo
     assert {"zoo/README.md", "zoo/index.json", "zoo/tiny-lfm2-moe.md"} <= set(check_index(zoo))
     assert {"zoo/README.md", "zoo/index.json", "zoo/tiny-lfm2-moe.md"} <= set(index_command(zoo, check=False)["changed"])
     assert index_command(zoo, check=True)["up_to_date"] and write_index(zoo) == []
-    edit_recipe(zoo, "chunks = 1", "chunks = 2")
+    edit_recipe(zoo, 'kernel = "gather_qmm"', 'kernel = "gather_mm"')
     zoo = Zoo(zoo_root)
     with pytest.raises(ConfigError) as failure:
         index_command(zoo, check=True)

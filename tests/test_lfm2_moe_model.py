@@ -1,8 +1,7 @@
-"""The export-friendly LFM2-MoE decode step against transformers' Lfm2MoeForCausalLM."""
+"""The export-friendly LFM2-MoE decode graph against transformers' Lfm2MoeForCausalLM."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -18,11 +17,10 @@ from zootool.arch.lfm2_moe_layers import _IndexSelectGatherMM
 from zootool.arch.lfm2_moe_model import (
     GatherExpertMatmul,
     Lfm2MoeDims,
-    build_decode_chunks,
+    build_decode_graph,
     decode_tokens,
     load_weights,
     replace_expert_matmul,
-    split_layers,
 )
 from zootool.checkpoint import generate_tiny_checkpoint
 from zootool.errors import ConfigError, FetchError, NotImplementedFeatureError
@@ -50,10 +48,10 @@ def oracle(checkpoints: dict[str, Path]) -> dict[str, tuple[list[int], torch.Ten
     return results
 
 
-def _loaded(directory: Path, chunks: int = 1, dtype: torch.dtype = torch.float32) -> list[torch.nn.Module]:
-    modules = build_decode_chunks(json.loads((directory / "config.json").read_text()), MAX_CONTEXT, chunks, dtype)
-    load_weights(modules, directory)
-    return modules
+def _loaded(directory: Path, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    graph = build_decode_graph(json.loads((directory / "config.json").read_text()), MAX_CONTEXT, dtype)
+    load_weights(graph, directory)
+    return graph.eval()
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -64,55 +62,54 @@ def test_decode_steps_match_transformers(name, checkpoints, oracle):
     assert torch.equal(got.argmax(-1), want.argmax(-1))
 
 
-@pytest.mark.parametrize(("name", "chunks"), [("tiny", 2), ("tiny", 4), ("variant", 3)])
-def test_chunked_decoder_gives_identical_logits(name, chunks, checkpoints, oracle):
-    ids, _ = oracle[name]
-    whole = decode_tokens(_loaded(checkpoints[name]), ids)
-    assert torch.equal(decode_tokens(_loaded(checkpoints[name], chunks), ids), whole)
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("step", [3, STEPS])
+def test_prefill_with_many_tokens_per_call_matches(name, step, checkpoints, oracle):
+    ids, want = oracle[name]
+    torch.testing.assert_close(decode_tokens(_loaded(checkpoints[name]), ids, step), want, rtol=1e-4, atol=1e-5)
 
 
-def test_chunk_interfaces_partition_the_decoder(checkpoints):
-    first, middle, last = _loaded(checkpoints["variant"], chunks=3)
-    assert [list(c.layer_range) for c in (first, middle, last)] == [[0, 1], [2, 3], [4]]
-    assert first.input_names()[:2] == ["input_ids", "position"] and first.output_names()[0] == "hidden_states"
-    assert middle.input_names()[0] == "hidden_states" and last.output_names()[0] == "logits"
-    assert first.input_names()[2:] == ["layer0_key", "layer0_value", "layer1_conv"]
-    hidden, *_ = middle(*middle.example_inputs())
-    assert hidden.shape == (1, 1, 64)
-    logits, *states = last(*last.example_inputs())
-    assert logits.shape == (1, 1, 320) and [s.shape for s in states] == [(1, 64, 4)]
-    assert not hasattr(middle, "embed_tokens") and not hasattr(middle, "lm_head")
+def test_graph_has_the_engine_contract_signature(checkpoints):
+    graph = _loaded(checkpoints["variant"])
+    assert graph.input_names == ["input_ids", "position_ids"] and graph.output_names == ["logits"]
+    specs = {spec.name: spec for spec in graph.state_specs()}
+    assert list(specs) == ["keyCache", "valueCache", "convState"]
+    assert specs["keyCache"].shape == (2, 1, 1, -1, 16) and specs["keyCache"].kind == "kv_cache"
+    assert specs["convState"].shape == (3, 1, 64, 3) and specs["convState"].kind == "fixed"  # kernel 4 keeps 3
 
 
-def test_cache_rows_after_position_are_ignored(checkpoints):
-    (chunk,) = _loaded(checkpoints["tiny"])
-    ids, position, *states = chunk.example_inputs()
-    ids[0, 0], position[0] = 11, 3
-    noisy = [s.clone() for s in states]
-    for spec, state in zip(chunk.state_specs(), noisy, strict=True):
-        if spec.name.endswith(("key", "value")):
-            state[:, :, 4:] = torch.randn_like(state[:, :, 4:]) * 100
+def test_cache_rows_beyond_the_context_are_ignored(checkpoints):
+    graph = _loaded(checkpoints["tiny"])
+    ids, positions = torch.tensor([[11, 12]], dtype=torch.int32), torch.arange(5, dtype=torch.int32).view(1, 5)
+    clean = graph.initial_states()
+    noisy = {name: state.clone() for name, state in clean.items()}
+    for name in ("keyCache", "valueCache"):
+        noisy[name][:, :, :, 3:] = torch.randn_like(noisy[name][:, :, :, 3:]) * 100
     with torch.no_grad():
-        clean_out, *_ = chunk(ids, position, *states)
-        noisy_out, *noisy_states = chunk(ids, position, *noisy)
+        clean_out = graph(ids, positions, *clean.values())
+        noisy_out = graph(ids, positions, *noisy.values())
     assert torch.equal(clean_out, noisy_out)
-    key = noisy_states[[spec.name for spec in chunk.state_specs()].index("layer1_key")]
-    assert key[:, :, :3].abs().max() == 0 and key[:, :, 3].abs().max() > 0
+    key = clean["keyCache"]
+    assert key[:, :, :, :3].abs().max() == 0 and key[:, :, :, 3:5].abs().max() > 0 and key[:, :, :, 5:].abs().max() == 0
 
 
-def test_decode_step_exports_and_matches_eager(checkpoints):
-    for chunk in _loaded(checkpoints["variant"], chunks=3):
-        inputs = chunk.example_inputs()
-        if chunk.is_first:
-            inputs = (torch.tensor([[5]], dtype=torch.int32), *inputs[1:])
-        else:
-            inputs = (torch.randn(inputs[0].shape), *inputs[1:])
-        program = torch.export.export(chunk, inputs)
-        targets = {str(node.target) for node in program.graph.nodes}
-        assert not any(op in t for t in targets for op in ("histc", "nonzero", "index_put", "empty_permuted"))
-        with torch.no_grad():
-            for got, want in zip(program.module()(*inputs), chunk(*inputs), strict=True):
-                torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+@pytest.mark.parametrize("query_len", [None, 1])
+def test_graph_exports_and_matches_eager(query_len, checkpoints):
+    import torch.fx.experimental._config as fx_config
+
+    graph = _loaded(checkpoints["variant"])
+    inputs = graph.example_inputs(query_len)
+    with fx_config.patch(backed_size_oblivious=True):
+        program = torch.export.export(graph, inputs, dynamic_shapes=graph.dynamic_shapes(query_len))
+    targets = {str(node.target) for node in program.graph.nodes}
+    assert not any(op in t for t in targets for op in ("histc", "nonzero", "index_put", "empty_permuted"))
+    eager_states = [t.clone() for t in inputs[2:]]
+    with torch.no_grad():
+        got = program.module()(*inputs)
+        want = graph(*inputs[:2], *eager_states)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    for exported, eager in zip(inputs[2:], eager_states, strict=True):
+        torch.testing.assert_close(exported, eager, rtol=0, atol=1e-6)  # states written in place, alike
 
 
 class _DenseAllExperts(torch.nn.Module):
@@ -130,10 +127,10 @@ class _DenseAllExperts(torch.nn.Module):
 
 def test_expert_matmul_is_pluggable(checkpoints, oracle):
     ids, want = oracle["tiny"]
-    chunks = _loaded(checkpoints["tiny"], chunks=2)
-    assert replace_expert_matmul(chunks, _DenseAllExperts) == 3  # layers 1..3 are sparse
-    assert not any(isinstance(m, GatherExpertMatmul) for chunk in chunks for m in chunk.modules())
-    got = decode_tokens(chunks, ids[:4])
+    graph = _loaded(checkpoints["tiny"])
+    assert replace_expert_matmul(graph, _DenseAllExperts) == 3  # layers 1..3 are sparse
+    assert not any(isinstance(m, GatherExpertMatmul) for m in graph.modules())
+    got = decode_tokens(graph, ids[:4])
     assert _DenseAllExperts.calls == 2 * 3 * 4
     torch.testing.assert_close(got, want[:4], rtol=1e-4, atol=1e-5)
 
@@ -150,11 +147,12 @@ def test_torch_only_gather_matches_coreai_gather_mm():
 def test_meta_device_build_then_load(checkpoints, oracle):
     config = json.loads((checkpoints["tiny"] / "config.json").read_text())
     with torch.device("meta"):
-        chunks = build_decode_chunks(config, MAX_CONTEXT)
-    load_weights(chunks, checkpoints["tiny"])
-    assert not any(t.is_meta for t in chunks[0].state_dict().values())
+        graph = build_decode_graph(config, MAX_CONTEXT)
+    load_weights(graph, checkpoints["tiny"])
+    assert not any(t.is_meta for t in graph.state_dict().values())
+    assert graph.lm_head.weight is graph.embed_tokens.weight  # tied: stored once in the asset
     ids, want = oracle["tiny"]
-    torch.testing.assert_close(decode_tokens(chunks, ids), want, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(decode_tokens(graph.eval(), ids), want, rtol=1e-4, atol=1e-5)
 
 
 def test_fp16_build_stays_close(checkpoints, oracle):
@@ -215,13 +213,13 @@ def test_missing_shard_and_missing_dir_raise_fetch_error(tmp_path):
     with pytest.raises(FetchError, match="missing"):
         _loaded(directory)
     with pytest.raises(FetchError, match="does not exist"):
-        load_weights(build_decode_chunks(TINY_LFM2_MOE, 4), tmp_path / "nowhere")
+        load_weights(build_decode_graph(TINY_LFM2_MOE, 4), tmp_path / "nowhere")
 
 
 def test_config_checkpoint_mismatch_raises_fetch_error(checkpoints):
     wrong = {**TINY_LFM2_MOE, "moe_intermediate_size": 32}
     with pytest.raises(FetchError, match="shape"):
-        load_weights(build_decode_chunks(wrong, 4), checkpoints["tiny"])
+        load_weights(build_decode_graph(wrong, 4), checkpoints["tiny"])
 
 
 def test_config_reading():
@@ -238,46 +236,3 @@ def test_config_reading():
         Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "num_key_value_heads": 3})
     with pytest.raises(NotImplementedFeatureError, match="yarn"):
         Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "rope_parameters": {"rope_type": "yarn", "factor": 4.0}})
-
-
-def test_split_layers():
-    assert split_layers(24, 1) == [range(0, 24)]
-    assert split_layers(24, 5) == [range(0, 5), range(5, 10), range(10, 15), range(15, 20), range(20, 24)]
-    with pytest.raises(ConfigError):
-        split_layers(4, 5)
-
-
-def test_converts_to_coreai_and_runs_on_cpu(checkpoints, oracle, tmp_path):
-    pytest.importorskip("coreai_torch")
-    import numpy as np
-    from coreai.runtime import NDArray
-    from coreai_torch import TorchConverter, get_decomp_table
-    from coreai_torch.composite_ops import GatherMM
-
-    (chunk,) = _loaded(checkpoints["tiny"])
-    example = chunk.example_inputs()
-    program = TorchConverter().add_pytorch_module(
-        chunk,
-        export_fn=lambda m: torch.export.export(m, example).run_decompositions(get_decomp_table()),
-        externalize_modules=[GatherMM],
-        input_names=chunk.input_names(),
-        output_names=chunk.output_names(),
-    )
-    asset = program.to_coreai().save_asset(tmp_path / "tiny.aimodel")
-    assert sum("gather_mm" in name for name in asset.summary().function_names) == 6
-
-    async def run(ids: list[int]) -> np.ndarray:
-        states = [s.numpy() for s in chunk.initial_states()]
-        rows = []
-        async with asset.executable() as model:
-            step = model.load_function("main")
-            for position, token in enumerate(ids):
-                feed = {"input_ids": np.array([[token]], np.int32), "position": np.array([position], np.int32)}
-                feed.update({spec.name: state for spec, state in zip(chunk.state_specs(), states, strict=True)})
-                out = await step({k: NDArray(v) for k, v in feed.items()})
-                rows.append(out["logits"].numpy().reshape(-1).copy())
-                states = [out[f"{spec.name}_out"].numpy().copy() for spec in chunk.state_specs()]
-        return np.stack(rows)
-
-    ids, want = oracle["tiny"]
-    torch.testing.assert_close(torch.from_numpy(asyncio.run(run(ids))), want, rtol=1e-4, atol=1e-5)

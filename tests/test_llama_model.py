@@ -1,4 +1,4 @@
-"""The export-friendly Llama-family decode step against transformers (llama, qwen3, mistral)."""
+"""The export-friendly Llama-family decode graph against transformers (llama, qwen3, mistral)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from llama_configs import TINY
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-from zootool.arch.llama_model import LlamaDims, build_decode_chunks, decode_tokens, load_weights
+from zootool.arch.llama_model import LlamaDims, build_decode_graph, decode_tokens, load_weights
 from zootool.checkpoint import generate_tiny_checkpoint
 from zootool.errors import ConfigError, FetchError, NotImplementedFeatureError
 
@@ -41,17 +41,17 @@ def _config(directory: Path) -> dict:
     return json.loads((directory / "config.json").read_text())
 
 
-def _loaded(directory: Path, chunks: int = 1, dtype: torch.dtype = torch.float32) -> list[torch.nn.Module]:
-    modules = build_decode_chunks(_config(directory), MAX_CONTEXT, chunks, dtype)
-    load_weights(modules, directory)
-    return modules
+def _loaded(directory: Path, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    graph = build_decode_graph(_config(directory), MAX_CONTEXT, dtype)
+    load_weights(graph, directory)
+    return graph.eval()
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
-@pytest.mark.parametrize("chunks", [1, 2, 3])
-def test_decode_steps_match_transformers(name, chunks, checkpoints, oracle):
+@pytest.mark.parametrize("step", [1, 5, STEPS])
+def test_decode_steps_match_transformers(name, step, checkpoints, oracle):
     ids, expected = oracle[name]
-    actual = decode_tokens(_loaded(checkpoints[name], chunks), ids)
+    actual = decode_tokens(_loaded(checkpoints[name]), ids, step)
     assert torch.allclose(actual, expected, atol=1e-4), (actual - expected).abs().max()
 
 
@@ -79,24 +79,33 @@ def test_sharded_checkpoint_loads(checkpoints, oracle, tmp_path):
 
 def test_meta_build_then_load(checkpoints):
     with torch.device("meta"):
-        (module,) = build_decode_chunks(_config(checkpoints["llama"]), MAX_CONTEXT)
+        module = build_decode_graph(_config(checkpoints["llama"]), MAX_CONTEXT)
     load_weights(module, checkpoints["llama"])
     assert all(not p.is_meta for p in module.parameters())
     assert module.rope_cos.dtype == torch.float32 and not module.rope_cos.is_meta
 
 
 def test_interface_names_and_shapes(checkpoints):
-    first, last = build_decode_chunks(_config(checkpoints["qwen3"]), MAX_CONTEXT, chunks=2)
-    assert first.input_names()[:4] == ["input_ids", "position", "layer0_key", "layer0_value"]
-    assert last.input_names()[0] == "hidden_states" and last.output_names()[0] == "logits"
-    assert first.state_specs()[0].shape == (1, 1, MAX_CONTEXT, 32)
-    assert len(first.output_names()) == len(first.input_names()) - 1  # every input but position
+    graph = build_decode_graph(_config(checkpoints["qwen3"]), MAX_CONTEXT)
+    assert graph.input_names == ["input_ids", "position_ids"] and graph.output_names == ["logits"]
+    assert [(spec.name, spec.shape) for spec in graph.state_specs()] == [
+        ("keyCache", (3, 1, 1, -1, 32)), ("valueCache", (3, 1, 1, -1, 32)),
+    ]
 
 
-def test_torch_export_takes_the_step(checkpoints):
-    (module,) = _loaded(checkpoints["mistral"])
-    program = torch.export.export(module, module.example_inputs())
-    assert len(program.graph_signature.user_outputs) == 1 + 2 * 3
+def test_torch_export_takes_the_graph_with_states_in_place(checkpoints):
+    import torch.fx.experimental._config as fx_config
+
+    module = _loaded(checkpoints["mistral"])
+    inputs = module.example_inputs(None)
+    inputs[0].copy_(torch.tensor([[3, 4, 5]]))  # the example's zeros are the pad token, whose embedding is 0
+    with fx_config.patch(backed_size_oblivious=True):
+        program = torch.export.export(module, inputs, dynamic_shapes=module.dynamic_shapes(None))
+    assert len(program.graph_signature.user_outputs) == 1  # logits only: the states are written in place
+    with torch.no_grad():
+        program.module()(*inputs)
+    keys = inputs[2]
+    assert keys[:, :, :, :2].abs().max() == 0 and keys[:, :, :, 2:5].abs().max() > 0  # rows past..past+q
 
 
 def test_mismatching_tensor_is_a_fetch_error(checkpoints, tmp_path):
@@ -120,12 +129,12 @@ def test_mismatching_tensor_is_a_fetch_error(checkpoints, tmp_path):
 ])  # fmt: skip
 def test_unsupported_configs_are_refused(changes, error, message):
     with pytest.raises(error, match=message):
-        build_decode_chunks({**TINY["llama"], **changes}, MAX_CONTEXT)
+        build_decode_graph({**TINY["llama"], **changes}, MAX_CONTEXT)
 
 
 def test_norm_survives_fp16_outliers():
     """Squares of outlier activations overflow fp16; the norm must not (converters compute it in fp16)."""
-    from zootool.arch.llama_layers import RMSNorm
+    from zootool.arch.norms import RMSNorm
 
     norm = RMSNorm(64, 1e-6).half()
     x = torch.randn(1, 1, 64)

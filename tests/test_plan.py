@@ -57,9 +57,9 @@ def test_plan_hash_is_stable_and_tracks_content():
     first = plan_for(REPO, "lfm2.5-8b-a1b", "mac")
     again = plan_for(REPO, "lfm2.5-8b-a1b", "mac")
     assert first.plan_hash == again.plan_hash
-    assert plan_for(REPO, "lfm2.5-8b-a1b", "mac", chunks=2).plan_hash != first.plan_hash
+    assert plan_for(REPO, "lfm2.5-8b-a1b", "mac", context_length=4096).plan_hash != first.plan_hash
     with pytest.raises(Exception):
-        first.chunks = 3  # frozen
+        first.context_length = 3  # frozen
 
 
 def test_iphone_context_is_clamped_to_platform_limit():
@@ -85,24 +85,10 @@ def test_flagship_mac_fits_and_sym8_on_iphone_is_refused_with_alternatives():
     assert "pal4" not in caught.value.hint
 
 
-def test_more_chunks_than_layers_is_refused_at_plan_time():
-    from zootool.errors import ConfigError
-
-    assert plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=4).chunks == 4  # one layer per chunk
-    with pytest.raises(ConfigError) as caught:
-        plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=5)
-    assert caught.value.message.startswith("command line: --chunks: 5 chunks")
-    assert caught.value.exit_code == 2
-
-
-def test_estimate_counts_scales_and_tied_head_copy():
-    one = plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=1)
-    two = plan_for(REPO, "tiny-lfm2-moe", "mac", chunks=2)
-    arch = one.architecture
-    head = arch.vocab_size * arch.hidden_size * 2
-    assert two.estimate.weight_bytes - one.estimate.weight_bytes == head
-    assert one.estimate.params == two.estimate.params
-    experts = one.estimate.groups["experts"]
+def test_estimate_counts_scales_and_the_tied_head_once():
+    plan = plan_for(REPO, "tiny-lfm2-moe", "mac")
+    assert "lm-head" not in plan.estimate.groups  # tied: the embedding is the head, stored once
+    experts = plan.estimate.groups["experts"]
     # int8 + one fp16 scale per 32 weights = 1 + 2/32 bytes per weight.
     assert experts.bytes == experts.params * 34 // 32
     fp16 = plan_for(REPO, "tiny-lfm2-moe", "mac", quant="fp16", kernel="gather_mm").estimate.groups["experts"]

@@ -20,6 +20,7 @@ pytest_plugins = ["conftest_hub"]
 # huggingface_hub's own LFS PUT passes a file object as ``data=``, which httpx2 deprecates
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
+from conftest_hub import TRANSFERS, use_transfer  # noqa: E402
 from hubserver import READ_TOKEN, WRITE_TOKEN  # noqa: E402 - tests/ is on sys.path under pytest
 
 NAME = "tiny-lfm2-moe"
@@ -109,10 +110,33 @@ def manifest_of(bundle_dir: Path) -> dict:
     return json.loads((bundle_dir / "manifest.json").read_text())
 
 
+BOTH_PATHS = pytest.mark.parametrize("transfer", TRANSFERS, indirect=True)
+
+
+def upload_meter(hub, transfer: str):
+    """Bytes of file content sent from now on: LFS PUT bodies, or the chunk data Xet stored."""
+
+    def total() -> int:
+        return hub.stats.bytes_in("lfs_upload") if transfer == "lfs" else hub.xet_stored_bytes(REPO_ID)
+
+    start = total()
+    return lambda: total() - start
+
+
+def assert_sent(sent: int, content_bytes: int, transfer: str) -> None:
+    """LFS sends the bytes as they are; Xet adds chunk headers and a footer of hashes (well under 1%)."""
+    if transfer == "lfs":
+        assert sent == content_bytes
+    else:
+        assert content_bytes <= sent <= content_bytes * 1.01, (sent, content_bytes)
+
+
 # -- the happy paths ----------------------------------------------------------------------
 
 
-def test_first_publish_commits_every_file_once(hub, bundle):
+@BOTH_PATHS
+def test_first_publish_commits_every_file_once(hub, bundle, transfer):
+    sent = upload_meter(hub, transfer)
     result = publish(hub, bundle, tag="v1")
 
     manifest = manifest_of(bundle)
@@ -124,11 +148,15 @@ def test_first_publish_commits_every_file_once(hub, bundle):
     assert set(remote) == expected | {".gitattributes"}
     assert remote[LARGE].is_lfs and remote[LARGE].lfs_sha256 == _sha256(bundle / LARGE)
     assert not remote["README.md"].is_lfs
-    assert hub.stats.bytes_in("lfs_upload") == LARGE_SIZE
+    assert_sent(sent(), LARGE_SIZE, transfer)
+    assert (remote[LARGE].xet_hash is not None) == (transfer == "xet")
+    other = {"lfs": "xet_write_token", "xet": "lfs_batch"}[transfer]
+    assert hub.stats.count(other) == 0  # the protocol under test carried the bytes, and only it
     assert result.repo_url == f"{hub.url}/{REPO_ID}"
 
 
-def test_published_files_download_back_identical(hub, bundle, hf_cache, tmp_path):
+@BOTH_PATHS
+def test_published_files_download_back_identical(hub, bundle, hf_cache, tmp_path, transfer):
     from huggingface_hub import hf_hub_download, snapshot_download
 
     publish(hub, bundle, tag="v1")
@@ -139,7 +167,21 @@ def test_published_files_download_back_identical(hub, bundle, hf_cache, tmp_path
 
     single = hf_hub_download(REPO_ID, LARGE, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=str(tmp_path / "c2"))
     assert _sha256(Path(single)) == _sha256(bundle / LARGE)
-    assert hub.stats.count("cdn", "GET") >= 2  # LFS content came through the cross-origin redirect
+    if transfer == "lfs":
+        assert hub.stats.count("cdn", "GET") >= 2  # LFS content came through the cross-origin redirect
+    else:
+        assert hub.stats.count("cdn") == 0 and hub.stats.count("xet_read_token") >= 1  # read from the CAS
+
+
+@pytest.mark.parametrize("transfer", ["xet"], indirect=True)
+def test_xet_published_files_read_back_without_xet(hub, bundle, hf_cache, monkeypatch):
+    from huggingface_hub import snapshot_download
+
+    publish(hub, bundle)
+    use_transfer(monkeypatch, "lfs")  # a reader without hf_xet: the Hub's CDN rebuilds the file
+    snapshot = Path(snapshot_download(REPO_ID, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=hf_cache))
+    assert _sha256(snapshot / LARGE) == _sha256(bundle / LARGE)
+    assert hub.stats.count("cdn", "GET") >= 1 and hub.stats.count("xet_read_token") == 0
 
 
 def test_token_from_hf_token_environment(hub, bundle, monkeypatch):
@@ -147,30 +189,34 @@ def test_token_from_hf_token_environment(hub, bundle, monkeypatch):
     assert publish(hub, bundle, token=None).commit_sha == hub.head(REPO_ID)
 
 
-def test_unchanged_republish_makes_no_commit_and_sends_no_bytes(hub, bundle):
+@BOTH_PATHS
+def test_unchanged_republish_makes_no_commit_and_sends_no_bytes(hub, bundle, transfer):
     publish(hub, bundle)
     commits_before = len(hub.commits(REPO_ID))
     hub.stats.reset()
+    sent = upload_meter(hub, transfer)
 
     again = publish(hub, bundle)
 
     assert again.commit_sha is None
     assert again.files_uploaded == () and again.files_deleted == () and again.bytes_uploaded == 0
     assert len(hub.commits(REPO_ID)) == commits_before
-    assert hub.stats.bytes_in("lfs_upload") == 0
+    assert sent() == 0 and hub.stats.count("xet_write_token") == 0
     assert hub.stats.count("preupload") == hub.stats.count("lfs_batch") == hub.stats.count("commit") == 0
 
 
-def test_changed_file_sends_only_its_bytes(hub, bundle):
+@BOTH_PATHS
+def test_changed_file_sends_only_its_bytes(hub, bundle, transfer):
     publish(hub, bundle)
     (bundle / LARGE).write_bytes(random.Random(99).randbytes(LARGE_SIZE))
     write_manifest(bundle)
     hub.stats.reset()
+    sent = upload_meter(hub, transfer)
 
     result = publish(hub, bundle)
 
     assert set(result.files_uploaded) == {LARGE, "manifest.json"}
-    assert hub.stats.bytes_in("lfs_upload") == LARGE_SIZE
+    assert_sent(sent(), LARGE_SIZE, transfer)
     assert hub.stats.count("commit") == 1
     assert len(hub.commits(REPO_ID)) == 3
     assert hub.files(REPO_ID)[LARGE].lfs_sha256 == _sha256(bundle / LARGE)
@@ -278,6 +324,7 @@ def test_upload_failing_with_500_is_retried_then_leaves_no_commit(hub, bundle):
     with pytest.raises(PublishError, match="500") as info:
         publish(hub, bundle)
     assert "uploading files" in info.value.message and "no commit" in info.value.hint
+    assert "running the same command again resumes" in info.value.hint
     assert hub.stats.count("lfs_upload") > 1  # the client retried
     assert hub.stats.count("commit") == 0
     assert len(hub.commits(REPO_ID)) == 1  # only the repo-creation commit
@@ -287,7 +334,8 @@ def test_upload_failing_with_500_is_retried_then_leaves_no_commit(hub, bundle):
     assert len(hub.commits(REPO_ID)) == 2
 
 
-def test_commit_failing_with_500_is_retried_then_reported(hub, bundle, monkeypatch):
+@BOTH_PATHS
+def test_commit_failing_with_500_is_retried_then_reported(hub, bundle, monkeypatch, transfer):
     monkeypatch.setattr(publisher, "COMMIT_RETRY_WAITS", (0.05, 0.05))
     hub.faults.add(r"/commit/main$", status=500, times=100)
     with pytest.raises(PublishError, match="500") as info:
@@ -298,8 +346,9 @@ def test_commit_failing_with_500_is_retried_then_reported(hub, bundle, monkeypat
 
     hub.faults.clear()
     hub.stats.reset()
+    sent = upload_meter(hub, transfer)
     assert publish(hub, bundle).commit_sha is not None
-    assert hub.stats.bytes_in("lfs_upload") == 0  # the objects uploaded before the failure are reused
+    assert sent() == 0  # the objects uploaded before the failure are reused
 
 
 def test_commit_failing_once_recovers_with_one_commit(hub, bundle, monkeypatch):
@@ -353,16 +402,47 @@ def test_unreachable_endpoint_is_mapped(bundle, local_network_only):
     with pytest.raises(PublishError, match="cannot reach") as info:
         publish_bundle(bundle, REPO_ID, token=WRITE_TOKEN, endpoint=f"http://127.0.0.1:{port}")
     assert "--endpoint" in info.value.hint
+    assert "running the same command again resumes" in info.value.hint
 
 
-def test_xet_upload_refused_by_an_lfs_only_endpoint_says_what_to_set(hub, bundle, monkeypatch):
-    from huggingface_hub import constants
+@BOTH_PATHS
+def test_connection_lost_mid_publish_hint_says_a_rerun_resumes_and_keeps_blobs(hub, bundle, transfer):
+    sent = upload_meter(hub, transfer)
+    hub.faults.hang_up(r"/commit/main$")
+    with pytest.raises(PublishError, match="cannot reach") as info:
+        publish(hub, bundle)
+    assert "committing" in info.value.message
+    assert "running the same command again resumes" in info.value.hint
+    assert "blobs already uploaded are kept" in info.value.hint
+    assert len(hub.commits(REPO_ID)) == 1
+    assert_sent(sent(), LARGE_SIZE, transfer)
 
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    sent = upload_meter(hub, transfer)
+    rerun = publish(hub, bundle)  # what the hint promises: the same call finishes the job
+    assert rerun.commit_sha == hub.head(REPO_ID) and len(hub.commits(REPO_ID)) == 2
+    assert sent() == 0
+
+
+@pytest.mark.parametrize("transfer", ["xet"], indirect=True)
+def test_xet_token_failing_with_500_is_a_server_error_not_an_lfs_only_endpoint(hub, bundle):
+    hub.faults.add(r"/xet-write-token/", status=500, times=100)
+    with pytest.raises(PublishError, match="500") as info:
+        publish(hub, bundle)
+    assert "Xet token" in info.value.message and "HF_HUB_DISABLE_XET" not in info.value.hint
+    assert "running the same command again resumes" in info.value.hint
+    assert hub.stats.count("xet_write_token") > 1 and len(hub.commits(REPO_ID)) == 1  # hf_xet retried
+
+    hub.faults.clear()
+    assert publish(hub, bundle).commit_sha == hub.head(REPO_ID)
+
+
+@pytest.mark.parametrize("transfer", ["xet"], indirect=True)
+def test_xet_upload_refused_by_an_lfs_only_endpoint_says_what_to_set(hub, bundle):
+    hub.xet_enabled = False
     with pytest.raises(PublishError, match="Xet") as info:
         publish(hub, bundle)
     assert "HF_HUB_DISABLE_XET=1" in info.value.hint
-    assert hub.stats.count("xet_token") >= 1 and len(hub.commits(REPO_ID)) == 1
+    assert hub.stats.count("xet_write_token") >= 1 and len(hub.commits(REPO_ID)) == 1
 
 
 # -- model card validation ------------------------------------------------------------------

@@ -40,6 +40,11 @@ LOAD_CASES = [
      f"{TINY}: architecture.hidden-size: Input should be a valid integer", FIX),
     ("hidden-size = 256", "hidden-size = 0",
      f"{TINY}: architecture.hidden-size: Input should be greater than or equal to 1", FIX),
+    ("context-length = 128", 'context-length = "two"',
+     f"{TINY}: defaults.context-length: Input should be a valid integer", FIX),
+    ("context-length = 128", "context-length = 128\nchunks = 2",
+     f"{TINY}: defaults: 'chunks' was removed: a bundle is one asset, since no engine can chain layer-range "
+     "chunks; delete the key", FIX),
     ('source = { generate = "random", seed = 0, init-std = 0.1 }', 'source = { url = "x" }',
      f"{TINY}: model.source: source needs either 'hub' (with 'revision') or 'generate'", FIX),
     ('source = { generate = "random", seed = 0, init-std = 0.1 }', 'source = { hub = "Org/Model", revision = "main" }',

@@ -1,4 +1,4 @@
-"""``zoo build``: plan -> checkpoint -> .aimodel chunk(s) -> gate -> card -> manifest, atomically.
+"""``zoo build``: plan -> checkpoint -> one .aimodel -> gate -> card -> contract check -> manifest, atomically.
 
 Stages run inside the build lock and a staging directory; the finished bundle is
 renamed into place only after its manifest is written. A failed gate still leaves a
@@ -23,7 +23,8 @@ from .card import render_card
 from .errors import BudgetExceededError, GateFailedError, ZooError
 from .fetch import fetch_checkpoint
 from .manifest import mismatches, read_manifest, write_manifest
-from .package import copy_license, copy_tokenizer, dir_bytes, write_app_metadata
+from .contract import require_contract
+from .package import copy_license, dir_bytes, package_model_dir
 from .plan import BuildPlan, gb
 from .quiet import captured
 from .records import record_build
@@ -67,7 +68,7 @@ class Stages:
         self.observer(name, "done", self.timings[name])
 
     def note(self, name: str, text: str) -> None:
-        """Progress inside a running stage (e.g. which chunk is converting)."""
+        """Progress inside a running stage."""
         self.observer(name, f"note:{text}", 0.0)
 
 
@@ -121,33 +122,31 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages) -> 
     stem = asset_name(plan.model_name, plan.scheme_id)
     model_dir = stage / PIPELINE_DIR / stem
     with stages("export"):
-        from .export import export_models
+        from .export import export_model
 
-        paths = export_models(plan, checkpoint, model_dir, stem,
-                              on_chunk=lambda i, n: stages.note("export", f"chunk {i + 1} of {n}"))
+        stages.note("export", f"{plan.backend} {plan.scheme_id}, kernel {plan.kernel_id}")
+        model = export_model(plan, checkpoint, model_dir, stem)
     with stages("package"):
-        names = [p.name for p in paths]
-        copy_tokenizer(checkpoint, model_dir / "tokenizer")
+        package_model_dir(plan, checkpoint, model_dir, model)
         copy_license(plan, checkpoint, stage)
-        write_app_metadata(plan, model_dir, names)
-    gate = _gate(plan, checkpoint, stage, paths, options, stages)
+    gate = _gate(plan, checkpoint, stage, model_dir, options, stages)
     with stages("card"):
-        model_bytes = sum(dir_bytes(p) for p in paths)
-        sizes = _sizes(plan, stage, model_bytes)
-        _write_card(plan, zoo, stage, stem, names, sizes, gate)
+        sizes = _sizes(plan, stage, dir_bytes(model))
+        _write_card(plan, zoo, stage, stem, model.name, gate)
         sizes["bundle_bytes"] = dir_bytes(stage)
         _check_budget(plan, sizes["bundle_bytes"])
+        require_contract(stage / PIPELINE_DIR / stem)
     with stages("manifest"):
         return write_manifest(stage, _manifest_fields(plan, key, sizes, gate, stem))
 
 
-def _gate(plan, checkpoint, stage: Path, paths: list[Path], options, stages) -> dict[str, Any]:
+def _gate(plan, checkpoint, stage: Path, model_dir: Path, options, stages) -> dict[str, Any]:
     if not options.gate:
         return {"verdict": "NOT GATED", "line": "not gated (built with --no-gate)", "passed": False}
     with stages("gate"):
         from .gate import run_gate
 
-        report = run_gate(plan, checkpoint, paths, stage / "gate.json")
+        report = run_gate(plan, checkpoint, model_dir, stage / "gate.json")
     return report.summary()
 
 
@@ -168,11 +167,11 @@ def _check_budget(plan: BuildPlan, actual: int) -> None:
         )
 
 
-def _write_card(plan, zoo: Zoo, stage: Path, stem: str, names: list[str], sizes, gate) -> None:
+def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate) -> None:
     facts = {
         "description": plan.model_name,
         "bundle_dir": f"{PIPELINE_DIR}/{stem}",
-        "main_asset": names[0] if len(names) == 1 else ", ".join(names),
+        "main_asset": model_file,
         "actual_size": gb(sum(p.stat().st_size for p in stage.rglob("*") if p.is_file())),
         "gate_line": gate["line"],
         "gate_detail": gate.get("detail", gate["line"]),
@@ -197,7 +196,6 @@ def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> dict[
         "bundle_version": f"{plan.recipe_id}-{plan.target}-{plan.plan_hash}",
         "scheme": plan.scheme_id,
         "kernel": plan.kernel_id,
-        "chunks": plan.chunks,
         "model_dir": f"{PIPELINE_DIR}/{stem}",
         "source": {"hub": getattr(source, "hub", None), "revision": getattr(source, "revision", None),
                    "generated_seed": getattr(source, "seed", None)},
@@ -210,7 +208,7 @@ def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> dict[
 
 def cli_overrides(plan: BuildPlan) -> dict[str, Any]:
     """Settings the command line changed, so a later `zoo gate` resolves the same plan."""
-    fields = {"quant": plan.scheme_id, "kernel": plan.kernel_id, "chunks": plan.chunks,
+    fields = {"quant": plan.scheme_id, "kernel": plan.kernel_id,
               "context_length": plan.context_length, "source.revision": getattr(plan.source, "revision", None)}
     return {k: v for k, v in fields.items() if plan.origins.get(k) and plan.origins[k].file == "command line"}
 

@@ -70,7 +70,7 @@ def plan_facts(plan: BuildPlan) -> dict[str, Any]:
         "scheme_summary": plan.scheme.summary,
         "kernel_id": plan.kernel_id,
         "kernel_summary": plan.kernel.summary,
-        "chunks": plan.chunks,
+        "query_len": plan.kernel.query_len if plan.backend == "coreai" else None,
         "context_length": plan.context_length,
         "estimated_size": gb(plan.budget.estimated_bytes),
         "budget_size": gb(plan.budget.budget_bytes),

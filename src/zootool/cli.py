@@ -152,7 +152,6 @@ def plan(
     target: TargetOpt,
     quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
     kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
-    chunks: Annotated[Optional[int], typer.Option(help="Override the number of .aimodel chunks.")] = None,
     context_length: Annotated[Optional[int], typer.Option(help="Override the context length.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -163,7 +162,7 @@ def plan(
 
     z = zoo()
     recipe, path = get(z, model)
-    cli = overrides(quant=quant, kernel=kernel, chunks=chunks, context_length=context_length)
+    cli = overrides(quant=quant, kernel=kernel, context_length=context_length)
     resolved = resolve(recipe, target, z, recipe_file=_rel(path, z), overrides=cli)
     require_fits(resolved, recipe, z)
     if as_json:
@@ -184,26 +183,31 @@ def schema() -> None:
 
 @app.command()
 def new(
-    config: Annotated[Path, typer.Option(help="The upstream model's config.json.")],
-    license: Annotated[str, typer.Option(help="License id from zoo/licenses/ (never inherited silently).")],
+    hub_id: Annotated[Optional[str], typer.Argument(
+        help="Upstream model on the Hub, Org/Model: read at a pinned commit.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Offline: the upstream model's config.json.")] = None,
+    license: Annotated[Optional[str], typer.Option(help="License id from zoo/licenses/: required with --config; "
+                                                   "with a Hub id it must agree with the upstream.")] = None,
     model_id: Annotated[Optional[str], typer.Option("--id", help="Model id (default: from the Hub repo name).")] = None,
-    hub: Annotated[Optional[str], typer.Option(help="Upstream Hub repo, namespace/name.")] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha to pin.")] = None,
+    hub: Annotated[Optional[str], typer.Option(help="With --config: the upstream Hub repo, namespace/name.")] = None,
+    revision: Annotated[Optional[str], typer.Option(
+        help="Branch, tag or sha to pin (Hub id: resolved to its commit, default main).")] = None,
+    endpoint: Annotated[Optional[str], typer.Option(help="Hub endpoint (default: $HF_ENDPOINT or the Hub).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Scaffold recipes/<id>.toml for a new model of a known family; refuses to overwrite."""
-    from .scaffold import scaffold, write_recipe
+    from .new_cli import new_command
 
     z = zoo()
-    model_id, document = scaffold(
-        config, model_id=model_id, hub=hub, revision=revision,
-        license_id=license, known_licenses=list(z.licenses),
-    )
-    path = write_recipe(z.recipes_dir, model_id, document)
+    result = new_command(z, hub_id, config=config, license_id=license, model_id=model_id, hub=hub,
+                         revision=revision, endpoint=endpoint)
     if as_json:
-        emit_json({"id": model_id, "path": str(path)})
-    else:
-        say(f"wrote {path}; next: zoo plan {model_id} --target mac")
+        emit_json(result)
+        return
+    if "revision" in result:
+        say(f"read {result['hub']} at commit {result['revision']} (license {result['license']}, "
+                  f"from {result['license_from']})")
+    say(f"wrote {result['path']}; next: zoo plan {result['id']} --target mac")
 
 
 @app.command()
@@ -219,12 +223,11 @@ def build(
                                          "(zoo publish always records).")] = False,
     quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
     kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
-    chunks: Annotated[Optional[int], typer.Option(help="Override the number of .aimodel chunks.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Build MODEL for a target into build/<model>/<target>/: convert, quantize, gate, card, manifest."""
     if dry_run:
-        plan(model, target, quant=quant, kernel=kernel, chunks=chunks, context_length=None, as_json=as_json)
+        plan(model, target, quant=quant, kernel=kernel, context_length=None, as_json=as_json)
         return
     from .builder import BuildOptions, Stages, build as run_build
     from .plan import require_fits, resolve
@@ -235,7 +238,7 @@ def build(
     z = zoo()
     recipe, path = get(z, model)
     resolved = resolve(recipe, target, z, recipe_file=_rel(path, z),
-                       overrides=overrides(quant=quant, kernel=kernel, chunks=chunks), revision=revision)
+                       overrides=overrides(quant=quant, kernel=kernel), revision=revision)
     require_fits(resolved, recipe, z)
     options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record)
     from .quiet import terminal_stream
@@ -267,7 +270,28 @@ def verify(
     require(report)
     if not as_json:
         say(f"verified {bundle}: {len(report.manifest.get('files', []))} files match the manifest; "
-                  f"publishable: {'yes' if report.publishable else 'no'}")
+            f"publishable: {'yes' if report.publishable else 'no'}")
+
+
+@app.command()
+def run(
+    bundle: Annotated[Path, typer.Argument(help="A bundle (build/<model>/<target>) or its model folder.")],
+    prompt: Annotated[str, typer.Option(help="The user message; the bundle's chat template wraps it.")],
+    max_tokens: Annotated[int, typer.Option(min=1, help="Stop after this many new tokens.")] = 64,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Take the top token (default: sample as generation_config.json says).")] = False,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate text from a bundle through the engine driver, as an app's engine would run it."""
+    from .generate import generate
+
+    result = generate(bundle, prompt, max_tokens, greedy, seed)
+    if as_json:
+        emit_json(result.model_dump())
+        return
+    say(result.text)
+    console(stderr=True).print(f"({result.prompt_tokens} prompt tokens, {len(result.generated_tokens)} generated, "
+                               f"stopped by {result.stopped_by})", highlight=False)
 
 
 @app.command()

@@ -104,7 +104,7 @@ EXIT_CODES: dict[int, str] = {
     6: "quality gate failed",
     7: "publishing to the Hub failed",
     8: "bundle verification failed",
-    9: "fetching the checkpoint failed",
+    9: "fetching from the Hub failed (a checkpoint, or an upstream for zoo new)",
     10: "another build of the same model/target holds the lock",
     11: "feature not implemented yet",
 }

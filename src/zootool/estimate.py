@@ -52,18 +52,15 @@ def storage_label(quant: QuantSpec | None) -> str:
     return f"{quant.method}-int{quant.bits}/{per}"
 
 
-def estimate(
-    tensors: list[TensorSpec], scheme: Scheme, kernel: Kernel, *, head_copy: TensorSpec | None = None
-) -> SizeEstimate:
-    """Estimate stored bytes; ``head_copy`` is a tied head stored again in a later chunk."""
-    stored = tensors + ([head_copy] if head_copy else [])
+def estimate(tensors: list[TensorSpec], scheme: Scheme, kernel: Kernel) -> SizeEstimate:
+    """Estimate stored bytes of one asset (a tied head is the embedding, stored once)."""
     groups: dict[str, list[int]] = {}
-    for spec in stored:
+    for spec in tensors:
         quant = scheme.quantize.get(spec.group)
         k_multiple = kernel.k_multiple if spec.group == "experts" and kernel.kind == "metal" else None
         counts = groups.setdefault(spec.group, [0, 0, 0])
         counts[0] += 1
-        counts[1] += spec.numel if spec is not head_copy and spec.parameter else 0
+        counts[1] += spec.numel if spec.parameter else 0
         counts[2] += tensor_bytes(spec, quant, k_multiple)
     by_group = {
         name: GroupEstimate(
@@ -73,7 +70,7 @@ def estimate(
     }
     return SizeEstimate(
         params=sum(g.params for g in by_group.values()),
-        stored_tensors=len(stored),
+        stored_tensors=len(tensors),
         weight_bytes=sum(g.bytes for g in by_group.values()),
         groups=by_group,
     )

@@ -5,12 +5,14 @@
    ``positions`` paragraph tokens its top-k logits are kept. (Teacher-forcing a fixed
    paragraph rather than the oracle's own greedy continuation: greedy decoding of a
    base model degenerates into repetition, which would score one token over and over.)
-2. Candidate: the bundle's ``.aimodel`` chunk(s) on this machine's Core AI runtime, fed
-   the same tokens one at a time (so one flip does not cascade). Where the bundle's
-   kernel cannot execute here (a Metal kernel on Linux), a kernel-free twin with the
-   same quantized weights is exported and run instead, and the transcript says so.
-   ``.mlpackage`` chunks run on Core ML on macOS; elsewhere the torch decode module
-   runs the weights read back (dequantized) from the package, and the transcript says so.
+2. Candidate: the bundle's model folder through the engine driver (``engine``), as
+   Apple's engines run it: the same tokens teacher-forced (so one flip does not
+   cascade), prefilled in the calls the engine would make, KV and conv state carried
+   as Core AI states. Where the bundle's kernel cannot execute here (a Metal kernel on
+   Linux), a kernel-free twin with the same quantized weights and the same signature is
+   exported and run instead, and the transcript says so. ``.mlpackage`` folders run on
+   Core ML on macOS; elsewhere their read-back weights run in torch, and the transcript
+   says so.
 3. Ceiling: the same export without weight quantization (fp16), run the same way.
 """
 
@@ -94,16 +96,18 @@ def _detail(t: Transcript) -> str:
 
 
 def oracle_transcript(plan: BuildPlan, checkpoint: Path) -> Transcript:
-    """fp32 logits over the teacher-forced paragraph; top-k kept at each scored position."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """fp32 logits over the teacher-forced paragraph; top-k kept at each scored position.
+
+    The oracle runs transformers' own layers one at a time over the whole sequence
+    (``oracle``), so its peak memory is about one fp32 layer, not the whole fp32 model.
+    """
+    from transformers import AutoTokenizer
+
+    from .oracle import RUNTIME, streaming_top_k
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     prompt_ids, forced = _transcript_ids(tokenizer, plan.gate_positions)
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
-    with torch.no_grad():
-        logits = model(torch.tensor([prompt_ids + forced[:-1]])).logits[0, len(prompt_ids) - 1:]
-    rows = [OracleRow.from_logits(row.tolist(), TOP_K) for row in logits]
+    rows = streaming_top_k(checkpoint, prompt_ids + forced[:-1], TOP_K)[len(prompt_ids) - 1:]
     return Transcript(
         recipe=plan.recipe_id, target=plan.target, plan_hash=plan.plan_hash,
         source={"hub": getattr(plan.source, "hub", None), "revision": getattr(plan.source, "revision", None),
@@ -111,7 +115,7 @@ def oracle_transcript(plan: BuildPlan, checkpoint: Path) -> Transcript:
         margin=plan.gate_margin, max_introduced_flips=plan.gate_max_introduced_flips,
         positions=plan.gate_positions, prompt=PROMPT, paragraph=PARAGRAPH, input_ids=prompt_ids,
         forced_tokens=forced, oracle_tokens=[row.tokens[0] for row in rows], oracle_top=rows,
-        oracle_runtime="transformers fp32 CPU",
+        oracle_runtime=RUNTIME,
     )
 
 
@@ -132,13 +136,12 @@ def _transcript_ids(tokenizer: Any, positions: int) -> tuple[list[int], list[int
     return prompt, forced
 
 
-def candidate_side(plan: BuildPlan, paths: list[Path], transcript: Transcript, runtime: str) -> Side:
-    """Teacher-force the transcript through ``.aimodel`` chunk(s) and score the top-1s."""
-    from .runner import DecodeRunner
+def candidate_side(model_dir: Path, transcript: Transcript, runtime: str) -> Side:
+    """Teacher-force the transcript through a model folder, engine-style, and score the top-1s."""
+    from .engine import teacher_forced_logits
 
     feed = transcript.input_ids + transcript.forced_tokens[:-1]
-    with DecodeRunner(plan, paths) as runner:
-        logits = runner.logits_for(feed)[len(transcript.input_ids) - 1:]
+    logits = teacher_forced_logits(model_dir, feed)[len(transcript.input_ids) - 1:]
     tokens = [int(row.argmax()) for row in logits]
     scores = score_positions(transcript.oracle_top, tokens, transcript.margin)
     return Side(
@@ -147,18 +150,25 @@ def candidate_side(plan: BuildPlan, paths: list[Path], transcript: Transcript, r
     )
 
 
-def run_gate(plan: BuildPlan, checkpoint: Path, paths: list[Path], out: Path) -> Transcript:
+def run_gate(plan: BuildPlan, checkpoint: Path, model_dir: Path, out: Path) -> Transcript:
     """Oracle, fp16 ceiling and candidate; writes ``gate.json`` at ``out``."""
-    from .export import export_models
-
     transcript = oracle_transcript(plan, checkpoint)
     with tempfile.TemporaryDirectory(prefix="zoo-gate-") as tmp:
-        fp16_paths = export_models(plan, checkpoint, Path(tmp) / "fp16", "fp16", scheme=_fp16(), scheme_id="fp16",
-                                   kernel="gather_mm")
-        transcript.fp16 = candidate_side(plan, fp16_paths, transcript, _runtime_name(plan, False))
-        paths, twin = _runnable(plan, checkpoint, paths, Path(tmp) / "twin")
-        transcript.candidate = candidate_side(plan, paths, transcript, _runtime_name(plan, twin))
+        ceiling = twin_model_dir(plan, checkpoint, Path(tmp) / "fp16", scheme=_fp16(), scheme_id="fp16")
+        transcript.fp16 = candidate_side(ceiling, transcript, _runtime_name(plan, False))
+        runnable, twin = _runnable(plan, checkpoint, model_dir, Path(tmp) / "twin")
+        transcript.candidate = candidate_side(runnable, transcript, _runtime_name(plan, twin))
     return finish(transcript, out)
+
+
+def twin_model_dir(plan: BuildPlan, checkpoint: Path, out: Path, **export: Any) -> Path:
+    """A model folder like the bundle's (metadata, tokenizer), exported with the kernel-free GatherMM."""
+    from .export import export_model
+    from .package import package_model_dir
+
+    model = export_model(plan, checkpoint, out, "twin", kernel="gather_mm", **export)
+    package_model_dir(plan, checkpoint, out, model)
+    return out
 
 
 def finish(transcript: Transcript, out: Path) -> Transcript:
@@ -177,13 +187,11 @@ def _fp16() -> Any:
     return SimpleNamespace(quantize={})
 
 
-def _runnable(plan: BuildPlan, checkpoint: Path, paths: list[Path], twin_dir: Path) -> tuple[list[Path], bool]:
-    """The bundle's own chunks, or a kernel-free twin where its kernel cannot run here."""
+def _runnable(plan: BuildPlan, checkpoint: Path, model_dir: Path, twin_dir: Path) -> tuple[Path, bool]:
+    """The bundle's own model folder, or a kernel-free twin where its kernel cannot run here."""
     if plan.kernel.runs_on_linux or _platform.system() == "Darwin":
-        return paths, False
-    from .export import export_models
-
-    return export_models(plan, checkpoint, twin_dir, "twin", kernel="gather_mm"), True
+        return model_dir, False
+    return twin_model_dir(plan, checkpoint, twin_dir), True
 
 
 def _runtime_name(plan: BuildPlan, twin: bool) -> str:
@@ -191,7 +199,7 @@ def _runtime_name(plan: BuildPlan, twin: bool) -> str:
         from .backends.coremltools_runtime import runtime_name
 
         return runtime_name()
-    where = f"Core AI runtime on {_platform.system()} {_platform.machine()} CPU"
+    where = f"Core AI runtime on {_platform.system()} {_platform.machine()} CPU, through the engine driver"
     return where + (" (kernel-free twin: GatherMM composite, same quantized weights)" if twin else "")
 
 
@@ -209,7 +217,7 @@ def load_transcript(path: Path) -> Transcript:
         raise ConfigError(f"--replay {path}: not a gate transcript ({what})", hint) from None
 
 
-def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, paths: list[Path], out: Path) -> Transcript:
+def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, model_dir: Path, out: Path) -> Transcript:
     """Re-run only the candidate side against a published transcript.
 
     ``checkpoint`` is needed only where the bundle's kernel cannot run here (the twin).
@@ -222,8 +230,8 @@ def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, path
             "replay the gate.json published with this model and target",
         )
     with tempfile.TemporaryDirectory(prefix="zoo-replay-") as tmp:
-        runnable, twin = (paths, False)
+        runnable, twin = (model_dir, False)
         if checkpoint is not None:
-            runnable, twin = _runnable(plan, checkpoint, paths, Path(tmp) / "twin")
-        transcript.candidate = candidate_side(plan, runnable, transcript, _runtime_name(plan, twin))
+            runnable, twin = _runnable(plan, checkpoint, model_dir, Path(tmp) / "twin")
+        transcript.candidate = candidate_side(runnable, transcript, _runtime_name(plan, twin))
     return finish(transcript, out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,14 @@ def run_gate_command(
 
     bundle = Path(model) if replay_json else None
     manifest, plan, bundle = _locate(zoo, model, target, bundle)
-    paths = _model_paths(bundle, manifest)
+    model_dir = bundle / manifest["model_dir"]
     checkpoint = _checkpoint(zoo, plan, weights, needed=not replay_json or not plan.kernel.runs_on_linux)
     transcript_path = out or bundle.parent / f"{bundle.name}.gate.json"
     with captured(bundle.parent / f"{bundle.name}.gate.log"):
         if replay_json:
-            transcript = replay(plan, checkpoint, replay_json, paths, transcript_path)
+            transcript = replay(plan, checkpoint, replay_json, model_dir, transcript_path)
         else:
-            transcript = run_gate(plan, checkpoint, paths, transcript_path)
+            transcript = run_gate(plan, checkpoint, model_dir, transcript_path)
     return {**transcript.summary(), "transcript": str(transcript_path)}
 
 
@@ -47,13 +46,6 @@ def _locate(zoo: Zoo, model: str, target: str | None, bundle: Path | None) -> tu
     except (OSError, ValueError):
         raise VerifyError(f"{bundle}: no built bundle (manifest.json missing)", "run zoo build first") from None
     return manifest, plan_of(zoo, manifest, bundle), bundle
-
-
-def _model_paths(bundle: Path, manifest: dict) -> list[Path]:
-    """The bundle's ``.aimodel`` chunk(s), in pipeline order, from its app metadata."""
-    model_dir = bundle / manifest["model_dir"]
-    assets = json.loads((model_dir / "metadata.json").read_text())["assets"]
-    return [model_dir / name for name in assets.get("chunks", [assets["main"]])]
 
 
 def _checkpoint(zoo: Zoo, plan: BuildPlan, weights: Path | None, needed: bool) -> Path | None:

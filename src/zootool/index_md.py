@@ -16,7 +16,7 @@ README_COLUMNS = (
     "gate", "status", "Hub repo", "license",
 )
 CARD_COLUMNS = (
-    "target", "platform", "backend", "scheme", "kernel", "chunks", "context", "plan", "estimated", "actual",
+    "target", "platform", "backend", "scheme", "kernel", "context", "plan", "estimated", "actual",
     "budget", "gate", "status", "Hub repo",
 )
 
@@ -97,7 +97,7 @@ def _card_row(row: TargetRow) -> list[str]:
     plan = row.plan
     return [
         plan.target, plan.platform.display_name, plan.backend, f"`{plan.scheme_id}`", f"`{plan.kernel_id}`",
-        str(plan.chunks), str(plan.context_length), f"`{plan.plan_hash}`", gb(plan.budget.estimated_bytes),
+        str(plan.context_length), f"`{plan.plan_hash}`", gb(plan.budget.estimated_bytes),
         _actual(row), gb(plan.budget.budget_bytes), _gate_line(row), row.status, _hub(row),
     ]
 

@@ -7,11 +7,13 @@ end up in a bundle.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from .errors import FetchError
+from .app_metadata import MAIN_ROLE, METADATA_FILE, METADATA_VERSION, AppMetadata
 from .manifest import write_json_atomic
 from .plan import BuildPlan
 
@@ -32,28 +34,62 @@ def copy_tokenizer(checkpoint: Path, dest: Path) -> list[str]:
         if (checkpoint / name).is_file():
             shutil.copyfile(checkpoint / name, dest / name)
             copied.append(name)
-    return copied
+    return copied + _template_file(dest)
+
+
+def _template_file(dest: Path) -> list[str]:
+    """``chat_template.jinja`` from ``tokenizer_config.chat_template`` when the source has only that."""
+    config = json.loads((dest / "tokenizer_config.json").read_text()) if (dest / "tokenizer_config.json").is_file() else {}
+    template = config.get("chat_template")
+    if (dest / "chat_template.jinja").is_file() or not isinstance(template, str):
+        return []
+    (dest / "chat_template.jinja").write_text(template)
+    return ["chat_template.jinja"]
+
+
+def package_model_dir(plan: BuildPlan, checkpoint: Path, model_dir: Path, model: Path) -> None:
+    """Beside the model file: ``tokenizer/`` and the ``metadata.json`` the engines read."""
+    copy_tokenizer(checkpoint, model_dir / "tokenizer")
+    write_app_metadata(plan, model_dir, model.name, state_kinds(model))
+
+
+def state_kinds(model: Path) -> dict[str, str]:
+    """``{state: kind}`` as the engines classify them: a dynamic axis grows (KV), the rest is fixed.
+
+    Read from the asset itself; Core ML packages are not LanguageBundles and get none.
+    """
+    if model.suffix != ".aimodel":
+        return {}
+    from .backends.coreai import storage_summary
+    from .contract import parse_descriptor
+
+    states = storage_summary(model)["states"]
+    return {name: "kv_cache" if -1 in parse_descriptor(text)[1] else "fixed" for name, text in states.items()}
 
 
 def copy_license(plan: BuildPlan, checkpoint: Path, bundle: Path) -> None:
     shutil.copyfile(checkpoint / plan.license.text_file, bundle / "LICENSE")
 
 
-def app_metadata(plan: BuildPlan, model_files: list[str]) -> dict[str, Any]:
-    """The ``metadata.json`` CoreAIKit reads (metadata_version 0.2)."""
+def app_metadata(plan: BuildPlan, model_file: str, state_kinds: dict[str, str]) -> dict[str, Any]:
+    """The ``metadata.json`` LanguageBundle reads (metadata_version 0.2); ``state_kinds`` by state name."""
     source = plan.source
+    language: dict[str, Any] = {
+        "tokenizer": "tokenizer",
+        "vocab_size": plan.architecture.vocab_size,
+        "max_context_length": plan.context_length,
+        "embedded_tokenizer": True,
+        "function_map": {MAIN_ROLE: [MAIN_ROLE]},
+    }
+    if state_kinds:
+        language["states"] = dict(state_kinds)
+    assets: dict[str, Any] = {"main": model_file}
+    if model_file.endswith(".mlpackage"):
+        # Core ML, not Core AI: apps load it with MLModel (swift-transformers), not LanguageBundle.
+        assets["format"] = "mlpackage"
     data: dict[str, Any] = {
-        "metadata_version": "0.2",
-        "kind": "llm",
-        "name": plan.model_name,
-        "assets": {"main": model_files[0]},
-        "language": {
-            "tokenizer": "tokenizer",
-            "vocab_size": plan.architecture.vocab_size,
-            "max_context_length": plan.context_length,
-            "embedded_tokenizer": False,
-            "function_map": {"decode": "main", "prefill": "main"},
-        },
+        "metadata_version": METADATA_VERSION, "kind": "llm", "name": plan.model_name,
+        "assets": assets, "language": language,
         "source": {
             "model_definition": "torch",
             "hf_model_id": getattr(source, "hub", None),
@@ -65,16 +101,12 @@ def app_metadata(plan: BuildPlan, model_files: list[str]) -> dict[str, Any]:
             "targets": [f"{OS_TARGET[plan.platform.os]}{plan.platform.min_os}"],
         },
     }
-    if len(model_files) > 1:
-        data["assets"]["chunks"] = model_files
-    if model_files[0].endswith(".mlpackage"):
-        # Core ML, not Core AI: apps load it with MLModel; the KV caches are plain inputs/outputs.
-        data["assets"]["format"] = "mlpackage"
+    AppMetadata.model_validate(data)  # what we write must be what the loaders accept
     return data
 
 
-def write_app_metadata(plan: BuildPlan, model_dir: Path, model_files: list[str]) -> None:
-    write_json_atomic(model_dir / "metadata.json", app_metadata(plan, model_files))
+def write_app_metadata(plan: BuildPlan, model_dir: Path, model_file: str, state_kinds: dict[str, str]) -> None:
+    write_json_atomic(model_dir / METADATA_FILE, app_metadata(plan, model_file, state_kinds))
 
 
 def dir_bytes(path: Path) -> int:

@@ -5,7 +5,7 @@ Override order, lowest first (one function, ``cascade``, applies it):
 1. zoo defaults        ``zoo/zoo.toml [defaults]``
 2. recipe defaults     ``recipes/<id>.toml [defaults]``
 3. the target table    ``recipes/<id>.toml [targets.<name>]``
-4. command line        ``--quant``, ``--kernel``, ``--chunks``, ...
+4. command line        ``--quant``, ``--kernel``, ``--context-length``, ...
 
 Nested tables (``gate``, ``publish``) merge key by key. ``resolve`` touches no disk
 beyond the already-loaded ``Zoo`` and no network.
@@ -64,7 +64,6 @@ class BuildPlan(BaseModel):
     scheme: Scheme
     kernel_id: str
     kernel: Kernel
-    chunks: int
     context_length: int
     gate_margin: float
     gate_max_introduced_flips: int
@@ -130,9 +129,8 @@ def resolve(
     _clamp_context(values, origins, platform, platform_id, recipe, recipe_file)
     _check_gate(values, origins)
     _platform_backend(values, origins, platform, platform_id)
-    _check_chunks(values["chunks"], origins["chunks"], recipe)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
-    sizes = _estimate(recipe, refs["scheme"], refs["kernel"], values["chunks"])
+    sizes = estimate(recipe.architecture.tensors(), refs["scheme"], refs["kernel"])
     return BuildPlan(
         recipe_id=recipe.id,
         model_name=recipe.model.name,
@@ -145,7 +143,6 @@ def resolve(
         scheme=refs["scheme"],
         kernel_id=values["kernel"],
         kernel=refs["kernel"],
-        chunks=values["chunks"],
         context_length=values["context_length"],
         gate_margin=values["gate.margin"],
         gate_max_introduced_flips=values["gate.max_introduced_flips"],
@@ -240,15 +237,6 @@ def _check_gate(values: dict, origins: dict) -> None:
         )
 
 
-def _check_chunks(chunks: int, origin: Origin, recipe: Recipe) -> None:
-    """Each chunk holds at least one layer; refused here, before any download, not mid-build."""
-    layers = recipe.architecture.to_hf_config()["num_hidden_layers"]
-    if chunks > layers:
-        raise ConfigError(
-            f"{origin}: {chunks} chunks, but the model has only {layers} layers", f"use 1..{layers} chunks"
-        )
-
-
 def _platform_backend(values: dict, origins: dict, platform: Platform, platform_id: str) -> None:
     """A backend left at the zoo default follows the platform (e.g. Core ML for OS 18 devices)."""
     if origins["backend"].file == "zoo/zoo.toml" and values["backend"] not in platform.backends:
@@ -304,17 +292,6 @@ def _kernel_applies(kernel: Kernel, values: dict, origin: Origin, family: str) -
             )
 
 
-def _estimate(recipe: Recipe, scheme: Scheme, kernel: Kernel, chunks: int) -> SizeEstimate:
-    arch = recipe.architecture
-    tensors = arch.tensors()
-    head_copy = None
-    if getattr(arch, "tie_embeddings", False) and chunks > 1:
-        # The head sits in the last chunk, the embedding in the first: stored twice.
-        embedding = next(t for t in tensors if t.group == "embedding")
-        head_copy = embedding._replace(name="lm_head.weight (tied copy)", group="lm-head", parameter=False)
-    return estimate(tensors, scheme, kernel, head_copy=head_copy)
-
-
 def _budget(platform: Platform, estimated: int) -> Budget:
     needs = platform.entitlement and estimated > platform.entitlement.above_bytes
     return Budget(
@@ -348,7 +325,7 @@ def _fitting_schemes(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> list[tuple[st
         kernel = _kernel_for(plan, scheme_id, recipe, zoo)
         if plan.backend not in scheme.backends or kernel is None:
             continue  # `--quant` with this scheme would be refused on this target
-        size = _estimate(recipe, scheme, kernel, plan.chunks).weight_bytes
+        size = estimate(recipe.architecture.tensors(), scheme, kernel).weight_bytes
         if size <= plan.budget.budget_bytes:
             fitting.append((scheme_id, size))
     return sorted(fitting, key=lambda pair: -pair[1])

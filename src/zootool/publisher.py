@@ -10,18 +10,18 @@ guarded by ``parent_commit`` -> tag. An unchanged bundle makes no commit and sen
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .errors import PublishError, ZooError
+from .errors import PublishError
+from .publish_errors import HubContext, translated
 from .publish_plan import MANIFEST_NAME, PlannedFile, PublishPlan, git_blob_oid, plan_publish, selected, sha256_file
 
 __all__ = ["PlannedFile", "PublishPlan", "PublishResult", "plan_publish", "publish_bundle", "validate_card"]
@@ -43,14 +43,6 @@ class PublishResult(BaseModel):
 
 
 # -- publish ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Context:
-    repo_id: str
-    where: str
-    branch: str
-    token: str
 
 
 @dataclass(frozen=True)
@@ -88,11 +80,11 @@ def publish_bundle(
     bundle_dir = Path(bundle_dir)
     plan = plan_publish(bundle_dir, allow_patterns=allow_patterns)
     secret = _resolve_token(token)
-    ctx = _Context(repo_id, endpoint or "the Hugging Face Hub", revision or "main", secret)
+    ctx = HubContext(repo_id, endpoint or "the Hugging Face Hub", revision or "main", secret)
     api = HfApi(endpoint=endpoint, token=secret)
-    with _translated("creating the repository", ctx):
+    with translated("creating the repository", ctx):
         repo_url = str(api.create_repo(repo_id, private=private, exist_ok=True))
-    with _translated("reading the remote repository", ctx):
+    with translated("reading the remote repository", ctx):
         remote = _remote_state(api, repo_id, ctx.branch)
         tagged = _tag_target(api, repo_id, tag) if tag else None
         published = _previously_published(api, repo_id, remote, bundle_dir)
@@ -102,7 +94,7 @@ def publish_bundle(
         _check_tag_unmoved(tag, tagged, remote.head, changes)
     commit_sha = _publish_changes(api, bundle_dir, changes, remote.head, commit_message, ctx, endpoint)
     if tag and tagged is None:
-        with _translated(f"tagging {tag}", ctx):
+        with translated(f"tagging {tag}", ctx):
             api.create_tag(repo_id, tag=tag, revision=commit_sha or remote.head, tag_message=commit_message)
     return PublishResult(
         repo_url=repo_url,
@@ -198,7 +190,7 @@ def _same_content(local: Path, remote: Any) -> bool:
 
 
 def _publish_changes(
-    api: Any, bundle_dir: Path, changes: _Changes, head: str, message: str, ctx: _Context, endpoint: str | None
+    api: Any, bundle_dir: Path, changes: _Changes, head: str, message: str, ctx: HubContext, endpoint: str | None
 ) -> str | None:
     if not (changes.additions or changes.deletions):
         return None
@@ -208,10 +200,10 @@ def _publish_changes(
         validate_card(bundle_dir / "README.md", endpoint=endpoint, token=ctx.token)
     adds = [CommitOperationAdd(f.path, str(bundle_dir / f.path)) for f in changes.additions]
     deletes = [CommitOperationDelete(path_in_repo=p) for p in changes.deletions]
-    with _translated("uploading files", ctx):
+    with translated("uploading files", ctx):
         # the client already retries each LFS request; uploading first keeps the commit retry below cheap
         api.preupload_lfs_files(ctx.repo_id, additions=adds, revision=ctx.branch, free_memory=False)
-    with _translated("committing", ctx):
+    with translated("committing", ctx):
         commit = _retry_transient(
             lambda: api.create_commit(
                 ctx.repo_id, [*adds, *deletes], commit_message=message, revision=ctx.branch, parent_commit=head
@@ -279,8 +271,8 @@ def validate_card(card_path: Path, endpoint: str | None = None, token: str | Non
     except Exception as exc:  # yaml and card-data parsers raise several unrelated types
         raise PublishError(f"{path.name}: front matter cannot be parsed ({exc})", hint="fix the YAML header") from exc
     base = (endpoint or constants.ENDPOINT).rstrip("/")
-    ctx = _Context("", base, "main", token or "")
-    with _translated("validating the model card", ctx):
+    ctx = HubContext("", base, "main", token or "")
+    with translated("validating the model card", ctx):
         payload = {"repoType": "model", "content": path.read_text(encoding="utf-8")}
         response = get_session().post(f"{base}/api/validate-yaml", json=payload, headers=build_hf_headers(token=token))
         if response.status_code == 400:
@@ -296,99 +288,3 @@ def _card_refused(path: Path, response: Any) -> PublishError:
         errors = [response.text]
     details = "".join(f"\n  - {e}" for e in errors)
     return PublishError(f"the Hub refused the front matter of {path.name}:{details}", hint="fix the card's YAML header")
-
-
-# -- error translation --------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _translated(stage: str, ctx: _Context) -> Iterator[None]:
-    """Turn Hub and network failures into PublishError; anything unknown propagates as a bug."""
-    try:
-        yield
-    except ZooError:
-        raise
-    except Exception as exc:
-        described = _describe(exc, stage, ctx)
-        if described is None:
-            raise
-        message, hint = (_scrub(text, ctx.token) for text in described)
-        raise PublishError(message, hint) from exc
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    link: BaseException | None = exc
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        yield link
-        link = link.__cause__ or link.__context__
-
-
-def _describe(exc: BaseException, stage: str, ctx: _Context) -> tuple[str, str] | None:
-    import httpx2
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    for link in _chain(exc):
-        if isinstance(link, RepositoryNotFoundError):
-            return (
-                f"repository {ctx.repo_id} not found on {ctx.where} while {stage}",
-                "check the repo id; a private repo needs a token that can see it",
-            )
-        if isinstance(link, RevisionNotFoundError):
-            return (f"branch {ctx.branch} does not exist in {ctx.repo_id}", "create it first, or publish to main")
-        if isinstance(link, HfHubHTTPError) and link.response is not None:
-            return _describe_status(link, stage, ctx)
-        if isinstance(link, OfflineModeIsEnabled):
-            return ("HF_HUB_OFFLINE is set, so the Hub cannot be reached", "unset HF_HUB_OFFLINE to publish")
-        if isinstance(link, httpx2.TransportError):
-            return (
-                f"cannot reach {ctx.where} while {stage} ({type(link).__name__})",
-                "check the network connection and the --endpoint URL",
-            )
-        if "/xet-write-token/" in str(link):  # hf_xet reports a refused Xet token as a bare ConnectionError
-            return (
-                f"{ctx.where} refused a Xet upload while {stage}",
-                "this endpoint only takes LFS uploads: set HF_HUB_DISABLE_XET=1 before running zoo",
-            )
-        if isinstance(link, ValueError) and str(link).startswith("Invalid metadata in README.md"):
-            return (f"the Hub refused the model card front matter: {link}", "fix the YAML header of README.md")
-    return None
-
-
-_BY_STATUS: dict[int, tuple[str, str]] = {
-    401: ("the Hub rejected the token (401 Unauthorized)", "set HF_TOKEN to a valid token, or run `hf auth login`"),
-    403: ("the token has no write access to {repo} (403 Forbidden)", "use a token with the write role for it"),
-    412: ("{branch} moved while publishing (412): someone else pushed", "re-run; it compares against the new head"),
-    429: ("the Hub is rate-limiting requests (429 Too Many Requests)", "wait a few minutes and re-run"),
-}
-
-
-def _describe_status(err: Any, stage: str, ctx: _Context) -> tuple[str, str]:
-    status = err.response.status_code
-    if status >= 500:
-        return (f"the Hub answered {status} (server error) while {stage}, after retries", _server_error_hint(stage))
-    template, hint = _BY_STATUS.get(status, ("the Hub answered {status}", ""))
-    detail = _first_line(getattr(err, "server_message", None))
-    suffix = f": {detail}" if detail and status not in (401, 429) else ""
-    return (template.format(repo=ctx.repo_id, branch=ctx.branch, status=status) + f" while {stage}{suffix}", hint)
-
-
-def _server_error_hint(stage: str) -> str:
-    if stage.startswith("tagging"):
-        return "the files were committed; re-run to add the tag (nothing is uploaded again)"
-    return "no commit was made; re-run later (files already uploaded are not sent again)"
-
-
-def _first_line(text: str | None) -> str:
-    lines = (text or "").strip().splitlines()
-    return lines[0][:200] if lines else ""
-
-
-def _scrub(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text

@@ -1,6 +1,6 @@
 """The recipe: one strict, declarative TOML file per zoo model.
 
-Settings that a plan needs (backend, scheme, kernel, chunks, gate, publish) share
+Settings that a plan needs (backend, scheme, kernel, gate, publish) share
 one shape, ``Settings``, at every level of the cascade: zoo defaults, the
 recipe's ``[defaults]``, one ``[targets.<name>]`` table, and CLI overrides.
 """
@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from .arch import Architecture
 from .errors import RecipeError
@@ -143,10 +143,19 @@ class Settings(Strict):
     pipeline: str | None = None
     quant: str | None = None
     kernel: str | None = None
-    chunks: int | None = Field(default=None, ge=1)
     context_length: int | None = Field(default=None, ge=16, le=INT32_MAX)
     gate: GateSettings | None = None
     publish: PublishSettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_chunks(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "chunks" in data:
+            raise ValueError(
+                "'chunks' was removed: a bundle is one asset, since no engine can chain layer-range "
+                "chunks; delete the key"
+            )
+        return data
 
 
 class Target(Settings):

@@ -51,7 +51,6 @@ def plan_table(plan: BuildPlan) -> "Table":
         ("pipeline", plan.pipeline, origin("pipeline")),
         ("scheme", f"{plan.scheme_id}: {plan.scheme.summary}", origin("quant")),
         ("kernel", f"{plan.kernel_id}: {plan.kernel.summary}", origin("kernel")),
-        ("chunks", str(plan.chunks), origin("chunks")),
         ("context length", str(plan.context_length), origin("context_length")),
         ("gate", _gate(plan), origin("gate.max_introduced_flips")),
         ("source", _source(plan), None),

@@ -60,10 +60,18 @@ def scaffold(
     config_path: Path, *, model_id: str | None, hub: str | None, revision: str | None,
     license_id: str, known_licenses: list[str],
 ) -> tuple[str, dict[str, Any]]:
-    """Build and validate a recipe document; returns (model id, TOML-ready dict)."""
+    """Build and validate a recipe document from a local config.json; returns (model id, TOML-ready dict)."""
     if license_id not in known_licenses:
         raise ConfigError(f"unknown license '{license_id}'", did_you_mean(license_id, known_licenses))
-    config = read_config(config_path)
+    return scaffold_config(read_config(config_path), config_path, model_id=model_id, hub=hub, revision=revision,
+                           license_id=license_id)
+
+
+def scaffold_config(
+    config: dict[str, Any], config_path: Path, *, model_id: str | None, hub: str | None, revision: str | None,
+    license_id: str,
+) -> tuple[str, dict[str, Any]]:
+    """The recipe document for ``config``; ``config_path`` names where it came from in messages."""
     family = family_for(config, config_path)
     try:
         architecture = family.hf_config_to_fields(config)
@@ -96,12 +104,14 @@ def scaffold(
     return model_id, document
 
 
-def write_recipe(recipes_dir: Path, model_id: str, document: dict[str, Any]) -> Path:
+def write_recipe(
+    recipes_dir: Path, model_id: str, document: dict[str, Any], origin: str = "an upstream config.json"
+) -> Path:
     """Write ``recipes/<id>.toml``; never overwrites an existing recipe."""
     import tomli_w
 
     path = recipes_dir / f"{model_id}.toml"
-    header = "# Scaffolded by `zoo new` from an upstream config.json; review every value.\n"
+    header = f"# Scaffolded by `zoo new` from {origin}; review every value.\n"
     try:
         with path.open("x") as handle:
             handle.write(header + tomli_w.dumps(document))

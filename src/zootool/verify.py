@@ -1,4 +1,4 @@
-"""``zoo verify``: re-check a bundle without running it (hashes, contents, license, card, budget, gate)."""
+"""``zoo verify``: re-check a bundle without running it (hashes, contents, engine contract, license, card, budget, gate)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VerifyError
+from .contract import contract_problems
 from .manifest import MANIFEST, bundle_files, mismatches, read_manifest
 
 # fnmatch's "*" also crosses "/", so "*.aimodel/*" covers the asset's whole tree (same for .mlpackage).
@@ -19,7 +20,6 @@ ALLOWED = (
     "gpu-pipelined/*/*.aimodel/*",
     "gpu-pipelined/*/*.mlpackage/*",
 )
-APP_KEYS = ("metadata_version", "kind", "name", "assets", "language", "source", "compression", "compilation")
 CARD_KEYS = ("license", "library_name", "pipeline_tag", "tags")
 
 
@@ -50,7 +50,7 @@ def verify_bundle(bundle: Path, budget_bytes: int | None = None) -> VerifyReport
     report.problems += _stray_files(bundle)
     report.problems += _license(bundle)
     report.problems += _card(bundle)
-    report.problems += _app_metadata(bundle, report.manifest)
+    report.problems += _engine_contract(bundle, report.manifest)
     report.problems += _budget(report.manifest, budget_bytes)
     report.problems += _gate(bundle, report.manifest)
     return report
@@ -109,31 +109,11 @@ def front_matter(text: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _app_metadata(bundle: Path, manifest: dict[str, Any]) -> list[str]:
+def _engine_contract(bundle: Path, manifest: dict[str, Any]) -> list[str]:
     model_dir = bundle / str(manifest.get("model_dir", ""))
-    path = model_dir / "metadata.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return [f"{manifest.get('model_dir')}/metadata.json: missing or not JSON"]
-    problems = [f"metadata.json: lacks '{key}'" for key in APP_KEYS if key not in data]
-    main = data.get("assets", {}).get("main")
-    if main and not (model_dir / main).is_dir():
-        problems.append(f"metadata.json: assets.main '{main}' is not in the bundle")
-    problems += _tokenizer(model_dir / "tokenizer" / "tokenizer.json")
-    return problems
-
-
-def _tokenizer(path: Path) -> list[str]:
-    try:
-        from tokenizers import Tokenizer
-    except ImportError:
-        return []
-    try:
-        Tokenizer.from_file(str(path))
-    except Exception as exc:  # the tokenizers library raises bare Exceptions
-        return [f"tokenizer/tokenizer.json: does not load ({type(exc).__name__})"]
-    return []
+    if not model_dir.is_dir():
+        return [f"manifest: model_dir '{manifest.get('model_dir')}' is not in the bundle"]
+    return [f"engine contract: {problem}" for problem in contract_problems(model_dir)]
 
 
 def _budget(manifest: dict[str, Any], budget_bytes: int | None) -> list[str]:

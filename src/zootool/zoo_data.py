@@ -105,6 +105,8 @@ class Kernel(Strict):
     runs_on_linux: bool = True
     k_multiple: Count | None = None
     n_multiple: Count | None = None
+    # Tokens per call a kernel is written for (gather_qmm: 1); None leaves the graph's q dynamic.
+    query_len: Count | None = None
 
 
 class License(Strict):
@@ -113,6 +115,9 @@ class License(Strict):
     link: str
     text_file: str = "LICENSE"
     text_source: str
+    # the first words of the license text, so `zoo new` can recognise an upstream LICENSE file;
+    # not something a build depends on, so it stays out of the plan (and its hash)
+    text_heading: str | None = Field(default=None, exclude=True)
 
 
 class ZooDefaults(Settings):
@@ -120,7 +125,7 @@ class ZooDefaults(Settings):
 
     @model_validator(mode="after")
     def _complete(self) -> "ZooDefaults":
-        for name in ("backend", "pipeline", "quant", "kernel", "chunks", "context_length", "gate"):
+        for name in ("backend", "pipeline", "quant", "kernel", "context_length", "gate"):
             if getattr(self, name) is None:
                 raise ValueError(f"zoo defaults must set '{name.replace('_', '-')}'")
         return self

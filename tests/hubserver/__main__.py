@@ -1,6 +1,7 @@
 """Run the test Hub by hand: ``PYTHONPATH=tests python -m hubserver --port 8000``.
 
-Point the client at it with ``HF_HUB_DISABLE_XET=1`` (the server speaks LFS only).
+Clients upload through Xet (hf_xet installed) or LFS (``HF_HUB_DISABLE_XET=1``); ``--no-xet``
+makes it an LFS-only endpoint.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cdn-port", type=int, default=0, help="port LFS downloads redirect to (default: a free one)")
     parser.add_argument("--token", action="append", default=[], help="accept this write token (repeatable)")
     parser.add_argument("--user", default=DEFAULT_USER, help=f"user the tokens belong to (default: {DEFAULT_USER})")
+    parser.add_argument("--no-xet", action="store_true", help="refuse Xet tokens: an LFS-only endpoint")
     return parser.parse_args(argv)
 
 
@@ -36,8 +38,8 @@ def _banner(hub: HubServer, args: argparse.Namespace) -> str:
     return (
         f"test Hub on {hub.url}  (LFS downloads redirect to {hub.cdn_url})\n"
         f"tokens:\n{tokens}\n"
-        f"try:\n  export HF_HUB_DISABLE_XET=1\n"
-        f"  then give `zoo publish` the endpoint {hub.url} and one of the tokens\n"
+        f"Xet: {'off (clients need HF_HUB_DISABLE_XET=1)' if args.no_xet else 'on (local CAS under the storage)'}\n"
+        f"try: give `zoo publish` the endpoint {hub.url} and one of the tokens\n"
         "Ctrl-C stops it; everything is kept in memory and a temporary directory."
     )
 
@@ -49,7 +51,8 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    with HubServer(_grants(args), host=args.host, port=args.port, cdn_port=args.cdn_port) as hub:
+    server = HubServer(_grants(args), host=args.host, port=args.port, cdn_port=args.cdn_port, xet=not args.no_xet)
+    with server as hub:
         print(_banner(hub, args), flush=True)
         try:
             while True:

@@ -118,6 +118,8 @@ def file_entry_json(entry: FileEntry) -> dict:
     data = {"type": "file", "oid": entry.oid, "size": entry.size, "path": entry.path}
     if entry.is_lfs:
         data["lfs"] = {"oid": entry.lfs_sha256, "size": entry.size, "pointerSize": entry.pointer_size}
+    if entry.xet_hash:
+        data["xetHash"] = entry.xet_hash
     return data
 
 
@@ -167,8 +169,33 @@ def create_tag(app: HubServer, req: Request, repo: str, rev: str) -> Response:
     return json_response({})
 
 
-def xet_unsupported(app: HubServer, req: Request, repo: str, rev: str) -> Response:
-    raise HubError(
-        501,
-        "This test Hub only speaks the LFS protocol: set HF_HUB_DISABLE_XET=1 before importing huggingface_hub",
-    )
+def xet_write_token(app: HubServer, req: Request, repo: str, rev: str) -> Response:
+    """Where hf_xet uploads to: a write token of the repo's own CAS, for an existing branch."""
+    found = app.writable(req, repo)
+    _require_xet(app)
+    app.store.branch_head(found, rev)
+    return _xet_connection(app, repo)
+
+
+def xet_read_token(app: HubServer, req: Request, repo: str, rev: str) -> Response:
+    """Where hf_xet downloads from; ``rev`` is the commit the ``/resolve`` answer named."""
+    found = app.readable(req, repo)
+    _require_xet(app)
+    app.store.resolve(found, rev)
+    return _xet_connection(app, repo)
+
+
+def _require_xet(app: HubServer) -> None:
+    if not app.xet_enabled:
+        raise HubError(
+            501,
+            "This test Hub has Xet turned off (LFS only): set HF_HUB_DISABLE_XET=1 before importing huggingface_hub",
+        )
+
+
+def _xet_connection(app: HubServer, repo: str) -> Response:
+    """The same facts twice: hf_xet reads the JSON body, huggingface_hub the headers."""
+    info = app.xet.connection(repo, app.xet_token)
+    headers = {"X-Xet-Cas-Url": info["casUrl"], "X-Xet-Access-Token": info["accessToken"],
+               "X-Xet-Token-Expiration": str(info["exp"])}
+    return json_response(info, headers=headers)

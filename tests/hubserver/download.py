@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import HubError, entry_not_found
@@ -31,9 +32,17 @@ def resolve(app: HubServer, req: Request, repo: str, rev: str, path: str) -> Res
                 "ETag": f'"{entry.oid}"',
             }
         )
+        if entry.xet_hash and app.xet_enabled:
+            headers.update(_xet_headers(app, repo, commit.sha, entry.xet_hash))
         return Response(302, headers)
     headers.update({"ETag": f'"{entry.oid}"', "Content-Type": "application/octet-stream"})
     return Response(200, headers, entry.content or b"")
+
+
+def _xet_headers(app: HubServer, repo: str, commit_sha: str, xet_hash: str) -> dict[str, str]:
+    """What a Xet-enabled client reads instead of following the redirect: the hash and where to get a token."""
+    refresh = f"{app.url}/api/models/{repo}/xet-read-token/{commit_sha}"
+    return {"X-Xet-Hash": xet_hash, "X-Xet-Refresh-Route": refresh, "Link": f'<{refresh}>; rel="xet-auth"'}
 
 
 def cdn_blob(app: HubServer, req: Request, oid: str) -> Response:
@@ -41,7 +50,7 @@ def cdn_blob(app: HubServer, req: Request, oid: str) -> Response:
         raise HubError(403, "Invalid or expired download signature")
     path = app.store.object_path(oid)
     if not path.exists():
-        raise HubError(404, "No such object")
+        _reconstruct_from_xet(app, oid, path)
     size = path.stat().st_size
     headers = {"ETag": f'"{oid}"', "Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
     span = _span(req.headers.get("Range"), size)
@@ -50,6 +59,14 @@ def cdn_blob(app: HubServer, req: Request, oid: str) -> Response:
     start, length = span
     headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
     return Response(206, headers, file=path, span=span)
+
+
+def _reconstruct_from_xet(app: HubServer, oid: str, path: Path) -> None:
+    """A file only Xet holds, asked for by a client without Xet: rebuild it once, as the Hub's bridge does."""
+    found = app.store.xet_file(oid)
+    if found is None:
+        raise HubError(404, "No such object")
+    app.xet.reconstruct(found, path, app.store.staging_dir())
 
 
 def _span(header: str | None, size: int) -> tuple[int, int] | None:

@@ -46,12 +46,30 @@ def matches(path: str, pattern: str) -> bool:
 
 
 def upload_mode(path: str, size: int, sample: bytes, patterns: list[str]) -> str:
-    """``lfs`` for big, binary-looking or pattern-matched files, ``regular`` otherwise."""
+    """``lfs`` for big, binary-looking or pattern-matched files, ``regular`` otherwise.
+
+    ``patterns`` are the repo's own ``.gitattributes`` LFS patterns (none if it has no such file).
+    """
     if size == 0:
         return "regular"
-    if size >= LFS_SIZE_THRESHOLD or b"\x00" in sample:
+    if size >= LFS_SIZE_THRESHOLD or looks_binary(sample, truncated=size > len(sample)):
         return "lfs"
     return "lfs" if any(matches(path, p) for p in patterns) else "regular"
+
+
+def looks_binary(data: bytes, *, truncated: bool = False) -> bool:
+    """The Hub's test for content git must not store: a NUL byte, or bytes that are not UTF-8.
+
+    A ``truncated`` sample (the first bytes of a longer file) may end inside a multi-byte
+    character; only that last, incomplete character is forgiven.
+    """
+    if b"\x00" in data:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return not (truncated and exc.reason == "unexpected end of data")
+    return False
 
 
 def is_ignored(path: str, gitignore: str | None) -> bool:

@@ -23,6 +23,7 @@ from . import api, download, upload
 from .errors import HubError, repo_not_found
 from .store import Commit, FileEntry, Repo, Store
 from .wire import FaultPlan, HubRequestHandler, Request, Response, Router, Stats, error_response
+from .xet import XetStore
 
 REPO = r"(?P<repo>[^/]+/[^/]+)"
 REV = r"(?P<rev>[^/]+)"
@@ -93,7 +94,8 @@ def _hub_router() -> Router:
     r.add("tag", "POST", rf"/api/models/{REPO}/tag/{REV}", api.create_tag)
     r.add("preupload", "POST", rf"/api/models/{REPO}/preupload/{REV}", upload.preupload)
     r.add("commit", "POST", rf"/api/models/{REPO}/commit/{REV}", upload.commit)
-    r.add("xet_token", "GET", rf"/api/models/{REPO}/xet-(?:read|write)-token/{REV}", api.xet_unsupported)
+    r.add("xet_write_token", "GET", rf"/api/models/{REPO}/xet-write-token/{REV}", api.xet_write_token)
+    r.add("xet_read_token", "GET", rf"/api/models/{REPO}/xet-read-token/{REV}", api.xet_read_token)
     r.add("lfs_batch", "POST", rf"/{REPO}\.git/info/lfs/objects/batch", upload.lfs_batch)
     r.add("lfs_verify", "POST", rf"/{REPO}\.git/info/lfs/objects/verify", upload.lfs_verify)
     r.add("lfs_upload", "PUT", rf"/lfs-upload/{REPO}/(?P<oid>[0-9a-f]{{64}})", upload.lfs_upload)
@@ -138,6 +140,9 @@ class HubServer:
     Test knobs: ``faults.add(regex, status=, times=, retry_after=)`` fails matching
     requests before they touch the store; ``stats`` counts requests and body bytes per
     route (``lfs_upload``, ``commit``, ...); ``commits(repo_id)`` lists the history.
+
+    Uploads go through Xet (a ``local://`` CAS per repo) or LFS, as the client chooses;
+    ``xet=False`` (or ``xet_enabled = False``) makes an LFS-only endpoint that refuses Xet tokens.
     """
 
     def __init__(
@@ -148,10 +153,14 @@ class HubServer:
         port: int = 0,
         cdn_port: int = 0,
         storage: Path | None = None,
+        xet: bool = True,
     ) -> None:
         self.auth = Auth(default_grants() if grants is None else grants)
         self._own_storage = storage is None
         self.store = Store(Path(tempfile.mkdtemp(prefix="hubserver-")) if storage is None else storage)
+        self.xet = XetStore(self.store.root / "xet")
+        self.xet_enabled = xet
+        self.xet_token = secrets.token_hex(16)  # the local CAS checks none; a token still travels as on the Hub
         self.faults = FaultPlan()
         self.stats = Stats()
         self._secret = secrets.token_bytes(16)
@@ -260,6 +269,10 @@ class HubServer:
 
     def files(self, repo_id: str, rev: str = "main") -> dict[str, FileEntry]:
         return dict(self.store.resolve(self.repo(repo_id), rev).files)
+
+    def xet_stored_bytes(self, repo_id: str) -> int:
+        """Chunk bytes hf_xet has uploaded into ``repo_id``'s CAS (Xet's counterpart of LFS upload bytes)."""
+        return self.xet.stored_bytes(repo_id)
 
     def tags(self, repo_id: str) -> dict[str, str]:
         with self.store.lock:

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from .errors import HubError, entry_not_found, revision_not_found
 from .objects import digest_of, git_blob_oid, lfs_pointer
 from .rules import DEFAULT_GITATTRIBUTES
+from .xet import XetFile
 
 
 def _now() -> str:
@@ -27,13 +28,17 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One file of a commit: a regular blob (``content``) or an LFS object (``lfs_sha256``)."""
+    """One file of a commit: a regular blob (``content``) or an LFS object (``lfs_sha256``).
+
+    An LFS file uploaded through Xet also has its ``xet_hash``; its bytes live in the Xet CAS.
+    """
 
     path: str
     size: int
     oid: str
     lfs_sha256: str | None = None
     content: bytes | None = field(default=None, repr=False)
+    xet_hash: str | None = None
 
     @property
     def is_lfs(self) -> bool:
@@ -48,8 +53,9 @@ class FileEntry:
         return cls(path=path, size=len(content), oid=git_blob_oid(content), content=content)
 
     @classmethod
-    def lfs(cls, path: str, sha256: str, size: int) -> FileEntry:
-        return cls(path=path, size=size, oid=git_blob_oid(lfs_pointer(sha256, size)), lfs_sha256=sha256)
+    def lfs(cls, path: str, sha256: str, size: int, xet_hash: str | None = None) -> FileEntry:
+        oid = git_blob_oid(lfs_pointer(sha256, size))
+        return cls(path=path, size=size, oid=oid, lfs_sha256=sha256, xet_hash=xet_hash)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class Store:
         self.root = root
         self.lock = threading.RLock()
         self.repos: dict[str, Repo] = {}
+        self.xet_files: dict[str, XetFile] = {}  # sha256 -> a committed file stored in Xet, for the CDN
         self._counter = itertools.count(1)
 
     # -- repositories -------------------------------------------------
@@ -188,6 +195,14 @@ class Store:
         with self.lock:
             repo.lfs_objects[sha256] = size
 
+    def remember_xet(self, found: XetFile) -> None:
+        with self.lock:
+            self.xet_files[found.sha256] = found
+
+    def xet_file(self, sha256: str) -> XetFile | None:
+        with self.lock:
+            return self.xet_files.get(sha256)
+
     def staging_dir(self) -> Path:
         path = self.root / "staging"
         path.mkdir(parents=True, exist_ok=True)
@@ -210,7 +225,8 @@ def _apply(files: dict[str, FileEntry], operations: Iterable[Operation], repo: R
 
 
 def _check_lfs_present(entry: FileEntry, repo: Repo) -> None:
-    if entry.is_lfs and repo.lfs_objects.get(entry.lfs_sha256 or "") != entry.size:
+    """An LFS pointer must name an object this repo received (Xet files were checked against their shards)."""
+    if entry.is_lfs and entry.xet_hash is None and repo.lfs_objects.get(entry.lfs_sha256 or "") != entry.size:
         raise HubError(422, f"LFS object for {entry.path} was never uploaded (oid {entry.lfs_sha256})")
 
 

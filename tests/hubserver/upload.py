@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import HubError
-from .rules import DEFAULT_GITATTRIBUTES, LFS_SIZE_THRESHOLD, is_ignored, lfs_patterns, upload_mode
+from .rules import LFS_SIZE_THRESHOLD, is_ignored, lfs_patterns, looks_binary, upload_mode
 from .store import AddFile, Commit, DeletePath, FileEntry, Operation, Repo
 from .wire import Request, Response, json_response
 
@@ -34,7 +34,7 @@ def preupload(app: HubServer, req: Request, repo: str, rev: str) -> Response:
         raise HubError(400, "Pull requests are not supported by this test Hub")
     head = app.store.branch_head(found, rev)
     data = req.json() or {}
-    patterns = lfs_patterns(_text_of(head, ".gitattributes") or DEFAULT_GITATTRIBUTES)
+    patterns = lfs_patterns(_text_of(head, ".gitattributes") or "")
     gitignore = data.get("gitIgnore") or _text_of(head, ".gitignore")
     files = [_preupload_one(item, head, patterns, gitignore) for item in data.get("files", [])]
     return json_response({"files": files, "commitOid": head.sha})
@@ -116,7 +116,7 @@ def commit(app: HubServer, req: Request, repo: str, rev: str) -> Response:
     made = app.store.commit(
         found,
         rev,
-        operations,
+        [_in_xet_if_uploaded_there(app, found, op) for op in operations],
         message=str(header.get("summary") or ""),
         description=str(header.get("description") or ""),
         parent=parent,
@@ -124,6 +124,18 @@ def commit(app: HubServer, req: Request, repo: str, rev: str) -> Response:
     url = f"{app.url}/{found.repo_id}/commit/{made.sha}"
     body = {"success": True, "commitOid": made.sha, "commitUrl": url, "hookOutput": "", "pullRequestUrl": None}
     return json_response(body)
+
+
+def _in_xet_if_uploaded_there(app: HubServer, repo: Repo, op: Operation) -> Operation:
+    """An ``lfsFile`` names content by sha256 whichever protocol carried it; Xet uploads are found in the CAS."""
+    if not isinstance(op, AddFile) or not op.entry.is_lfs:
+        return op
+    entry = op.entry
+    stored = app.xet.find(repo.repo_id, entry.lfs_sha256 or "", entry.size)
+    if stored is None:
+        return op  # the store then requires an object sent through LFS
+    app.store.remember_xet(stored)
+    return AddFile(FileEntry.lfs(entry.path, stored.sha256, stored.size, xet_hash=stored.xet_hash))
 
 
 def _parse_ndjson(raw: bytes) -> tuple[dict, list[Operation]]:
@@ -166,6 +178,9 @@ def _decode(value: dict, path: str) -> bytes:
         raise HubError(400, f"Invalid base64 content for {path}") from exc
     if len(content) >= LFS_SIZE_THRESHOLD:
         raise HubError(400, f"{path} is larger than 10 MiB: it must be uploaded with LFS")
+    if looks_binary(content):
+        raise HubError(400, f"Your push was rejected because it contains binary files: {path}. "
+                       "Binary files go through Xet or LFS (preupload answers uploadMode 'lfs' for them)")
     return content
 
 

@@ -25,6 +25,7 @@ class Response:
     body: bytes = b""
     file: Path | None = None  # streamed instead of ``body``
     span: tuple[int, int] = (0, 0)  # offset and length within ``file``
+    hang_up: bool = False  # close the connection without answering: a network failure, not an HTTP error
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -142,6 +143,7 @@ class Fault:
     """Answer ``status`` to the next ``times`` requests whose path matches ``pattern``.
 
     With ``status`` None it only runs ``action`` first and the request is then served normally.
+    With ``hang_up`` the connection is closed after the request body is read, with no answer.
     """
 
     pattern: re.Pattern[str]
@@ -151,9 +153,12 @@ class Fault:
     retry_after: int | None = None
     code: str | None = None
     action: Callable[[], object] | None = None
+    hang_up: bool = False
     hits: int = 0
 
     def response(self) -> Response:
+        if self.hang_up:
+            return Response(hang_up=True)
         headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
         if self.code:
             headers["X-Error-Code"] = self.code
@@ -183,6 +188,10 @@ class FaultPlan:
         ``retry_after`` sets the ``Retry-After`` header; ``code`` the ``X-Error-Code`` one.
         """
         return self._append(Fault(re.compile(pattern), status, times, method, retry_after, code))
+
+    def hang_up(self, pattern: str, *, times: int = 1, method: str | None = None) -> Fault:
+        """Read the next ``times`` matching requests, then close the connection without a response."""
+        return self._append(Fault(re.compile(pattern), 0, times, method, hang_up=True))
 
     def before(self, pattern: str, action: Callable[[], object], *, times: int = 1, method: str | None = None) -> Fault:
         """Run ``action`` before serving the next ``times`` matching requests (e.g. a concurrent push)."""
@@ -276,6 +285,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._send(response)
 
     def _send(self, response: Response) -> None:
+        if response.hang_up:
+            self.close_connection = True
+            return
         length = response.span[1] if response.file is not None else len(response.body)
         self.send_response(response.status)
         for key, value in response.headers.items():

@@ -13,43 +13,36 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .decode_step import StepContext, cached_attention
+from .decode_graph import StepContext, grouped_attention
+from .norms import RMSNorm
 
 if TYPE_CHECKING:
     from .lfm2_moe_model import Lfm2MoeDims
 
 
-class RMSNorm(nn.Module):
-    """RMS norm over the last axis, reduced in fp32 as transformers does."""
-
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        wide = x.to(torch.float32)
-        wide = wide * torch.rsqrt(wide.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * wide.to(x.dtype)
-
-
 class ShortConv(nn.Module):
-    """Gated depthwise causal conv mixer; the state is the last ``L`` gated inputs."""
+    """Gated depthwise causal conv mixer; the state is the last ``kernel - 1`` gated inputs."""
 
     def __init__(self, dims: Lfm2MoeDims) -> None:
         super().__init__()
         h = dims.hidden_size
+        self.kernel = dims.conv_kernel
         self.in_proj = nn.Linear(h, 3 * h, bias=dims.conv_bias)
         self.conv = nn.Conv1d(h, h, dims.conv_kernel, groups=h, bias=dims.conv_bias)
         self.out_proj = nn.Linear(h, h, bias=dims.conv_bias)
 
-    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, window: Tensor) -> tuple[Tensor, Tensor]:
+        """``x [1, q, H]``, ``window [1, H, kernel-1]`` -> (output ``[1, q, H]``, next window)."""
         b, c, v = self.in_proj(x).chunk(3, dim=-1)
-        window = torch.cat([state[:, :, 1:], (b * v).transpose(1, 2)], dim=-1)
-        mixed = (window * self.conv.weight.squeeze(1)).sum(-1)
+        query_len = x.shape[1]
+        full = torch.cat([window, (b * v).transpose(1, 2)], dim=-1)  # [1, H, kernel - 1 + q]
+        taps = self.conv.weight.squeeze(1)  # [H, kernel]
+        mixed = full[:, :, 0:query_len] * taps[:, 0:1]
+        for tap in range(1, self.kernel):
+            mixed = mixed + full[:, :, tap : tap + query_len] * taps[:, tap : tap + 1]
         if self.conv.bias is not None:
-            mixed = mixed + self.conv.bias
-        return self.out_proj(c * mixed.unsqueeze(1)), window
+            mixed = mixed + self.conv.bias.unsqueeze(-1)
+        return self.out_proj(c * mixed.transpose(1, 2)), full[:, :, query_len:]
 
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -59,7 +52,7 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class Attention(nn.Module):
-    """GQA with per-head q/k RMSNorm and RoPE over a fixed-length KV cache."""
+    """GQA with per-head q/k RMSNorm and RoPE; past keys and values come from the KV states."""
 
     def __init__(self, dims: Lfm2MoeDims) -> None:
         super().__init__()
@@ -72,14 +65,15 @@ class Attention(nn.Module):
         self.q_layernorm = RMSNorm(d, dims.norm_eps)
         self.k_layernorm = RMSNorm(d, dims.norm_eps)
 
-    def forward(self, x: Tensor, ctx: StepContext, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        q = _rotate(self.q_layernorm(self.q_proj(x).view(1, self.num_heads, self.head_dim)), ctx.cos, ctx.sin)
-        k = _rotate(self.k_layernorm(self.k_proj(x).view(1, self.num_kv_heads, self.head_dim)), ctx.cos, ctx.sin)
-        v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
-        out, keys, values = cached_attention(
-            q, k, v, ctx, keys, values, (self.num_heads, self.num_kv_heads, self.head_dim)
-        )
-        return self.out_proj(out), keys, values
+    def forward(self, x: Tensor, ctx: StepContext, past_keys: Tensor, past_values: Tensor) -> tuple[Tensor, ...]:
+        """Returns (output ``[1, q, H]``, this call's keys and values ``[1, KV, q, D]``)."""
+        q = _rotate(self.q_layernorm(self.q_proj(x).view(1, -1, self.num_heads, self.head_dim)), ctx.cos, ctx.sin)
+        k = _rotate(self.k_layernorm(self.k_proj(x).view(1, -1, self.num_kv_heads, self.head_dim)), ctx.cos, ctx.sin)
+        k = k.transpose(1, 2)
+        v = self.v_proj(x).view(1, -1, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        keys, values = torch.cat([past_keys, k], dim=2), torch.cat([past_values, v], dim=2)
+        out = grouped_attention(q, keys, values, ctx, (self.num_heads, self.num_kv_heads, self.head_dim))
+        return self.out_proj(out), k, v
 
 
 class DenseMLP(nn.Module):
@@ -187,13 +181,14 @@ class DecoderLayer(nn.Module):
         self.operator_norm = RMSNorm(dims.hidden_size, dims.norm_eps)
         self.ffn_norm = RMSNorm(dims.hidden_size, dims.norm_eps)
 
-    def forward(self, h: Tensor, ctx: StepContext, states: Sequence[Tensor]) -> tuple[Tensor, tuple[Tensor, ...]]:
+    def forward(self, h: Tensor, ctx: StepContext, past: Sequence[Tensor]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """``past`` is (keys, values) for attention, (window,) for conv; returns what to store."""
         normed = self.operator_norm(h)
         if self.is_attention:
-            mixed, keys, values = self.self_attn(normed, ctx, states[0], states[1])
-            new_states: tuple[Tensor, ...] = (keys, values)
+            mixed, keys, values = self.self_attn(normed, ctx, past[0], past[1])
+            written: tuple[Tensor, ...] = (keys, values)
         else:
-            mixed, window = self.conv(normed, states[0])
-            new_states = (window,)
+            mixed, window = self.conv(normed, past[0])
+            written = (window,)
         h = h + mixed
-        return h + self.feed_forward(self.ffn_norm(h)), new_states
+        return h + self.feed_forward(self.ffn_norm(h)), written

@@ -1,13 +1,11 @@
-"""Export-friendly LFM2-MoE decoder: one decode step with explicit, functional state.
+"""Export-friendly LFM2-MoE decoder: the whole model as one stateful decode graph.
 
 Semantics follow transformers' ``Lfm2MoeForCausalLM``; the graph avoids what
-``torch.export`` and Core AI cannot take (data-dependent expert dispatch, in-place
-cache updates). Inputs of a step: ``input_ids`` int32 ``[1, 1]`` (or
-``hidden_states`` ``[1, 1, H]`` for a later chunk), ``position`` int32 ``[1]``,
-then the state of every layer of the chunk in layer order (conv layers: one
-``[1, H, L]`` window; attention layers: K and V caches ``[1, kv_heads,
-max_context, head_dim]``). Outputs: logits ``[1, 1, vocab]`` (or hidden states)
-followed by the updated states in the same order.
+``torch.export`` and Core AI cannot take (data-dependent expert dispatch). The
+interface is the engine contract of ``decode_graph``: inputs ``input_ids [1, q]`` and
+``position_ids [1, past + q]``; states ``keyCache`` / ``valueCache`` ``[attention
+layers, 1, kv_heads, S, head_dim]`` and ``convState`` ``[conv layers, 1, hidden,
+kernel - 1]``, updated in place; output logits ``[1, q, vocab]``.
 """
 
 from __future__ import annotations
@@ -20,14 +18,18 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, NotImplementedFeatureError
-from .decode_step import DecodeChunkIO, StateSpec, StepContext, cache_rows, decode_tokens, split_layers
+from .decode_graph import (
+    CONV_STATE, KEY_CACHE, VALUE_CACHE, DecodeGraph, StateSpec, StepContext, causal_visible, check_context,
+    decode_tokens, kv_state_specs,
+)
 from .lfm2_moe_layers import DecoderLayer, GatherExpertMatmul, RMSNorm, SparseMoE, StackedExperts
 from .lfm2_moe_weights import load_weights
+from .safetensors_checkpoint import tie_head
 
 _LEGACY_LAYER_NAMES = {"attention": "full_attention"}
 __all__ = [
-    "GatherExpertMatmul", "Lfm2MoeDecodeChunk", "Lfm2MoeDims", "StateSpec",
-    "build_decode_chunks", "decode_tokens", "load_weights", "replace_expert_matmul", "split_layers",
+    "GatherExpertMatmul", "Lfm2MoeDecodeGraph", "Lfm2MoeDims", "StateSpec", "build_decode_graph",
+    "decode_tokens", "load_weights", "replace_expert_matmul",
 ]  # fmt: skip
 
 _REQUIRED_KEYS = (
@@ -119,22 +121,17 @@ def _rope_theta(config: Mapping[str, Any]) -> float:
     return float(rope.get("rope_theta", config.get("rope_theta", 1_000_000.0)))
 
 
-class Lfm2MoeDecodeChunk(DecodeChunkIO, nn.Module):
-    """Layers ``[start, stop)`` of the decoder as one functional decode step.
+class Lfm2MoeDecodeGraph(DecodeGraph, nn.Module):
+    """The decoder as one stateful decode graph. Build with :func:`build_decode_graph`."""
 
-    The first chunk embeds ``input_ids``; the last applies the final norm and the
-    (tied) head. Build with :func:`build_decode_chunks`.
-    """
-
-    def __init__(self, dims: Lfm2MoeDims, max_context: int, layers: range, dtype: torch.dtype) -> None:
+    def __init__(self, dims: Lfm2MoeDims, max_context: int, dtype: torch.dtype) -> None:
         super().__init__()
-        self._place(dims, max_context, layers)
-        if self.is_first:
-            self.embed_tokens = nn.Embedding(dims.vocab_size, dims.hidden_size)
-        self.layers = nn.ModuleDict({str(i): DecoderLayer(dims, i) for i in layers})
-        if self.is_last:
-            self.embedding_norm = RMSNorm(dims.hidden_size, dims.norm_eps)
-            self.lm_head = nn.Linear(dims.hidden_size, dims.vocab_size, bias=False)
+        self.dims, self.max_context = dims, max_context
+        self.embed_tokens = nn.Embedding(dims.vocab_size, dims.hidden_size)
+        self.layers = nn.ModuleDict({str(i): DecoderLayer(dims, i) for i in range(dims.num_layers)})
+        self.embedding_norm = RMSNorm(dims.hidden_size, dims.norm_eps)
+        self.lm_head = nn.Linear(dims.hidden_size, dims.vocab_size, bias=False)
+        tie_head(self)
         self.to(dtype)
         self._keep_expert_bias_fp32()
         self.dtype = dtype
@@ -147,63 +144,61 @@ class Lfm2MoeDecodeChunk(DecodeChunkIO, nn.Module):
                 moe.expert_bias = nn.Buffer(moe.expert_bias.to(torch.float32))
 
     def state_specs(self) -> list[StateSpec]:
-        """The carried states, in input (and output) order."""
         d = self.dims
-        specs = []
-        for index in self.layer_range:
-            if d.layer_types[index] == "full_attention":
-                cache = (1, d.num_kv_heads, self.max_context, d.head_dim)
-                specs += [StateSpec(f"layer{index}_key", cache), StateSpec(f"layer{index}_value", cache)]
-            else:
-                specs.append(StateSpec(f"layer{index}_conv", (1, d.hidden_size, d.conv_kernel)))
-        return specs
+        attention = d.layer_types.count("full_attention")
+        conv = (len(d.layer_types) - attention, 1, d.hidden_size, d.conv_kernel - 1)
+        return [*kv_state_specs(attention, d.num_kv_heads, d.head_dim), StateSpec(CONV_STATE, conv, "fixed")]
 
+    def forward(
+        self, input_ids: Tensor, position_ids: Tensor, keyCache: Tensor, valueCache: Tensor, convState: Tensor
+    ) -> Tensor:
+        states = {KEY_CACHE: keyCache, VALUE_CACHE: valueCache, CONV_STATE: convState}
+        return self.decode(input_ids, position_ids, states)
 
-    def forward(self, x: Tensor, position: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
-        h = self.embed_tokens(x) if self.is_first else x
-        ctx = self._context(position, h.dtype)
-        new_states: list[Tensor] = []
+    def embed(self, input_ids: Tensor) -> Tensor:
+        return self.embed_tokens(input_ids)
+
+    def head(self, h: Tensor) -> Tensor:
+        return self.lm_head(self.embedding_norm(h))
+
+    def run_layers(self, h: Tensor, ctx: StepContext, read: Mapping[str, Tensor]) -> tuple[Tensor, dict]:
+        written: dict[str, list[Tensor]] = {KEY_CACHE: [], VALUE_CACHE: [], CONV_STATE: []}
         for layer in self.layers.values():
-            count = 2 if layer.is_attention else 1
-            h, updated = layer(h, ctx, states[len(new_states) : len(new_states) + count])
-            new_states += updated
-        if self.is_last:
-            h = self.lm_head(self.embedding_norm(h))
-        return (h, *new_states)
+            if layer.is_attention:
+                index = len(written[KEY_CACHE])
+                h, (keys, values) = layer(h, ctx, (read[KEY_CACHE][index], read[VALUE_CACHE][index]))
+                written[KEY_CACHE].append(keys)
+                written[VALUE_CACHE].append(values)
+            else:
+                h, (window,) = layer(h, ctx, (read[CONV_STATE][len(written[CONV_STATE])],))
+                written[CONV_STATE].append(window)
+        return h, {name: rows for name, rows in written.items() if rows}
 
-    def _context(self, position: Tensor, dtype: torch.dtype) -> StepContext:
-        angles = position.to(torch.float32).unsqueeze(-1) * self.inv_freq
-        angles = torch.cat([angles, angles], dim=-1).unsqueeze(1)
-        rows, write = cache_rows(position, self.max_context)
-        return StepContext(
-            cos=angles.cos().to(dtype),
-            sin=angles.sin().to(dtype),
-            write=write,
-            visible=(rows <= position).view(1, 1, 1, self.max_context),
-        )
+    def context(self, position_ids: Tensor, query_len: int) -> StepContext:
+        positions, visible = causal_visible(position_ids, query_len)
+        angles = positions.to(torch.float32).unsqueeze(-1) * self.inv_freq
+        angles = torch.cat([angles, angles], dim=-1).unsqueeze(2)  # [1, q, 1, head_dim]
+        dtype = self.embed_tokens.weight.dtype
+        return StepContext(cos=angles.cos().to(dtype), sin=angles.sin().to(dtype), visible=visible)
 
 
-def build_decode_chunks(
-    config: Mapping[str, Any], max_context: int, chunks: int = 1, dtype: torch.dtype = torch.float32
-) -> list[Lfm2MoeDecodeChunk]:
-    """Decode-step modules for a ``config.json`` dict, split into ``chunks`` pieces.
+def build_decode_graph(config: Mapping[str, Any], max_context: int, dtype: torch.dtype = torch.float32) -> Lfm2MoeDecodeGraph:
+    """The decode graph of a ``config.json`` dict.
 
-    Weights are uninitialised (zeros); call :func:`load_weights`. Build under
+    Weights are uninitialised; call :func:`load_weights`. Build under
     ``with torch.device("meta"):`` to skip allocating them before loading.
     """
-    if max_context < 1:
-        raise ConfigError(f"max_context must be positive, got {max_context}")
-    dims = Lfm2MoeDims.from_config(config)
-    return [Lfm2MoeDecodeChunk(dims, max_context, r, dtype) for r in split_layers(dims.num_layers, chunks)]
+    check_context(max_context)
+    return Lfm2MoeDecodeGraph(Lfm2MoeDims.from_config(config), max_context, dtype)
 
 
-def replace_expert_matmul(chunks: Sequence[nn.Module], factory: Callable[[], nn.Module]) -> int:
+def replace_expert_matmul(graph: nn.Module, factory: Callable[[], nn.Module]) -> int:
     """Give every sparse layer its own ``factory()`` expert matmul; returns how many were replaced.
 
     The replacement is called as ``matmul(hidden, indices, weight)`` with the
     contract of :class:`GatherExpertMatmul` (e.g. a custom kernel or a quantized GatherMM).
     """
-    experts = [m for chunk in chunks for m in chunk.modules() if isinstance(m, StackedExperts)]
+    experts = [m for m in graph.modules() if isinstance(m, StackedExperts)]
     for module in experts:
         module.matmul = factory()
     return len(experts)

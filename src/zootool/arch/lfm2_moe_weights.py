@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from .safetensors_checkpoint import SafetensorsCheckpoint, assign_checked
+from .safetensors_checkpoint import SafetensorsCheckpoint, assign_checked, tie_head, untied_names
 
 if TYPE_CHECKING:
     from .lfm2_moe_model import Lfm2MoeDims
 
 
-def load_weights(module: nn.Module | Sequence[nn.Module], checkpoint_dir: Path) -> None:
-    """Fill decode chunk(s) with a transformers LFM2-MoE checkpoint, tensor by tensor.
+def load_weights(graph: nn.Module, checkpoint_dir: Path) -> None:
+    """Fill a decode graph with a transformers LFM2-MoE checkpoint, tensor by tensor.
 
     Accepts both expert layouts: stacked ``experts.gate_up_proj`` / ``down_proj``
     (transformers 5 in memory) and per-expert ``experts.N.w1/w3/w2`` (as saved on
-    the Hub). Parameters are replaced, so meta-device modules work. Raises
-    :class:`FetchError` for a missing, truncated or mismatching tensor or file.
+    the Hub). Parameters are replaced, so meta-device modules work; a tied head is
+    re-tied to the embedding so it is stored once. Raises :class:`FetchError` for a
+    missing, truncated or mismatching tensor or file.
     """
-    chunks = [module] if isinstance(module, nn.Module) and not isinstance(module, nn.ModuleList) else list(module)
     with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
-        for chunk in chunks:
-            for name in chunk.state_dict(keep_vars=True):
-                assign_checked(chunk, name, _read(checkpoint, chunk.dims, name), str(checkpoint.directory))
+        for name in untied_names(graph):
+            assign_checked(graph, name, _read(checkpoint, graph.dims, name), str(checkpoint.directory))
+    tie_head(graph)
 
 
 def _read(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, name: str) -> Tensor:

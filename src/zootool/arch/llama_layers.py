@@ -19,33 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .decode_step import StepContext, cached_attention
+from .decode_graph import StepContext, grouped_attention
+from .norms import RMSNorm
 
 if TYPE_CHECKING:
     from .llama_model import LlamaDims
 
 __all__ = ["Attention", "DecoderLayer", "MLP", "RMSNorm", "StepContext", "rope_inverse_frequencies", "rope_tables"]
-
-
-class RMSNorm(nn.Module):
-    """RMS norm over the last axis that cannot overflow in fp16.
-
-    ``x / sqrt(mean(x^2) + eps)`` is computed as ``y * rsqrt(mean(y^2) + eps / m^2)``
-    with ``y = x / m`` and ``m = max(max|x|, 1)``: the same value, but the squares stay
-    at most 1 (outlier activations of a few thousand square past fp16's 65504).
-    """
-
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        wide = x.to(torch.float32)
-        scale = wide.abs().amax(-1, keepdim=True).clamp_min(1.0)
-        scaled = wide / scale
-        normed = scaled * torch.rsqrt(scaled.pow(2).mean(-1, keepdim=True) + self.eps / scale.pow(2))
-        return self.weight * normed.to(x.dtype)
 
 
 def rope_tables(head_dim: int, max_context: int, theta: float, scaling: Mapping[str, Any] | None) -> Tensor:
@@ -101,18 +81,19 @@ class Attention(nn.Module):
             self.k_norm = RMSNorm(d, dims.norm_eps)
         self.qk_norm = dims.qk_norm
 
-    def forward(self, x: Tensor, ctx: StepContext, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        q = self.q_proj(x).view(1, self.num_heads, self.head_dim)
-        k = self.k_proj(x).view(1, self.num_kv_heads, self.head_dim)
+    def forward(self, x: Tensor, ctx: StepContext, past_keys: Tensor, past_values: Tensor) -> tuple[Tensor, ...]:
+        """Returns (output ``[1, q, H]``, this call's keys and values ``[1, KV, q, D]``)."""
+        q = self.q_proj(x).view(1, -1, self.num_heads, self.head_dim)
+        k = self.k_proj(x).view(1, -1, self.num_kv_heads, self.head_dim)
         if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         half = self.head_dim // 2
-        q, k = _rotate(q, ctx.cos, ctx.sin, half), _rotate(k, ctx.cos, ctx.sin, half)
-        v = self.v_proj(x).view(1, self.num_kv_heads, 1, self.head_dim)
-        out, keys, values = cached_attention(
-            q, k, v, ctx, keys, values, (self.num_heads, self.num_kv_heads, self.head_dim)
-        )
-        return self.o_proj(out), keys, values
+        q = _rotate(q, ctx.cos, ctx.sin, half)
+        k = _rotate(k, ctx.cos, ctx.sin, half).transpose(1, 2)
+        v = self.v_proj(x).view(1, -1, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        keys, values = torch.cat([past_keys, k], dim=2), torch.cat([past_values, v], dim=2)
+        out = grouped_attention(q, keys, values, ctx, (self.num_heads, self.num_kv_heads, self.head_dim))
+        return self.o_proj(out), k, v
 
 
 class MLP(nn.Module):
@@ -138,7 +119,7 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(dims.hidden_size, dims.norm_eps)
         self.post_attention_layernorm = RMSNorm(dims.hidden_size, dims.norm_eps)
 
-    def forward(self, h: Tensor, ctx: StepContext, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        mixed, keys, values = self.self_attn(self.input_layernorm(h), ctx, keys, values)
+    def forward(self, h: Tensor, ctx: StepContext, past_keys: Tensor, past_values: Tensor) -> tuple[Tensor, ...]:
+        mixed, keys, values = self.self_attn(self.input_layernorm(h), ctx, past_keys, past_values)
         h = h + mixed
         return h + self.mlp(self.post_attention_layernorm(h)), keys, values

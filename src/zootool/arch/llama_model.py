@@ -1,11 +1,10 @@
-"""Export-friendly dense Llama-family decoder: one decode step with explicit, functional state.
+"""Export-friendly dense Llama-family decoder: the whole model as one stateful decode graph.
 
 Semantics follow transformers' ``LlamaForCausalLM``, ``Qwen3ForCausalLM`` and
-``MistralForCausalLM``. The interface is the one of ``lfm2_moe_model``: inputs of a
-step are ``input_ids`` int32 ``[1, 1]`` (or ``hidden_states`` ``[1, 1, H]`` for a
-later chunk), ``position`` int32 ``[1]``, then the K and V caches ``[1, kv_heads,
-max_context, head_dim]`` of every layer of the chunk in layer order. Outputs:
-logits ``[1, 1, vocab]`` (or hidden states), then the updated caches in the same order.
+``MistralForCausalLM``. The interface is the engine contract of ``decode_graph``:
+inputs ``input_ids [1, q]`` and ``position_ids [1, past + q]``; states ``keyCache`` /
+``valueCache`` ``[layers, 1, kv_heads, S, head_dim]``, updated in place; output
+logits ``[1, q, vocab]``.
 """
 
 from __future__ import annotations
@@ -18,12 +17,16 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, NotImplementedFeatureError
-from .decode_step import DecodeChunkIO, StateSpec, StepContext, cache_rows, decode_tokens, split_layers
+from .decode_graph import (
+    KEY_CACHE, VALUE_CACHE, DecodeGraph, StateSpec, StepContext, causal_visible, check_context, decode_tokens,
+    kv_state_specs,
+)
 from .llama import ARCHITECTURES, rope_settings
 from .llama_layers import DecoderLayer, RMSNorm, rope_tables
 from .llama_weights import load_weights
+from .safetensors_checkpoint import tie_head
 
-__all__ = ["LlamaDecodeChunk", "LlamaDims", "StateSpec", "build_decode_chunks", "decode_tokens", "load_weights"]
+__all__ = ["LlamaDecodeGraph", "LlamaDims", "StateSpec", "build_decode_graph", "decode_tokens", "load_weights"]
 
 _REQUIRED_KEYS = (
     "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
@@ -99,22 +102,17 @@ def _check_config(config: Mapping[str, Any]) -> None:
         )
 
 
-class LlamaDecodeChunk(DecodeChunkIO, nn.Module):
-    """Layers ``[start, stop)`` of the decoder as one functional decode step.
+class LlamaDecodeGraph(DecodeGraph, nn.Module):
+    """The decoder as one stateful decode graph. Build with :func:`build_decode_graph`."""
 
-    The first chunk embeds ``input_ids``; the last applies the final norm and the
-    (possibly tied) head. Build with :func:`build_decode_chunks`.
-    """
-
-    def __init__(self, dims: LlamaDims, max_context: int, layers: range, dtype: torch.dtype) -> None:
+    def __init__(self, dims: LlamaDims, max_context: int, dtype: torch.dtype) -> None:
         super().__init__()
-        self._place(dims, max_context, layers)
-        if self.is_first:
-            self.embed_tokens = nn.Embedding(dims.vocab_size, dims.hidden_size)
-        self.layers = nn.ModuleDict({str(i): DecoderLayer(dims) for i in layers})
-        if self.is_last:
-            self.norm = RMSNorm(dims.hidden_size, dims.norm_eps)
-            self.lm_head = nn.Linear(dims.hidden_size, dims.vocab_size, bias=False)
+        self.dims, self.max_context = dims, max_context
+        self.embed_tokens = nn.Embedding(dims.vocab_size, dims.hidden_size)
+        self.layers = nn.ModuleDict({str(i): DecoderLayer(dims) for i in range(dims.num_layers)})
+        self.norm = RMSNorm(dims.hidden_size, dims.norm_eps)
+        self.lm_head = nn.Linear(dims.hidden_size, dims.vocab_size, bias=False)
+        tie_head(self)
         self.to(dtype)
         self.dtype = dtype
         # Registered after the cast: the tables stay fp32 in every build (not weights: never loaded).
@@ -123,49 +121,43 @@ class LlamaDecodeChunk(DecodeChunkIO, nn.Module):
         self.register_buffer("rope_sin", tables[1], persistent=False)
 
     def state_specs(self) -> list[StateSpec]:
-        """The carried K/V caches, in input (and output) order."""
-        d = self.dims
-        cache = (1, d.num_kv_heads, self.max_context, d.head_dim)
-        return [StateSpec(f"layer{i}_{kind}", cache) for i in self.layer_range for kind in ("key", "value")]
+        return kv_state_specs(self.dims.num_layers, self.dims.num_kv_heads, self.dims.head_dim)
 
+    def forward(self, input_ids: Tensor, position_ids: Tensor, keyCache: Tensor, valueCache: Tensor) -> Tensor:
+        return self.decode(input_ids, position_ids, {KEY_CACHE: keyCache, VALUE_CACHE: valueCache})
 
-    def forward(self, x: Tensor, position: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
-        h = self.embed_tokens(x) if self.is_first else x
-        ctx = self._context(position, h.dtype)
-        new_states: list[Tensor] = []
-        for layer in self.layers.values():
-            index = len(new_states)
-            h, keys, values = layer(h, ctx, states[index], states[index + 1])
-            new_states += [keys, values]
-        if self.is_last:
-            h = self.lm_head(self.norm(h))
-        return (h, *new_states)
+    def embed(self, input_ids: Tensor) -> Tensor:
+        return self.embed_tokens(input_ids)
 
-    def _context(self, position: Tensor, dtype: torch.dtype) -> StepContext:
+    def head(self, h: Tensor) -> Tensor:
+        return self.lm_head(self.norm(h))
+
+    def run_layers(self, h: Tensor, ctx: StepContext, read: Mapping[str, Tensor]) -> tuple[Tensor, dict]:
+        keys, values = [], []
+        for index, layer in enumerate(self.layers.values()):
+            h, k, v = layer(h, ctx, read[KEY_CACHE][index], read[VALUE_CACHE][index])
+            keys.append(k)
+            values.append(v)
+        return h, {KEY_CACHE: keys, VALUE_CACHE: values}
+
+    def context(self, position_ids: Tensor, query_len: int) -> StepContext:
+        positions, visible = causal_visible(position_ids, query_len, self._window())
         # A table row, not position * inv_freq: fp16 arithmetic would lose the angle at long context.
-        cos = torch.index_select(self.rope_cos, 0, position).unsqueeze(1)
-        sin = torch.index_select(self.rope_sin, 0, position).unsqueeze(1)
-        rows, write = cache_rows(position, self.max_context)
-        visible = rows <= position
-        if self.dims.sliding_window is not None and self.max_context > self.dims.sliding_window:
-            visible = visible & (rows > position - self.dims.sliding_window)
-        return StepContext(
-            cos=cos.to(dtype),
-            sin=sin.to(dtype),
-            write=write,
-            visible=visible.view(1, 1, 1, self.max_context),
-        )
+        cos = torch.index_select(self.rope_cos, 0, positions.reshape(-1)).view(1, -1, 1, self.dims.head_dim)
+        sin = torch.index_select(self.rope_sin, 0, positions.reshape(-1)).view(1, -1, 1, self.dims.head_dim)
+        dtype = self.embed_tokens.weight.dtype
+        return StepContext(cos=cos.to(dtype), sin=sin.to(dtype), visible=visible)
+
+    def _window(self) -> int | None:
+        window = self.dims.sliding_window
+        return window if window is not None and self.max_context > window else None
 
 
-def build_decode_chunks(
-    config: Mapping[str, Any], max_context: int, chunks: int = 1, dtype: torch.dtype = torch.float32
-) -> list[LlamaDecodeChunk]:
-    """Decode-step modules for a ``config.json`` dict, split into ``chunks`` pieces.
+def build_decode_graph(config: Mapping[str, Any], max_context: int, dtype: torch.dtype = torch.float32) -> LlamaDecodeGraph:
+    """The decode graph of a ``config.json`` dict.
 
     Weights are uninitialised; call :func:`load_weights`. Build under
     ``with torch.device("meta"):`` to skip allocating them before loading.
     """
-    if max_context < 1:
-        raise ConfigError(f"max_context must be positive, got {max_context}")
-    dims = LlamaDims.from_config(config)
-    return [LlamaDecodeChunk(dims, max_context, r, dtype) for r in split_layers(dims.num_layers, chunks)]
+    check_context(max_context)
+    return LlamaDecodeGraph(LlamaDims.from_config(config), max_context, dtype)

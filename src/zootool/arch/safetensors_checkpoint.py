@@ -52,16 +52,24 @@ class SafetensorsCheckpoint:
 
     def get(self, name: str) -> Any:
         """The tensor ``name`` as a torch tensor (a copy out of the memory map)."""
+        path = self._path_of(name)
+        try:
+            return self._handles[path].get_tensor(name)
+        except Exception as exc:  # safetensors raises its own untyped errors
+            raise FetchError(f"{path}: cannot read tensor {name!r}: {exc}", _REFETCH) from exc
+
+    def get_slice(self, name: str) -> Any:
+        """``name`` unread: indexing it (``[start:stop]``) reads only those rows out of the memory map."""
+        return self._handles[self._path_of(name)].get_slice(name)
+
+    def _path_of(self, name: str) -> Path:
         path = self._where.get(name)
         if path is None:
             raise FetchError(
                 f"{self.directory}: checkpoint has no tensor {name!r}",
                 f"the checkpoint is incomplete or not of this architecture; {_REFETCH}",
             )
-        try:
-            return self._handles[path].get_tensor(name)
-        except Exception as exc:  # safetensors raises its own untyped errors
-            raise FetchError(f"{path}: cannot read tensor {name!r}: {exc}", _REFETCH) from exc
+        return path
 
     def _shard_paths(self) -> list[Path]:
         if not self.directory.is_dir():
@@ -120,3 +128,15 @@ def assign_checked(chunk: Any, name: str, value: Any, where: str) -> None:
         setattr(owner, attr, nn.Parameter(value, requires_grad=False))
     else:
         setattr(owner, attr, nn.Buffer(value))
+
+
+def untied_names(graph: Any) -> list[str]:
+    """State-dict names to load: a head tied to the embedding is loaded once, as the embedding."""
+    names = list(graph.state_dict(keep_vars=True))
+    return [n for n in names if not (n == "lm_head.weight" and graph.dims.tie_word_embeddings)]
+
+
+def tie_head(graph: Any) -> None:
+    """Make a tied head the embedding's own parameter, so an export stores the matrix once."""
+    if graph.dims.tie_word_embeddings:
+        graph.lm_head.weight = graph.embed_tokens.weight

@@ -43,6 +43,8 @@ def export_aimodel(
     kernel: str = "gather_mm",
     metadata: Mapping[str, Any] | None = None,
     output_names: Sequence[str] | None = None,
+    state_names: Sequence[str] | None = None,
+    dynamic_shapes: Any = None,
 ) -> Path:
     """Convert ``module`` to a Core AI asset at ``out_path`` (a ``.aimodel`` directory).
 
@@ -51,8 +53,10 @@ def export_aimodel(
     device (buffers keep their dtype: modules hold fp32 buffers on purpose, e.g. RoPE
     frequencies). ``example_inputs`` as a mapping gives input names (in ``forward``
     argument order), else ``module.input_names`` is used when present; float inputs
-    are cast to fp16 and int64 to int32 (Core AI has no 64-bit types). State tensors
-    are ordinary inputs and outputs. ``output_names`` defaults to
+    are cast to fp16 and int64 to int32 (Core AI has no 64-bit types).
+    ``state_names`` (default ``module.state_names()`` when present) name the trailing
+    ``forward`` arguments the module writes in place: they become Core AI states, growing
+    where ``dynamic_shapes`` gives them a dynamic axis. ``output_names`` defaults to
     ``module.output_names`` (an attribute or a method).
     ``scheme`` is a scheme id (``fp16``, ``sym8``, ``int4km``) or a scheme object;
     ``kernel`` is ``gather_mm`` (stock composite) or ``gather_qmm`` (Metal kernel).
@@ -66,15 +70,31 @@ def export_aimodel(
         raise ConfigError(f"{out_path}: a Core AI asset path must end in .aimodel")
     plan = _quantize(module, scheme, kernel)
     names, args = _prepare_inputs(module, example_inputs)
+    states = list(state_names if state_names is not None else _declared_names(module, "state_names"))
+    inputs = [name for name in names if name not in states]
     outputs = list(output_names or _declared_names(module, "output_names"))
-    program = _stage("export", lambda: _export(module, args))
+    program = _stage("export", lambda: _export(module, args, dynamic_shapes))
     if kernel == "gather_qmm" and not _calls_kernel(program):
         raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts for it", _KERNEL_HINT)
-    ai_program = _stage("convert", lambda: _convert(program, names, outputs, kernel))
+    ai_program = _stage("convert", lambda: _convert(program, inputs, outputs, states, kernel))
     asset = _stage("save", lambda: _save(ai_program, Path(out_path)))
     custom = {"zootool.scheme": plan.name, "zootool.kernel": kernel, **dict((metadata or {}).get("custom", {}))}
     _stage("metadata", lambda: write_metadata(asset, {**dict(metadata or {}), "custom": custom}))
     return Path(out_path)
+
+
+def export_decode_graph(
+    graph: Any, out_path: Path, *, query_len: int | None, scheme: Any, kernel: str, metadata: Mapping[str, Any]
+) -> Path:
+    """A family's decode graph as the engines load it: two inputs, in-place states, logits.
+
+    ``query_len`` fixes the number of tokens per call (1 where a kernel needs it);
+    ``None`` leaves it dynamic so the engine's chunked prefill works with its defaults.
+    """
+    return export_aimodel(
+        graph, graph.example_inputs(query_len), out_path, scheme=scheme, kernel=kernel, metadata=metadata,
+        state_names=graph.state_names(), dynamic_shapes=graph.dynamic_shapes(query_len),
+    )
 
 
 def _require_stack() -> None:
@@ -124,7 +144,8 @@ def _prepare_inputs(module: Any, example_inputs: Any) -> tuple[list[str], tuple[
     if isinstance(example_inputs, Mapping):
         names, values = list(example_inputs), list(example_inputs.values())
     else:
-        names, values = _declared_names(module, "input_names"), list(example_inputs)
+        names = _declared_names(module, "input_names") + _declared_names(module, "state_names")
+        values = list(example_inputs)
     return names, tuple(_device_dtype(v, torch) for v in values)
 
 
@@ -139,12 +160,15 @@ def _device_dtype(value: Any, torch: Any) -> Any:
     return value.to(torch.int32) if value.dtype == torch.int64 else value
 
 
-def _export(module: Any, args: tuple[Any, ...]) -> Any:
+def _export(module: Any, args: tuple[Any, ...], dynamic_shapes: Any) -> Any:
     import torch
+    import torch.fx.experimental._config as fx_config
     from coreai_torch import get_decomp_table
 
-    with torch.no_grad():
-        program = torch.export.export(module, args)
+    # Size-oblivious: a dynamic size of 1 must not change strides' meaning, or torch.export
+    # guards every state view on "past != 1" and refuses the dynamic context.
+    with torch.no_grad(), fx_config.patch(backed_size_oblivious=True):
+        program = torch.export.export(module, args, dynamic_shapes=dynamic_shapes)
     return program.run_decompositions(get_decomp_table())
 
 
@@ -154,7 +178,7 @@ def _calls_kernel(program: Any) -> bool:
     return any(KERNEL_NAME in str(node.target) for node in program.graph.nodes)
 
 
-def _convert(program: Any, input_names: list[str], output_names: list[str], kernel: str) -> Any:
+def _convert(program: Any, input_names: list[str], output_names: list[str], states: list[str], kernel: str) -> Any:
     from coreai_torch import TorchConverter
 
     converter = TorchConverter(mode=TorchConverter.Mode.RELEASE)
@@ -162,7 +186,9 @@ def _convert(program: Any, input_names: list[str], output_names: list[str], kern
         from ..kernels.gather_qmm import gather_qmm_kernel
 
         converter.register_custom_kernels([gather_qmm_kernel()])
-    converter.add_exported_program(program, input_names=input_names or None, output_names=output_names or None)
+    converter.add_exported_program(
+        program, input_names=input_names or None, output_names=output_names or None, state_names=states or None
+    )
     return converter.to_coreai()
 
 

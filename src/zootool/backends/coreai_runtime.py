@@ -60,7 +60,9 @@ class AimodelSession:
         except Exception as exc:
             self.close()
             raise _runtime_error(self.path, "load", exc) from exc
-        self._inputs = {name: self._function.desc.input_descriptor(name) for name in self._function.desc.input_names}
+        desc = self._function.desc
+        self._inputs = {name: desc.input_descriptor(name) for name in desc.input_names}
+        self.states = {name: _described(desc.state_descriptor(name)) for name in desc.state_names}
 
     @property
     def input_names(self) -> list[str]:
@@ -70,13 +72,22 @@ class AimodelSession:
     def output_names(self) -> list[str]:
         return list(self._function.desc.output_names)
 
-    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Run the function: numpy arrays in (cast to the declared dtypes), numpy copies out."""
+    def input_shape(self, name: str) -> tuple[int, ...]:
+        """The declared shape of an input; -1 marks a dynamic axis."""
+        return _described(self._inputs[name])[0]
+
+    def run(self, inputs: Mapping[str, Any], state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run the function: numpy arrays in (cast to the declared dtypes), numpy copies out.
+
+        ``state`` maps state names to runtime ``NDArray`` objects (see :meth:`new_state`),
+        which the function updates in place.
+        """
         from coreai.runtime._ndarray import NDArray
 
         arrays = {name: NDArray(self._cast(name, value)) for name, value in inputs.items()}
         try:
-            outputs = self._loop.call(self._function(arrays))
+            call = self._function(arrays, state=dict(state)) if state else self._function(arrays)
+            outputs = self._loop.call(call)
         except Exception as exc:
             raise _runtime_error(self.path, "run", exc) from exc
         # Copy: numpy() views the runtime's buffer, which the next call may reuse.
@@ -111,34 +122,19 @@ class AimodelSession:
         self.close()
 
 
-class DecodeSession(AimodelSession):
-    """A stateful step function: named state outputs are fed back as inputs.
+def new_state(array: Any) -> Any:
+    """A runtime array holding ``array`` (numpy), for :meth:`AimodelSession.run`'s ``state``."""
+    import numpy as np
+    from coreai.runtime._ndarray import NDArray
 
-    ``feedback`` maps an output name to the input it becomes on the next step;
-    ``state`` holds the initial value of every fed-back input.
-    """
+    return NDArray(np.ascontiguousarray(array))
 
-    def __init__(
-        self,
-        aimodel_path: Path,
-        feedback: Mapping[str, str],
-        state: Mapping[str, Any],
-        function: str = "main",
-    ) -> None:
-        super().__init__(aimodel_path, function)
-        missing = sorted(set(feedback.values()) - set(state))
-        if missing:
-            self.close()
-            raise BackendFailedError(f"no initial value for state input(s) {missing}", "pass them in `state`")
-        self.feedback = dict(feedback)
-        self.state = dict(state)
 
-    def step(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        """Run one step with ``inputs`` plus the carried state; return the non-state outputs."""
-        outputs = self.run({**self.state, **inputs})
-        for out_name, in_name in self.feedback.items():
-            self.state[in_name] = outputs.pop(out_name)
-        return outputs
+def _described(descriptor: Any) -> tuple[tuple[int, ...], Any]:
+    """(shape with -1 for dynamic axes, numpy dtype) of a runtime NDArray descriptor."""
+    import numpy as np
+
+    return tuple(int(size) for size in descriptor.shape), np.dtype(descriptor.dtype)
 
 
 def _runtime_error(path: Path, stage: str, exc: Exception) -> BackendFailedError:

@@ -63,18 +63,18 @@ def deployment_target(os_name: str, min_os: int) -> str:
 
 
 def export_mlpackage(
-    module: Any,
-    example_inputs: tuple[Any, ...],
+    graph: Any,
     out_path: Path,
     *,
     scheme: Any = "fp16",
     target: str = "iOS18",
     metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Convert ``module`` to an ML Program at ``out_path`` (a ``.mlpackage`` directory).
+    """Convert a family decode ``graph`` to a stateful ML Program at ``out_path`` (``.mlpackage``).
 
-    ``module`` follows the decode-chunk interface (``input_names()``,
-    ``output_names()``) and is modified in place (k-means groups are clustered).
+    The graph is wrapped as swift-transformers drives it (``coremltools_stateful``): inputs
+    ``inputIds`` and ``causalMask``, states ``keyCache`` / ``valueCache``, output ``logits``.
+    It is modified in place (k-means groups are clustered).
     ``scheme`` is a scheme id or object as for the Core AI backend: each tensor group
     it quantizes maps to a Core ML compression (symmetric -> ``linear_symmetric``,
     affine -> ``linear``, k-means -> per-row LUT palettization); other weights are
@@ -87,11 +87,13 @@ def export_mlpackage(
     if not hasattr(ct.target, target):
         raise ConfigError(f"coremltools {ct.__version__} has no deployment target {target!r}")
     from .coremltools_compress import cluster_kmeans_groups, compression_configs, resolve_formats
+    from .coremltools_stateful import StatefulCoreMLGraph
 
     plan = _stage("quantize", lambda: resolve_formats(scheme))
+    module = _stage("trace", lambda: StatefulCoreMLGraph(graph))
     clustered = _stage("quantize", lambda: cluster_kmeans_groups(module, plan))
-    traced = _stage("trace", lambda: _trace(module, example_inputs))
-    model = _stage("convert", lambda: _convert(ct, traced, module, example_inputs, getattr(ct.target, target)))
+    traced = _stage("trace", lambda: _trace(module))
+    model = _stage("convert", lambda: _convert(ct, traced, module, getattr(ct.target, target)))
     aliases = _stage("convert", lambda: weight_aliases(model, module))
     model = _stage("compress", lambda: _compress(model, compression_configs(module, plan, clustered)))
     custom = {
@@ -121,27 +123,40 @@ def _stage(name: str, action: Any) -> Any:
         raise BackendFailedError(message.splitlines()[0][:2000], _STAGE_HINTS[name]) from exc
 
 
-def _trace(module: Any, example_inputs: tuple[Any, ...]) -> Any:
+def _trace(module: Any) -> Any:
     import torch
 
     # Traced in fp32: coremltools stores weights and computes in fp16 (compute_precision) itself.
     module.eval().to(torch.float32)
-    args = tuple(a.to(torch.float32) if a.is_floating_point() else a.to(torch.int32) for a in example_inputs)
     with torch.no_grad():
-        return torch.jit.trace(module, args, check_trace=False)
+        return torch.jit.trace(module, _example(module), check_trace=False)
 
 
-def _convert(ct: Any, traced: Any, module: Any, example_inputs: tuple[Any, ...], target: Any) -> Any:
+def _example(module: Any) -> tuple[Any, Any]:
+    import torch
+
+    query, total = 3, 5  # distinct, so the trace keeps both sizes symbolic
+    return torch.zeros(1, query, dtype=torch.int32), torch.zeros(1, 1, query, total)
+
+
+def _convert(ct: Any, traced: Any, module: Any, target: Any) -> Any:
     import numpy as np
 
+    from .coremltools_stateful import CAUSAL_MASK, INPUT_IDS, LOGITS, STATE_NAMES
+
+    context = ct.RangeDim(1, module.max_context)
+    query = ct.RangeDim(1, module.max_context)
     inputs = [
-        ct.TensorType(name=name, shape=tuple(a.shape), dtype=np.float16 if a.is_floating_point() else np.int32)
-        for name, a in zip(module.input_names(), example_inputs)
+        ct.TensorType(name=INPUT_IDS, shape=(1, query), dtype=np.int32),
+        ct.TensorType(name=CAUSAL_MASK, shape=(1, 1, ct.RangeDim(1, module.max_context), context), dtype=np.float16),
     ]
-    outputs = [ct.TensorType(name=name, dtype=np.float16) for name in module.output_names()]
+    states = [
+        ct.StateType(wrapped_type=ct.TensorType(shape=tuple(getattr(module, name).shape), dtype=np.float16), name=name)
+        for name in STATE_NAMES
+    ]
     return ct.convert(
-        traced, inputs=inputs, outputs=outputs, convert_to="mlprogram",
-        minimum_deployment_target=target, compute_precision=ct.precision.FLOAT16,
+        traced, inputs=inputs, outputs=[ct.TensorType(name=LOGITS, dtype=np.float16)], states=states,
+        convert_to="mlprogram", minimum_deployment_target=target, compute_precision=ct.precision.FLOAT16,
         compute_units=ct.ComputeUnit.ALL, skip_model_load=True,
     )
 
@@ -154,7 +169,7 @@ def weight_aliases(model: Any, module: Any) -> dict[str, str]:
     consts = [op for op in model._mil_program.functions["main"].operations if op.op_type == "const"]
     names = {op.name for op in consts}
     aliases = {}
-    for name, tensor in module.state_dict().items():
+    for name, tensor in weight_tensors(module).items():
         if const_name(name) in names:
             continue
         value = tensor.detach().to(torch.float16).numpy()
@@ -165,6 +180,13 @@ def weight_aliases(model: Any, module: Any) -> dict[str, str]:
                                      "the export module's parameters must reach the graph as constants")
         aliases[name] = match
     return aliases
+
+
+def weight_tensors(module: Any) -> dict[str, Any]:
+    """The module's weights by parameter path: its state dict without the KV state buffers."""
+    from .coremltools_stateful import STATE_NAMES
+
+    return {name: t for name, t in module.state_dict(keep_vars=True).items() if name not in STATE_NAMES}
 
 
 def _compress(model: Any, configs: tuple[dict[str, Any], dict[str, Any]]) -> Any:
@@ -187,7 +209,7 @@ def write_metadata(model: Any, metadata: Mapping[str, Any]) -> None:
     if "description" in metadata:
         model.short_description = str(metadata["description"])
     for key, value in dict(metadata.get("custom", {})).items():
-        model.user_defined_metadata[str(key)] = str(value)
+        model.user_defined_metadata[str(key)] = value if isinstance(value, str) else json.dumps(value)
 
 
 def _save(model: Any, out_path: Path) -> Path:

@@ -95,72 +95,95 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return {"author": meta.author, "license": meta.license, "description": meta.shortDescription, "custom": custom}
 
 
-def input_output_names(path: Path) -> tuple[list[str], list[str]]:
+def signature(path: Path) -> dict[str, Any]:
+    """Input, output and state features of a package: name -> (type, shape) as the spec says."""
     description = _model(path).get_spec().description
-    return [i.name for i in description.input], [o.name for o in description.output]
+
+    def feature(f: Any) -> tuple[str, list[int]]:
+        kind = f.type.WhichOneof("Type")
+        array = f.type.stateType.arrayType if kind == "stateType" else getattr(f.type, "multiArrayType", None)
+        return kind, list(array.shape) if array is not None else []
+
+    return {
+        "inputs": {f.name: feature(f) for f in description.input},
+        "outputs": {f.name: feature(f) for f in description.output},
+        "states": {f.name: feature(f) for f in description.state},
+    }
 
 
-class CoreMLSession:
-    """A loaded ``.mlpackage`` on macOS: ``run`` is one ``MLModel.predict`` call."""
+class CoreMLGraph:
+    """A stateful ``.mlpackage`` driven as swift-transformers drives it: ``inputIds`` + ``causalMask``.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._model = _model(self.path, load=True)
+    On macOS this is Core ML itself (``make_state`` + ``predict``). Elsewhere the package's
+    own weights, read back and dequantized by coremltools, run in the zoo's torch graph
+    rebuilt from the ``config.json`` stored in the package.
+    """
 
-    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    query_len = None  # ranged inputIds: any number of tokens per call
+
+    def __init__(self, path: Path, max_context: int) -> None:
+        self.path, self.max_context = Path(path), max_context
+        self._model = _model(self.path, load=True) if CORE_ML_RUNS_HERE else _readback_graph(self.path)
+        self.reset()
+
+    def reset(self) -> None:
+        if CORE_ML_RUNS_HERE:
+            self._state = self._model.make_state()
+        else:
+            self._model.reset()
+
+    def __call__(self, input_ids: Any, total: int) -> Any:
         import numpy as np
 
-        try:
-            outputs = self._model.predict({name: np.asarray(value) for name, value in inputs.items()})
-        except Exception as exc:  # Core ML raises bare RuntimeErrors
-            raise BackendFailedError(
-                f"{self.path}: Core ML predict failed: {exc}", "check input names, shapes and dtypes against the spec"
-            ) from exc
-        return {name: np.array(value) for name, value in outputs.items()}
+        query = input_ids.shape[1]
+        rows = np.arange(total - query, total).reshape(-1, 1)
+        mask = np.where(np.arange(total) <= rows, 0.0, -np.inf).astype(np.float16).reshape(1, 1, query, total)
+        return self._predict(input_ids.astype(np.int32), mask)[0]
+
+    def _predict(self, input_ids: Any, mask: Any) -> Any:
+        import numpy as np
+
+        from .coremltools_stateful import CAUSAL_MASK, INPUT_IDS, LOGITS
+
+        if CORE_ML_RUNS_HERE:
+            try:
+                out = self._model.predict({INPUT_IDS: input_ids, CAUSAL_MASK: mask}, state=self._state)
+            except Exception as exc:  # Core ML raises bare RuntimeErrors
+                raise BackendFailedError(f"{self.path}: Core ML predict failed: {exc}") from exc
+            return np.asarray(out[LOGITS], dtype=np.float32)
+        import torch
+
+        with torch.no_grad():
+            logits = self._model(torch.from_numpy(input_ids), torch.from_numpy(mask))
+        return logits.float().numpy()
 
     def close(self) -> None:
         self._model = None
 
 
-class TorchReadbackSession:
-    """A decode chunk run in torch fp16 with the weights read back from its ``.mlpackage``.
+def _readback_graph(path: Path) -> Any:
+    """The package's graph in torch fp16, every weight taken from the package itself."""
+    import torch
 
-    ``chunk`` is the plan's decode module for this package (on the meta device is
-    fine): its parameters are replaced by the package's dequantized constants.
-    """
+    from ..export import family_functions
+    from .coremltools import weight_tensors
+    from .coremltools_stateful import StatefulCoreMLGraph
 
-    def __init__(self, path: Path, chunk: Any) -> None:
-        import torch
-
-        self.path, self.chunk = Path(path), chunk
-        weights = read_weights(self.path)
-        aliases = json.loads(read_metadata(self.path)["custom"].get(ALIASES_KEY, "{}"))
-        for name, current in chunk.state_dict(keep_vars=True).items():
-            value = torch.from_numpy(_weight_for(weights, aliases, name, self.path)).to(torch.float16)
-            if tuple(value.shape) != tuple(current.shape):
-                raise BackendFailedError(
-                    f"{self.path}: weight {name} is {tuple(value.shape)} in the package, the plan implies "
-                    f"{tuple(current.shape)}", "rebuild the bundle from this plan",
-                )
-            owner, _, attr = name.rpartition(".")
-            setattr(chunk.get_submodule(owner), attr, torch.nn.Parameter(value, requires_grad=False))
-        chunk.eval()
-
-    def run(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        import numpy as np
-        import torch
-
-        args = []
-        for name in self.chunk.input_names():
-            array = np.asarray(inputs[name])
-            tensor = torch.from_numpy(np.ascontiguousarray(array))
-            args.append(tensor.to(torch.float16) if tensor.is_floating_point() else tensor.to(torch.int32))
-        with torch.no_grad():
-            outputs = self.chunk(*args)
-        return {name: value.numpy().copy() for name, value in zip(self.chunk.output_names(), outputs)}
-
-    def close(self) -> None:
-        self.chunk = None
+    custom = read_metadata(path)["custom"]
+    build, _ = family_functions(custom["zootool.family"])
+    graph = build(json.loads(custom["zootool.config"]), int(custom["zootool.context_length"]), dtype=torch.float16)
+    module = StatefulCoreMLGraph(graph)
+    weights, aliases = read_weights(path), json.loads(custom.get(ALIASES_KEY, "{}"))
+    for name, current in weight_tensors(module).items():
+        value = torch.from_numpy(_weight_for(weights, aliases, name, path)).to(torch.float16)
+        if tuple(value.shape) != tuple(current.shape):
+            raise BackendFailedError(
+                f"{path}: weight {name} is {tuple(value.shape)} in the package, the graph implies "
+                f"{tuple(current.shape)}", "rebuild the bundle",
+            )
+        owner, _, attr = name.rpartition(".")
+        setattr(module.get_submodule(owner), attr, torch.nn.Parameter(value, requires_grad=False))
+    return module.eval()
 
 
 def _weight_for(weights: dict[str, Any], aliases: dict[str, str], name: str, path: Path) -> Any:

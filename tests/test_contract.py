@@ -1,0 +1,118 @@
+"""The engine contract checked statically: a good bundle passes, each broken rule is refused (exit 8)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import copy_zoo, run_zoo
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("coreai_torch")
+
+from zootool.contract import contract_problems  # noqa: E402
+
+MODEL = "tiny-lfm2-moe"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_zoo(tmp_path_factory.mktemp("contract") / "zoo")
+    result = run_zoo("build", MODEL, "--target", "iphone", "--no-gate", "--json", root=root)
+    assert result.returncode == 0, result.stderr
+    return root / "build" / MODEL / "iphone"
+
+
+def model_dir(bundle: Path) -> Path:
+    return bundle / json.loads((bundle / "manifest.json").read_text())["model_dir"]
+
+
+@pytest.fixture
+def broken(built: Path, tmp_path: Path) -> Path:
+    """A copy of the zoo holding the good bundle, to break one rule in; returns the bundle."""
+    root = Path(shutil.copytree(built.parents[2], tmp_path / "zoo", ignore=shutil.ignore_patterns(".zoo-cache")))
+    return root / "build" / MODEL / "iphone"
+
+
+def edit_metadata(bundle: Path, change) -> None:
+    path = model_dir(bundle) / "metadata.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_built_bundle_meets_the_contract(built: Path):
+    assert contract_problems(model_dir(built)) == []
+    assert run_zoo("verify", str(built)).returncode == 0
+
+
+@pytest.mark.parametrize(("change", "rule"), [
+    (lambda d: d["language"].update(function_map={"main": "main"}), "language.function_map.main"),
+    (lambda d: d["language"].update(vocab_size=999), "language.vocab_size: 999, but the logits are 1024 wide"),
+    (lambda d: d["assets"].update(chunks=["a.aimodel", "b.aimodel"]), "chunks cannot be chained"),
+    (lambda d: d.update(metadata_version="0.1"), "metadata_version"),
+    (lambda d: d["language"].update(states={"keyCache": "kv_cache"}), "language.states: names"),
+])  # fmt: skip
+def test_broken_metadata_is_refused_by_zoo_verify(broken: Path, change, rule: str):
+    edit_metadata(broken, change)
+    result = run_zoo("verify", str(broken), "--json")
+    assert result.returncode == 8
+    problems = json.loads(result.stdout)["problems"]
+    assert any(rule in p and p.startswith("engine contract:") for p in problems), problems
+    assert "Traceback" not in result.stderr
+
+
+class StateAsInputOutput(torch.nn.Module):
+    """The old decode-step signature: a scalar position and the cache passed in and out."""
+
+    def forward(self, input_ids, position, keyCache):  # noqa: N803
+        cache = keyCache + position.to(keyCache.dtype)
+        logits = torch.zeros(1, 1, 1024, dtype=keyCache.dtype) + cache.sum() + input_ids.sum()
+        return logits, cache
+
+
+class ExtraInput(torch.nn.Module):
+    def forward(self, input_ids, position_ids, attention_mask):
+        return torch.zeros(1, 1, 1024) + input_ids.sum() + position_ids.sum() + attention_mask.sum()
+
+
+@pytest.mark.parametrize(("module", "example", "outputs", "rule"), [
+    (StateAsInputOutput(), {"input_ids": torch.zeros(1, 1, dtype=torch.int32), "position": torch.zeros(1, dtype=torch.int32),
+                            "keyCache": torch.zeros(1, 2, 8, 4)}, ["logits", "keyCache_out"],
+     "inputs: exactly ['input_ids', 'position_ids'] in this order, got ['input_ids', 'position', 'keyCache']"),
+    (ExtraInput(), {"input_ids": torch.zeros(1, 1, dtype=torch.int32), "position_ids": torch.zeros(1, 3, dtype=torch.int32),
+                    "attention_mask": torch.zeros(1, 3)}, ["logits"],
+     "got ['input_ids', 'position_ids', 'attention_mask']"),
+])  # fmt: skip
+def test_a_graph_off_the_contract_is_refused(broken: Path, module, example, outputs, rule: str):
+    from zootool.backends.coreai import export_aimodel
+
+    folder = model_dir(broken)
+    asset = next(folder.glob("*.aimodel"))
+    shutil.rmtree(asset)
+    export_aimodel(module, example, asset, output_names=outputs)
+    problems = contract_problems(folder)
+    assert any(rule in p for p in problems), problems
+    assert any(p.startswith("states: the function has no keyCache") for p in problems), problems
+    result = run_zoo("verify", str(broken))
+    assert result.returncode == 8 and rule in result.stderr
+
+
+def test_tokenizer_rules(broken: Path):
+    tokenizer = model_dir(broken) / "tokenizer"
+    config = json.loads((tokenizer / "tokenizer_config.json").read_text())
+    (tokenizer / "tokenizer_config.json").write_text(json.dumps({**config, "tokenizer_class": "MysteryTokenizer"}))
+    (tokenizer / "chat_template.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    (tokenizer / "generation_config.json").unlink()
+    problems = contract_problems(model_dir(broken))
+    assert "tokenizer_config.json: tokenizer_class 'MysteryTokenizer' is not one swift-transformers knows" in problems
+    assert "tokenizer/generation_config.json: missing" in problems
+    assert any("does not end with the eos token '<|im_end|>'" in p for p in problems), problems
+
+
+def test_publish_refuses_a_bundle_off_the_contract(broken: Path):
+    edit_metadata(broken, lambda d: d["language"].update(function_map={"main": "main"}))
+    result = run_zoo("publish", MODEL, "--target", "iphone", "--dry-run", root=broken.parents[2])
+    assert result.returncode == 8 and "language.function_map.main" in result.stderr
