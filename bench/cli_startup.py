@@ -1,33 +1,88 @@
-"""Cold start of `zoo --help` and `zoo list` against `python -c pass` (median of N runs)."""
+"""Cold start of `zoo` commands against the import floor `python -c "import typer, rich, pydantic"`.
+
+Prints the median of RUNS runs of each command, interleaved so that load from other
+processes falls on all of them alike, and each command's ratio to the floor. The
+goal for `zoo list` is at most 1.5x the floor. A bare Typer app (one command, one
+flag, nothing else) is printed too: the least any Typer command costs on this machine.
+
+Children run with bytecode caching on (and a warm-up run first), as an installed
+zootool runs: PYTHONDONTWRITEBYTECODE would make every run recompile zootool.
+"""
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RUNS = 7
+RUNS = int(os.environ.get("BENCH_RUNS", "15"))
+FLOOR = "import typer, rich, pydantic"
+BARE_TYPER = """
+import typer
+app = typer.Typer(add_completion=False)
+@app.callback()
+def main(verbose: bool = False): pass
+@app.command("list")
+def list_(json: bool = False): print("x")
+app()
+"""
 
 
-def median_seconds(argv: list[str]) -> float:
-    samples = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=REPO, capture_output=True, check=True)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def commands(bare_app: Path) -> dict[str, list[str]]:
+    zoo = [sys.executable, "-m", "zootool"]
+    return {
+        "import floor": [sys.executable, "-c", FLOOR],
+        "bare typer app": [sys.executable, str(bare_app), "list"],
+        "zoo --help": [*zoo, "--help"],
+        "zoo list": [*zoo, "list"],
+        "zoo list --json": [*zoo, "list", "--json"],
+    }
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), env.get("PYTHONPATH")]))
+    return env
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run; CPU time moves less with other processes' load."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    subprocess.run(argv, cwd=REPO, env=env, capture_output=True, check=True)
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def medians(argvs: dict[str, list[str]], runs: int) -> dict[str, tuple[float, float]]:
+    env = child_env()
+    for argv in argvs.values():  # warm-up: write bytecode, fill the OS file cache
+        subprocess.run(argv, cwd=REPO, env=env, capture_output=True, check=True)
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in argvs}
+    for _ in range(runs):
+        for name, argv in argvs.items():
+            samples[name].append(timed(argv, env))
+    return {name: (statistics.median(w for w, _ in values), statistics.median(c for _, c in values))
+            for name, values in samples.items()}
 
 
 def main() -> None:
-    baseline = median_seconds([sys.executable, "-c", "pass"])
-    print(f"{'command':<22}{'median s':>10}{'over python':>14}")
-    print(f"{'python -c pass':<22}{baseline:>10.3f}{0:>14.3f}")
-    for args in (["--help"], ["list"], ["list", "--json"]):
-        seconds = median_seconds([sys.executable, "-m", "zootool", *args])
-        print(f"{'zoo ' + ' '.join(args):<22}{seconds:>10.3f}{seconds - baseline:>14.3f}")
+    with tempfile.TemporaryDirectory() as folder:
+        bare_app = Path(folder) / "bare_typer.py"
+        bare_app.write_text(BARE_TYPER)
+        results = medians(commands(bare_app), RUNS)
+    wall_floor, cpu_floor = results["import floor"]
+    print(f"median of {RUNS} runs; floor = python -c {FLOOR!r}")
+    print(f"{'command':<18}{'wall ms':>9}{'x floor':>9}{'cpu ms':>9}{'x floor':>9}")
+    for name, (wall, cpu) in results.items():
+        print(f"{name:<18}{wall * 1000:>9.1f}{wall / wall_floor:>9.2f}{cpu * 1000:>9.1f}{cpu / cpu_floor:>9.2f}")
+    wall, cpu = results["zoo list"]
+    print(f"zoo list / import floor = {wall / wall_floor:.2f} wall, {cpu / cpu_floor:.2f} cpu (goal <= 1.5)")
 
 
 if __name__ == "__main__":

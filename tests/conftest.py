@@ -28,6 +28,18 @@ def zoo_root(tmp_path: Path) -> Path:
     return copy_zoo(tmp_path / "zoo-root")
 
 
+def invoke_zoo(*args: str, root: Path | None = REPO, env: dict | None = None):
+    """Run the ``zoo`` app in this process with Typer's CliRunner: the same error boundary and
+    exit codes as the command, without a fresh interpreter. ``root=None`` passes no --root."""
+    from typer.testing import CliRunner
+
+    from zootool.cli import app
+
+    runner = CliRunner(env={"ZOO_DEBUG": None, "ZOO_ROOT": None, **(env or {})})
+    prefix = ["--root", str(root)] if root else []
+    return runner.invoke(app, [*prefix, *args], catch_exceptions=False)
+
+
 def run_zoo(*args: str, root: Path | None = None, env: dict | None = None, cwd: Path | None = None):
     """Run the real ``zoo`` CLI in a fresh interpreter; returns the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}

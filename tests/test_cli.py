@@ -1,20 +1,34 @@
-"""The `zoo` CLI end to end in fresh interpreters: output shapes, exit codes, cold imports."""
+"""The `zoo` CLI: output shapes, exit codes, help texts, layouts by terminal width, cold imports.
+
+Most tests run the app in-process with Typer's CliRunner (``invoke_zoo``); the ones about
+a fresh interpreter (imports, the console-script exit path) use ``run_zoo``.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 
-from conftest import REPO, run_zoo
+import pytest
+from conftest import REPO, invoke_zoo, run_zoo
+from typer.main import get_command
+
+from zootool.cli import app
+from zootool.list_view import cells
+from zootool.registry import resolve_all
+from zootool.zoo_data import Zoo
 
 
 def test_version():
-    result = run_zoo("--version")
-    assert result.returncode == 0 and result.stdout.startswith("zootool ")
+    result = invoke_zoo("--version")
+    assert result.exit_code == 0 and result.stdout.startswith("zootool ")
 
 
 def test_plan_json_has_params_and_estimate():
-    result = run_zoo("plan", "lfm2.5-8b-a1b", "--target", "mac", "--json")
-    assert result.returncode == 0, result.stderr
+    result = invoke_zoo("plan", "lfm2.5-8b-a1b", "--target", "mac", "--json")
+    assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["estimate"]["params"] > 8_000_000_000
     assert plan["budget"]["estimated_bytes"] == plan["estimate"]["weight_bytes"]
@@ -23,57 +37,119 @@ def test_plan_json_has_params_and_estimate():
 
 
 def test_plan_over_budget_exit_3_with_alternative():
-    result = run_zoo("plan", "lfm2.5-8b-a1b", "--target", "iphone", "--quant", "sym8")
-    assert result.returncode == 3
+    result = invoke_zoo("plan", "lfm2.5-8b-a1b", "--target", "iphone", "--quant", "sym8")
+    assert result.exit_code == 3
     assert "exceeds the iphone budget" in result.stderr and "--quant int4km" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_unknown_model_and_target_exit_2():
-    model = run_zoo("plan", "lfm2.5-8b-a1c", "--target", "mac")
-    assert model.returncode == 2 and "did you mean 'lfm2.5-8b-a1b'?" in model.stderr
-    target = run_zoo("plan", "lfm2.5-8b-a1b", "--target", "iphon")
-    assert target.returncode == 2 and "did you mean 'iphone'?" in target.stderr
+    model = invoke_zoo("plan", "lfm2.5-8b-a1c", "--target", "mac")
+    assert model.exit_code == 2 and "did you mean 'lfm2.5-8b-a1b'?" in model.stderr
+    target = invoke_zoo("plan", "lfm2.5-8b-a1b", "--target", "iphon")
+    assert target.exit_code == 2 and "did you mean 'iphone'?" in target.stderr
 
 
 def test_root_that_is_not_a_zoo_exit_2(tmp_path):
-    for result in (run_zoo("list", root=tmp_path), run_zoo("list", env={"ZOO_ROOT": str(tmp_path)})):
-        assert result.returncode == 2, result.stdout
+    for result in (invoke_zoo("list", root=tmp_path), invoke_zoo("list", root=None, env={"ZOO_ROOT": str(tmp_path)})):
+        assert result.exit_code == 2, result.stdout
         assert "not a zoo checkout" in result.stderr and str(tmp_path) in result.stderr
 
 
 def test_list_json_rows_cover_every_target():
-    result = run_zoo("list", "--json")
-    rows = json.loads(result.stdout)
+    rows = json.loads(invoke_zoo("list", "--json").stdout)
     pairs = {(r["model"], r["target"]) for r in rows}
     assert {("lfm2.5-8b-a1b", "mac"), ("lfm2.5-8b-a1b", "iphone"), ("tiny-lfm2-moe", "mac")} <= pairs
     assert all(isinstance(r["fits"], bool) for r in rows)
 
 
 def test_show_json():
-    result = run_zoo("show", "tiny-lfm2-moe", "--json")
-    data = json.loads(result.stdout)
+    data = json.loads(invoke_zoo("show", "tiny-lfm2-moe", "--json").stdout)
     assert data["recipe"]["model"]["id"] == "tiny-lfm2-moe"
     assert {p["target"] for p in data["plans"]} == {"mac", "iphone"}
 
 
 def test_schema_is_json_schema_with_kebab_keys():
-    schema = json.loads(run_zoo("schema").stdout)
+    schema = json.loads(invoke_zoo("schema").stdout)
     assert schema["type"] == "object" and "targets" in schema["properties"]
     arch = json.dumps(schema)
     assert "hidden-size" in arch and "max-introduced-flips" in arch
 
 
+def repo_plans():
+    plans, errors = resolve_all(Zoo(REPO), str)
+    assert plans and not errors
+    return plans
+
+
+@pytest.mark.parametrize("columns", [40, 80, 100, 160])
+def test_list_never_cuts_an_id_or_a_number(columns):
+    result = invoke_zoo("list", env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    assert "…" not in result.stdout
+    rows = json.loads(invoke_zoo("list", "--json").stdout)
+    for plan in repo_plans():
+        shown = cells(plan)
+        whole = [plan.recipe_id, plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id,
+                 shown["params"], shown["estimate"], shown["budget"]]
+        missing = [word for word in whole if not any(re.search(rf"(^|\s){re.escape(word)}(,|:|\s|$)", line)
+                                                      for line in lines)]
+        assert not missing, f"{plan.recipe_id}/{plan.target} at {columns} columns: {missing}"
+    assert {r["model"] for r in rows} == {p.recipe_id for p in repo_plans()}
+
+
+def test_list_at_80_columns_keeps_one_target_per_line():
+    lines = invoke_zoo("list", env={"COLUMNS": "80"}).stdout.splitlines()
+    for plan in repo_plans():
+        shown = cells(plan)
+        row = [plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id, shown["estimate"], shown["budget"]]
+        assert any(all(word in line for word in row) for line in lines), row
+
+
+def every_command():
+    root = get_command(app)
+    return [((), root)] + [((name,), command) for name, command in root.commands.items()]
+
+
+def help_texts(command) -> list[str]:
+    texts = [command.help or "", command.epilog or ""]
+    return texts + [getattr(param, "help", None) or "" for param in command.params]
+
+
+def test_every_help_text_keeps_its_bracketed_words():
+    """Help is rendered as Rich markup, which silently drops an unescaped "[word]"."""
+    checked = 0
+    for path, command in every_command():
+        result = invoke_zoo(*path, "--help", root=None, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.stderr
+        rendered = " ".join(result.stdout.replace("│", " ").split())
+        for text in help_texts(command):
+            visible = text.replace("\\[", "[")
+            for bracketed in re.findall(r"\[[^\]]*\]", visible):
+                assert " ".join(bracketed.split()) in rendered, f"zoo {' '.join(path)} --help lost {bracketed}"
+                checked += 1
+    assert checked, "no help text has a bracketed word: this test checks nothing"
+
+
+def test_console_script_exit_path_for_a_bad_recipe():
+    """The real interpreter exit: code 2, one line, no traceback."""
+    result = run_zoo("plan", "tiny-llama", "--target", "macc")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith("error: recipes/tiny-llama.toml: ")
+    assert "Traceback" not in result.stderr
+
+
 def test_list_does_not_import_heavy_stacks():
+    """Start-up: no conversion stack, and `--json` needs no Rich rendering either."""
     code = (
         "import sys; from zootool.cli import main; sys.argv=['zoo','list','--json'];\n"
         "try: main()\nexcept SystemExit: pass\n"
-        "heavy=[m for m in ('torch','coreai','huggingface_hub','transformers') if m in sys.modules]\n"
+        "heavy=[m for m in ('torch','coreai','huggingface_hub','transformers','rich.console','rich.table')"
+        " if m in sys.modules]\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy))"
     )
-    import subprocess
-    import sys
-
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "HEAVY=" in result.stderr
     assert result.stderr.strip().endswith("HEAVY="), result.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_zoo
+from conftest import invoke_zoo, run_zoo
 from zootool.recipe import load_recipe
 
 transformers = pytest.importorskip("transformers")
@@ -69,3 +69,13 @@ def test_new_unknown_family_lists_known(zoo_root: Path, tmp_path: Path):
     assert result.returncode == 2
     assert "model_type 'gpt_neox' is not a family this zoo knows" in result.stderr
     assert "known model types: lfm2_moe, llama, mistral, qwen3" in result.stderr
+
+
+def test_new_refuses_a_layer_count_that_disagrees_with_layer_types(zoo_root: Path, tmp_path: Path):
+    config = write_config(tmp_path / "upstream")
+    data = json.loads(config.read_text())
+    config.write_text(json.dumps({**data, "num_hidden_layers": len(data["layer_types"]) + 1}))
+    result = invoke_zoo("new", "--config", str(config), "--license", "mit", root=zoo_root)
+    assert result.exit_code == 2, result.stdout
+    assert f"{config}: num_hidden_layers (7) differs from the 6 entries of layer_types" in result.stderr
+    assert not (zoo_root / "recipes" / "some-moe-1b.toml").exists()

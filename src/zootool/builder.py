@@ -105,11 +105,16 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
 
 @contextlib.contextmanager
 def _pointing_at(log: Path) -> Iterator[None]:
-    """Failures name the log that holds the conversion stack's own output."""
+    """Failures name the log that holds the conversion stack's own output, when it holds any.
+
+    A refusal before any conversion (an unpinned source, a missing license) leaves the
+    log empty or unwritten; pointing at it would send the reader to nothing.
+    """
     try:
         yield
     except ZooError as exc:
-        exc.hint = f"{exc.hint} (conversion log: {log})".strip()
+        if log.is_file() and log.stat().st_size > 0:
+            exc.hint = f"{exc.hint} (conversion log: {log})".strip()
         raise
 
 

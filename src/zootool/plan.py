@@ -126,7 +126,8 @@ def resolve(
     values, origins = cascade(_levels(zoo, recipe, table, target, recipe_file, overrides))
     platform_id = table.platform or target
     platform = _platform(zoo, platform_id, recipe_file, target)
-    _clamp_context(values, origins, platform, platform_id)
+    _clamp_context(values, origins, platform, platform_id, recipe, recipe_file)
+    _check_gate(values, origins)
     _platform_backend(values, origins, platform, platform_id)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
     sizes = estimate(recipe.architecture.tensors(), refs["scheme"], refs["kernel"])
@@ -197,20 +198,43 @@ def _platform(zoo: Zoo, platform_id: str, recipe_file: str, target: str) -> Plat
     return zoo.platforms[platform_id]
 
 
-def _clamp_context(values: dict, origins: dict, platform: Platform, platform_id: str) -> None:
-    limit = platform.max_context
-    if limit is None or values["context_length"] <= limit:
-        return
-    origin = origins["context_length"]
-    if origin.key == "defaults.context-length" and origin.file.endswith("zoo.toml"):
-        values["context_length"] = limit
-        origins["context_length"] = Origin(file="zoo/platforms.toml", key=f"platforms.{platform_id}.max-context")
-        return
-    raise ConfigError(
-        f"{origin}: context length {values['context_length']} exceeds platform '{platform_id}' "
-        f"max-context {limit}",
-        f"use at most {limit} for this target",
-    )
+def _clamp_context(values: dict, origins: dict, platform: Platform, platform_id: str, recipe: Recipe,
+                   recipe_file: str) -> None:
+    """A zoo-wide default context length shrinks to what the platform and the model take;
+    a length a recipe or the command line asked for is refused instead."""
+    limits = [
+        (platform.max_context, f"platform '{platform_id}' max-context",
+         Origin(file="zoo/platforms.toml", key=f"platforms.{platform_id}.max-context")),
+        (recipe.architecture.max_position_embeddings, "the model's max-position-embeddings",
+         Origin(file=recipe_file, key="architecture.max-position-embeddings")),
+    ]
+    for limit, what, limit_origin in limits:
+        if limit is None or values["context_length"] <= limit:
+            continue
+        origin = origins["context_length"]
+        if origin.file not in ("zoo/zoo.toml", "zoo/platforms.toml"):
+            raise ConfigError(
+                f"{origin}: context length {values['context_length']} exceeds {what} {limit}",
+                f"use at most {limit} for this target",
+            )
+        values["context_length"], origins["context_length"] = limit, limit_origin
+
+
+def _check_gate(values: dict, origins: dict) -> None:
+    """The gate must be able to fail, and its teacher-forced tokens must fit the context."""
+    flips, positions, context = values["gate.max_introduced_flips"], values["gate.positions"], values["context_length"]
+    if flips >= positions:
+        raise ConfigError(
+            f"{origins['gate.max_introduced_flips']}: max-introduced-flips {flips} is not below gate positions "
+            f"{positions} ({origins['gate.positions']}): a gate that allows every position to flip cannot fail",
+            f"use at most {positions - 1}",
+        )
+    if positions >= context:
+        raise ConfigError(
+            f"{origins['gate.positions']}: {positions} gate positions do not fit after the prompt in context "
+            f"length {context} ({origins['context_length']})",
+            f"use fewer than {context} positions, or a longer context-length",
+        )
 
 
 def _platform_backend(values: dict, origins: dict, platform: Platform, platform_id: str) -> None:

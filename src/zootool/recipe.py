@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from .arch import Architecture
 from .errors import RecipeError
-from .schema_base import Strict, read_toml, validate
+from .schema_base import INT32_MAX, Array, Strict, read_toml, validate
 
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 HUB_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -24,12 +24,37 @@ COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 def check_model_id(value: str) -> str:
     """Model ids name files and Hub paths: lowercase, no separators, no ``..``."""
+    return _check_slug(value, "model id")
+
+
+def check_target_name(value: str) -> str:
+    """Target names become ``build/<id>/<target>/`` and bundle versions: the model id rule."""
+    return _check_slug(value, "target name")
+
+
+def _check_slug(value: str, what: str) -> str:
     if not MODEL_ID.match(value) or ".." in value:
         raise ValueError(
-            f"'{value}' is not a valid model id (lowercase letters, digits, '.', '-', '_'; "
+            f"'{value}' is not a valid {what} (lowercase letters, digits, '.', '-', '_'; "
             "no '/', no '..')"
         )
     return value
+
+
+def check_file_name(value: str) -> str:
+    """Names that become one file or folder name: no separators, nothing hidden, no control characters."""
+    unsafe = any(c in "/\\" or ord(c) < 32 for c in value)
+    if unsafe or value != value.strip() or not value or value.startswith("."):
+        raise ValueError(
+            f"{value!r} is not a plain file name (no '/', '\\', control characters, leading '.' or "
+            "surrounding spaces)"
+        )
+    return value
+
+
+ModelId = Annotated[str, AfterValidator(check_model_id)]
+TargetName = Annotated[str, AfterValidator(check_target_name)]
+FileName = Annotated[str, AfterValidator(check_file_name)]
 
 
 class HubSource(Strict):
@@ -59,9 +84,10 @@ class GeneratedSource(Strict):
 
     source_tag: ClassVar[str] = "generate"
     generate: Literal["random"]
-    seed: int = 0
-    # Larger than transformers' 0.02 so every layer moves the logits and the gate has teeth.
-    init_std: float = Field(default=0.02, gt=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    # Larger than transformers' 0.02 so every layer moves the logits and the gate has teeth;
+    # above 1 random fp16 activations overflow within a few layers.
+    init_std: float = Field(default=0.02, gt=0, le=1)
 
 
 def _source_kind(value: Any) -> str | None:
@@ -81,25 +107,21 @@ Source = Annotated[
 
 
 class ModelInfo(Strict):
-    id: str
-    name: str
+    id: ModelId
+    # The display name is also the stem of the bundle's asset folder and files.
+    name: FileName
     description: str = ""
     source: Source
     license: str
-    license_file: str = "LICENSE"
-    card: str = "llm"
-    tags: tuple[str, ...] = ()
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return check_model_id(value)
+    license_file: FileName = "LICENSE"
+    card: FileName = "llm"
+    tags: Array[str] = ()
 
 
 class GateSettings(Strict):
     margin: float | None = Field(default=None, ge=0)
-    max_introduced_flips: int | None = Field(default=None, ge=0)
-    positions: int | None = Field(default=None, ge=1)
+    max_introduced_flips: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    positions: int | None = Field(default=None, ge=1, le=INT32_MAX)
 
 
 class PublishSettings(Strict):
@@ -121,7 +143,7 @@ class Settings(Strict):
     pipeline: str | None = None
     quant: str | None = None
     kernel: str | None = None
-    context_length: int | None = Field(default=None, ge=16)
+    context_length: int | None = Field(default=None, ge=16, le=INT32_MAX)
     gate: GateSettings | None = None
     publish: PublishSettings | None = None
 
@@ -147,7 +169,15 @@ class Recipe(Strict):
     model: ModelInfo
     architecture: Architecture
     defaults: Settings = Settings()
-    targets: dict[str, Target] = Field(min_length=1)
+    targets: dict[TargetName, Target] = Field(min_length=1)
+
+    @field_validator("schema_", mode="before")
+    @classmethod
+    def _schema_is_a_number(cls, value: Any) -> Any:
+        # Literal[1] alone takes `true`, which equals 1 in Python.
+        if isinstance(value, bool):
+            raise ValueError("Input should be 1")
+        return value
 
     @property
     def id(self) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from .plan import BuildPlan, gb
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def verdict(plan: BuildPlan) -> str:
@@ -29,20 +30,16 @@ def plan_row(plan: BuildPlan) -> dict[str, Any]:
     }
 
 
-def list_table(plans: list[BuildPlan]) -> Table:
-    table = Table(title="zoo models x targets")
-    for column in ("model", "target", "platform", "scheme", "kernel", "params", "estimate", "budget", "verdict"):
-        table.add_column(column, justify="right" if column in ("params", "estimate", "budget") else "left")
-    for plan in plans:
-        table.add_row(
-            plan.recipe_id, plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id,
-            f"{plan.estimate.params / 1e9:.3f}B" if plan.estimate.params >= 1e8 else f"{plan.estimate.params:,}",
-            gb(plan.budget.estimated_bytes), gb(plan.budget.budget_bytes), verdict(plan),
-        )
-    return table
+def list_table(plans: list[BuildPlan]) -> Any:
+    """Every plan, one per target, laid out to fit the terminal (see ``list_view``)."""
+    from .list_view import ListView
+
+    return ListView(plans)
 
 
-def plan_table(plan: BuildPlan) -> Table:
+def plan_table(plan: BuildPlan) -> "Table":
+    from rich.table import Table  # here, not at the top: `--json` views need no Rich
+
     table = Table(title=f"{plan.recipe_id} --target {plan.target}  (plan {plan.plan_hash})", show_header=False)
     table.add_column("setting")
     table.add_column("value")
@@ -70,7 +67,9 @@ def plan_table(plan: BuildPlan) -> Table:
     return table
 
 
-def groups_table(plan: BuildPlan) -> Table:
+def groups_table(plan: BuildPlan) -> "Table":
+    from rich.table import Table
+
     table = Table(title="size estimate by tensor group")
     for column in ("group", "tensors", "params", "storage", "bytes"):
         table.add_column(column)

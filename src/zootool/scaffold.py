@@ -79,6 +79,8 @@ def scaffold_config(
         raise ConfigError(
             f"{config_path}: {exc.args[0]} is missing", "a complete upstream config.json is needed"
         ) from None
+    except ValueError as exc:
+        raise ConfigError(f"{config_path}: {exc}", "pass the checkpoint's own, unedited config.json") from None
     model_id = model_id or default_id(config, hub, config_path)
     try:
         check_model_id(model_id)

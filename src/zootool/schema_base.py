@@ -7,13 +7,15 @@ strict (``extra="forbid"``) and frozen so a plan built from them is hashable.
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict as StrictType, ValidationError
 
 from .errors import RecipeError
 
@@ -23,20 +25,65 @@ def kebab(name: str) -> str:
 
 
 class Strict(BaseModel):
-    """Frozen, unknown-key-refusing model read from kebab-case TOML."""
+    """Frozen, unknown-key-refusing model read from kebab-case TOML.
+
+    TOML values are typed, so nothing is coerced: ``"256"`` is not a size and ``1``
+    is not ``true``. ``nan`` and ``inf`` are valid TOML floats but no valid setting.
+    """
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=kebab, populate_by_name=True
+        extra="forbid", frozen=True, alias_generator=kebab, populate_by_name=True,
+        strict=True, allow_inf_nan=False,
     )
 
 
+Item = TypeVar("Item")
+# TOML arrays arrive as lists; models keep tuples so that plans stay hashable.
+Array = Annotated[tuple[Item, ...], StrictType(False)]
+
+# Tensor dimensions, token ids and positions are int32 in the exported graphs.
+INT32_MAX = 2**31 - 1
+Count = Annotated[int, Field(ge=1, le=INT32_MAX)]
+"""A size, a count of heads, experts or positions: at least 1, int32."""
+# The planner lists every layer's tensors, so the layer count bounds its memory; published
+# decoders have at most a few hundred layers.
+MAX_LAYERS = 1024
+
+
+class FieldError(ValueError):
+    """A rule across fields, broken at one of them: the error names that key.
+
+    Raise it from a model validator with the offending field's dotted TOML key,
+    e.g. ``FieldError("num-key-value-heads", "must divide num-attention-heads (16)")``.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = tuple(key.split("."))
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file; syntax errors keep their line and column."""
+    """Read a TOML file; any unreadable file is a ``RecipeError`` naming it.
+
+    Syntax errors keep their line and column.
+    """
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise RecipeError(path, None, "file not found") from None
+        raise RecipeError(path, None, "file not found", "check the path (a dangling link?)") from None
+    except IsADirectoryError:
+        raise RecipeError(path, None, "is a directory, not a TOML file", "remove it or rename it") from None
+    except OSError as exc:
+        raise RecipeError(path, None, f"cannot be read: {exc.strerror}", "make it a readable file") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            path, None, f"not UTF-8 text (byte {exc.start}: {exc.reason})", "save the file as UTF-8"
+        ) from None
+    except RecursionError:
+        raise RecipeError(
+            path, None, "values are nested too deeply to read", "recipes nest tables and arrays a few levels deep"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(path, None, f"invalid TOML: {exc}", "fix the syntax at that line and column") from None
 
@@ -57,7 +104,7 @@ def to_recipe_error(
 ) -> RecipeError:
     errors = _explained_first(exc.errors(include_url=False))
     first = errors[0]
-    loc = tuple(str(part) for part in first["loc"])
+    loc = tuple(first["loc"]) + _field_error_key(first)
     shown = toml_keys(model, loc)
     if first["type"] == "union_tag_invalid":
         shown += (first["ctx"]["discriminator"].strip("'"),)
@@ -66,6 +113,11 @@ def to_recipe_error(
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return RecipeError(path, key, message, hint)
+
+
+def _field_error_key(error: dict[str, Any]) -> tuple[str, ...]:
+    cause = error.get("ctx", {}).get("error")
+    return cause.key if isinstance(cause, FieldError) else ()
 
 
 def _explained_first(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -91,12 +143,20 @@ def _describe(model: type[BaseModel], error: dict[str, Any], loc: tuple[str, ...
     if kind == "union_tag_invalid":
         ctx = error["ctx"]
         return f"unknown {ctx['discriminator'].strip(chr(39))} '{ctx['tag']}'", f"known: {ctx['expected_tags']}"
+    if kind in ARRAY_MESSAGES:
+        return ARRAY_MESSAGES[kind].format(**error.get("ctx", {})), FIX_VALUE
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     return message, FIX_VALUE
 
 
+# pydantic speaks of tuples; a recipe holds TOML arrays.
+ARRAY_MESSAGES = {
+    "tuple_type": "Input should be an array",
+    "too_short": "needs at least {min_length} item(s), has {actual_length}",
+    "too_long": "takes at most {max_length} item(s), has {actual_length}",
+}
 FIX_VALUE = "fix this value (`zoo schema` prints every recipe key and its type)"
 
 
@@ -121,16 +181,23 @@ def known_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
     return _aliases(current)
 
 
-def toml_keys(model: type[BaseModel], loc: tuple[str, ...]) -> tuple[str, ...]:
-    """``loc`` without the union tags pydantic inserts: the keys as written in the file."""
+def toml_keys(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[str, ...]:
+    """``loc`` as written in the file: no union tags, array indexes as ``key[i]``."""
     current: Any = model
-    keys = []
+    keys: list[str] = []
     for part in loc:
+        if isinstance(part, int) and keys:
+            keys[-1] += f"[{part}]"
+            continue
+        part = str(part)
         members = _union_members(_unwrap(current)) if current is not None else []
-        if not any(_tag(option) == part for option in members):
-            keys.append(part)
+        if part != "[key]" and not any(_tag(option) == part for option in members):
+            keys.append(part if BARE_KEY.match(part) else json.dumps(part))
         current = _step(current, part) if current is not None else None
     return tuple(keys)
+
+
+BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _tag(option: Any) -> str | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from .arch.base import TENSOR_GROUPS
 from .errors import ConfigError, RecipeError
 from .recipe import GateSettings, PublishSettings, Settings
-from .schema_base import Strict, read_toml, validate
+from .schema_base import INT32_MAX, Array, Count, FieldError, Strict, read_toml, validate
 
 BACKENDS = ("coreai", "coremltools")
 PIPELINES = ("gpu-pipelined-decode",)
@@ -30,15 +30,22 @@ class Platform(Strict):
     display_name: str
     device: str
     os: Literal["ios", "ipados", "macos"]
-    min_os: int
+    min_os: int = Field(ge=1, le=99)
     compute: Literal["gpu", "ane", "cpu"]
-    backends: tuple[str, ...]
+    backends: Annotated[Array[Literal[BACKENDS]], Field(min_length=1)]
     ram_bytes: int = Field(gt=0)
     budget_bytes: int = Field(gt=0)
     budget_reason: str
-    max_context: int | None = None
+    # The same floor as a recipe's context-length, which this caps.
+    max_context: int | None = Field(default=None, ge=16, le=INT32_MAX)
     entitlement: Entitlement | None = None
-    sources: tuple[str, ...] = ()
+    sources: Array[str] = ()
+
+    @model_validator(mode="after")
+    def _budget_in_memory(self) -> "Platform":
+        if self.budget_bytes > self.ram_bytes:
+            raise FieldError("budget-bytes", f"{self.budget_bytes:,} is more than ram-bytes ({self.ram_bytes:,})")
+        return self
 
 
 class QuantSpec(Strict):
@@ -50,10 +57,18 @@ class QuantSpec(Strict):
 
     method: Literal["symmetric", "affine", "kmeans"]
     bits: int = Field(ge=1, le=8)
-    block_size: int | None = Field(default=None, ge=1)
-    scale_bits: int = 16
-    zero_point_bits: int = 0
-    lut_bits: int = 0
+    block_size: Count | None = None
+    scale_bits: int = Field(default=16, ge=0, le=32)
+    zero_point_bits: int = Field(default=0, ge=0, le=32)
+    lut_bits: int = Field(default=0, ge=0, le=INT32_MAX)
+
+    @model_validator(mode="after")
+    def _overhead_fits_method(self) -> "QuantSpec":
+        if self.method == "kmeans" and not self.lut_bits:
+            raise FieldError("lut-bits", "k-means weights need a look-up table: set lut-bits above 0")
+        if self.method != "kmeans" and not self.scale_bits:
+            raise FieldError("scale-bits", f"{self.method} weights need a scale: set scale-bits above 0")
+        return self
 
 
 class Scheme(Strict):
@@ -61,8 +76,8 @@ class Scheme(Strict):
 
     summary: str
     quantize: dict[str, QuantSpec] = {}
-    keep_fp16: tuple[str, ...]
-    backends: tuple[str, ...] = BACKENDS
+    keep_fp16: Array[str]
+    backends: Annotated[Array[Literal[BACKENDS]], Field(min_length=1)] = BACKENDS
 
     @model_validator(mode="after")
     def _covers_every_group(self) -> "Scheme":
@@ -83,15 +98,15 @@ class Kernel(Strict):
 
     summary: str
     kind: Literal["composite", "metal"]
-    backends: tuple[str, ...]
-    families: tuple[str, ...]
-    schemes: tuple[str, ...]
+    backends: Annotated[Array[Literal[BACKENDS]], Field(min_length=1)]
+    families: Annotated[Array[str], Field(min_length=1)]
+    schemes: Annotated[Array[str], Field(min_length=1)]
     gpu_only: bool = False
     runs_on_linux: bool = True
-    k_multiple: int | None = None
-    n_multiple: int | None = None
+    k_multiple: Count | None = None
+    n_multiple: Count | None = None
     # Tokens per call a kernel is written for (gather_qmm: 1); None leaves the graph's q dynamic.
-    query_len: int | None = Field(default=None, ge=1)
+    query_len: Count | None = None
 
 
 class License(Strict):

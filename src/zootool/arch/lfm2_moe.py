@@ -6,12 +6,13 @@ scaffolded from, and checked against, an upstream ``config.json``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
-from ..schema_base import Strict
+from ..schema_base import MAX_LAYERS, Array, Count, Strict
 from .base import TensorSpec
+from .rules import at_most, divides, even_head_dim
 
 LayerType = Literal["conv", "full_attention"]
 
@@ -23,36 +24,36 @@ class Lfm2MoeArch(Strict):
     hf_model_type: ClassVar[str] = "lfm2_moe"
 
     family: Literal["lfm2_moe"]
-    hidden_size: int
-    layer_types: tuple[LayerType, ...]
-    vocab_size: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    intermediate_size: int
-    moe_intermediate_size: int
-    num_experts: int
-    num_experts_per_tok: int
-    num_dense_layers: int
-    conv_kernel: int = 3
+    hidden_size: Count
+    # The layer count is the length of this list (transformers checks the two agree).
+    layer_types: Annotated[Array[LayerType], Field(min_length=1, max_length=MAX_LAYERS)]
+    vocab_size: Count
+    num_attention_heads: Count
+    num_key_value_heads: Count
+    intermediate_size: Count
+    moe_intermediate_size: Count
+    num_experts: Count
+    num_experts_per_tok: Count
+    num_dense_layers: int = Field(ge=0, le=MAX_LAYERS)
+    conv_kernel: Count = 3
     conv_bias: bool = False
     tie_embeddings: bool = True
-    rope_theta: float = 1_000_000.0
-    norm_eps: float = 1e-5
+    # Rotary frequencies are theta ** (-2i / d): they fall with i only for theta > 1.
+    rope_theta: float = Field(default=1_000_000.0, gt=1)
+    norm_eps: float = Field(default=1e-5, gt=0, lt=1)
     norm_topk_prob: bool = True
     use_expert_bias: bool = True
-    routed_scaling_factor: float = 1.0
-    max_position_embeddings: int = 128_000
+    routed_scaling_factor: float = Field(default=1.0, gt=0)
+    max_position_embeddings: Count = 128_000
 
     @model_validator(mode="after")
     def _consistent(self) -> "Lfm2MoeArch":
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden-size must be divisible by num-attention-heads")
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError("num-attention-heads must be divisible by num-key-value-heads")
-        if not 0 < self.num_experts_per_tok <= self.num_experts:
-            raise ValueError("num-experts-per-tok must be between 1 and num-experts")
-        if not 0 <= self.num_dense_layers <= len(self.layer_types):
-            raise ValueError("num-dense-layers must be between 0 and the number of layers")
+        # transformers takes head_dim = hidden_size // num_attention_heads for this family.
+        divides("num-attention-heads", self.num_attention_heads, "hidden-size", self.hidden_size)
+        even_head_dim("num-attention-heads", self.head_dim)
+        divides("num-key-value-heads", self.num_key_value_heads, "num-attention-heads", self.num_attention_heads)
+        at_most("num-experts-per-tok", self.num_experts_per_tok, "num-experts", self.num_experts)
+        at_most("num-dense-layers", self.num_dense_layers, "the number of layer-types", self.num_layers)
         return self
 
     @property
@@ -153,9 +154,17 @@ class Lfm2MoeArch(Strict):
 
     @classmethod
     def hf_config_to_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
-        """Recipe ``[architecture]`` keys (kebab case) from an upstream ``config.json``."""
+        """Recipe ``[architecture]`` keys (kebab case) from an upstream ``config.json``.
+
+        Raises ``KeyError`` for a missing key, ``ValueError`` for keys that disagree.
+        """
         rope = config.get("rope_parameters") or {}
         layers = config["layer_types"]
+        if config.get("num_hidden_layers", len(layers)) != len(layers):
+            raise ValueError(
+                f"num_hidden_layers ({config['num_hidden_layers']}) differs from the "
+                f"{len(layers)} entries of layer_types"
+            )
         fields = {
             "family": "lfm2_moe",
             "hidden-size": config["hidden_size"],

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from ..errors import ConfigError, NotImplementedFeatureError
-from ..schema_base import Strict
+from ..schema_base import MAX_LAYERS, Count, FieldError, Strict
 from .base import TensorSpec
+from .rules import divides, even_head_dim
 
 ModelType = Literal["llama", "qwen3", "mistral"]
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM", "mistral": "MistralForCausalLM"}
@@ -28,10 +29,11 @@ class RopeScaling(Strict):
     """RoPE frequency scaling (``rope_parameters`` of transformers 5, ``rope_scaling`` before)."""
 
     rope_type: Literal["llama3", "linear"]
-    factor: float
-    low_freq_factor: float | None = None
-    high_freq_factor: float | None = None
-    original_max_position_embeddings: int | None = None
+    # transformers' RoPE validation: a scaling factor stretches positions, never shrinks them.
+    factor: float = Field(ge=1)
+    low_freq_factor: float | None = Field(default=None, gt=0)
+    high_freq_factor: float | None = Field(default=None, gt=0)
+    original_max_position_embeddings: Count | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> "RopeScaling":
@@ -40,6 +42,9 @@ class RopeScaling(Strict):
             raise ValueError(
                 "llama3 rope scaling needs low-freq-factor, high-freq-factor and original-max-position-embeddings"
             )
+        low, high = self.low_freq_factor, self.high_freq_factor
+        if low is not None and high is not None and high <= low:
+            raise FieldError("high-freq-factor", f"must be greater than low-freq-factor ({low})")
         return self
 
 
@@ -60,28 +65,32 @@ class LlamaArch(Strict):
 
     family: Literal["llama"]
     model_type: ModelType
-    hidden_size: int
-    num_hidden_layers: int
-    vocab_size: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    intermediate_size: int
-    head_dim: int | None = None
+    hidden_size: Count
+    num_hidden_layers: int = Field(ge=1, le=MAX_LAYERS)
+    vocab_size: Count
+    num_attention_heads: Count
+    num_key_value_heads: Count
+    intermediate_size: Count
+    head_dim: Count | None = None
     tie_embeddings: bool = False
-    rope_theta: float = 10_000.0
+    # Rotary frequencies are theta ** (-2i / d): they fall with i only for theta > 1.
+    rope_theta: float = Field(default=10_000.0, gt=1)
     rope_scaling: RopeScaling | None = None
-    rms_norm_eps: float = 1e-6
+    rms_norm_eps: float = Field(default=1e-6, gt=0, lt=1)
     attention_bias: bool = False
     mlp_bias: bool = False
-    sliding_window: int | None = None
-    max_position_embeddings: int = 4096
+    sliding_window: Count | None = None
+    max_position_embeddings: Count = 4096
 
     @model_validator(mode="after")
     def _consistent(self) -> "LlamaArch":
-        if self.head_dim is None and self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden-size must be divisible by num-attention-heads (or set head-dim)")
-        if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError("num-attention-heads must be divisible by num-key-value-heads")
+        self._check_heads()
+        original = self.rope_scaling and self.rope_scaling.original_max_position_embeddings
+        if original and original >= self.max_position_embeddings:
+            raise FieldError(
+                "rope-scaling.original-max-position-embeddings",
+                f"must be below max-position-embeddings ({self.max_position_embeddings}), the scaled length",
+            )
         if self.attention_bias and self.model_type not in _HAS_ATTENTION_BIAS:
             raise ValueError(f"model-type {self.model_type} has no attention-bias option")
         if self.mlp_bias and self.model_type not in _HAS_MLP_BIAS:
@@ -89,6 +98,14 @@ class LlamaArch(Strict):
         if self.sliding_window is not None and self.model_type != "mistral":
             raise ValueError("sliding-window is supported for model-type mistral only")
         return self
+
+    def _check_heads(self) -> None:
+        # LlamaConfig requires the split even with an explicit head_dim; Qwen3 and Mistral
+        # only derive head_dim from it when none is given (Qwen3-0.6B: 1024 = 16 x 64, heads of 128).
+        if self.model_type == "llama" or self.head_dim is None:
+            divides("num-attention-heads", self.num_attention_heads, "hidden-size", self.hidden_size)
+        even_head_dim("head-dim" if self.head_dim else "num-attention-heads", self.resolved_head_dim)
+        divides("num-key-value-heads", self.num_key_value_heads, "num-attention-heads", self.num_attention_heads)
 
     @property
     def resolved_head_dim(self) -> int:
