@@ -1,0 +1,73 @@
+"""Seeded random values for a synthetic checkpoint, produced one bounded slice at a time.
+
+Values follow transformers' initialisation at the recipe's std (every matrix N(0, std),
+biases zero, the padding token's embedding row zero), except that norm weights and the
+expert bias are drawn around their defaults (1 and 0): at exactly 1 and 0 a test could not
+tell a dropped norm or bias from a loaded one. Every slice has its own seed, derived from
+(seed, tensor name, slice number), so the bytes depend neither on how the checkpoint is
+sharded nor on the order in which tensors are written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from math import prod
+from typing import Any
+
+from ..arch.base import TensorSpec
+
+SLICE_ELEMENTS = 1 << 20  # 4 MB of fp32 working memory per slice
+NORM_JITTER = 0.1
+EXPERT_BIAS_STD = 0.05
+
+
+@dataclass(frozen=True)
+class Init:
+    """How a tensor starts: ``mean + std * N(0, 1)``, with one row set to zero if given."""
+
+    mean: float
+    std: float
+    zero_row: int | None = None
+
+
+def init_for(spec: TensorSpec, std: float, pad_token_id: int | None) -> Init:
+    """The initial distribution of ``spec`` for a checkpoint initialised at ``std``."""
+    if spec.group == "norm":
+        return Init(1.0, NORM_JITTER)
+    if spec.name.endswith("expert_bias"):
+        return Init(0.0, EXPERT_BIAS_STD)
+    if spec.name.endswith(".bias"):
+        return Init(0.0, 0.0)
+    if spec.group == "embedding":
+        return Init(0.0, std, zero_row=pad_token_id)
+    return Init(0.0, std)
+
+
+def tensor_slices(spec: TensorSpec, init: Init, seed: int, dtype: str) -> Iterator[Any]:
+    """The flattened values of ``spec`` in order, as 1-D ``dtype`` tensors of at most SLICE_ELEMENTS."""
+    import torch
+
+    total = prod(spec.shape)
+    row = spec.shape[-1] if len(spec.shape) > 1 else total
+    zeros = None if init.zero_row is None else (init.zero_row * row, (init.zero_row + 1) * row)
+    for number, start in enumerate(range(0, total, SLICE_ELEMENTS)):
+        values = _values(min(SLICE_ELEMENTS, total - start), init, slice_seed(seed, spec.name, number))
+        if zeros is not None:
+            values[max(zeros[0] - start, 0) : max(zeros[1] - start, 0)] = 0.0
+        yield values.to(getattr(torch, dtype))
+
+
+def slice_seed(seed: int, name: str, number: int) -> int:
+    digest = hashlib.sha256(f"{seed}\0{name}\0{number}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _values(count: int, init: Init, seed: int) -> Any:
+    import torch
+
+    if init.std == 0:
+        return torch.full((count,), init.mean)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(count, generator=generator).mul_(init.std).add_(init.mean)
