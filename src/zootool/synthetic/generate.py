@@ -12,16 +12,21 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..arch.base import TensorSpec
 from ..errors import ConfigError
 from . import safetensors_stream as stream
 from .tokenizer import FILES as TOKENIZER_FILES
 from .tokenizer import build_tokenizer, save_tokenizer, special_token_ids
-from .weights import init_for, tensor_slices
+from .parallel import in_order, worker_count
+from .weights import init_for, slice_tasks
 
 WEIGHT_DTYPES = ("bfloat16", "float32")
+# Part of a cached checkpoint's identity: raise it whenever the same config and seed would give other bytes.
+GENERATOR_VERSION = 2
 DEFAULT_SHARD_SIZE = "5GB"
 _OTHER_FILES = {"config.json", "generation_config.json", *TOKENIZER_FILES}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
@@ -74,16 +79,26 @@ def _write_all(directory: Path, config: dict[str, Any], seed: int, dtype: str, s
     hf_config = _hf_config({**config, **special_token_ids(tokenizer)}, dtype)
     settings = hf_config.to_dict()
     specs = _architecture(settings, directory / "config.json").checkpoint_tensors()
-    std = float(settings.get("initializer_range", 0.02))
-    inits = {spec.name: init_for(spec, std, settings.get("pad_token_id")) for spec in specs}
-    by_name = {spec.name: spec for spec in specs}
-    stored = [stream.StoredTensor(s.name, s.shape, dtype, s.parameter) for s in specs]
-    stream.write_checkpoint(
-        directory, stored, lambda t: tensor_slices(by_name[t.name], inits[t.name], seed, dtype), shard_bytes
-    )
+    _write_weights(directory, specs, settings, seed, dtype, shard_bytes)
     hf_config.save_pretrained(directory)
     _generation_config(settings).save_pretrained(directory)
     save_tokenizer(directory, tokenizer, settings.get("max_position_embeddings", 128_000))
+
+
+def _write_weights(
+    directory: Path, specs: list[TensorSpec], settings: dict[str, Any], seed: int, dtype: str, shard_bytes: int
+) -> None:
+    std = float(settings.get("initializer_range", 0.02))
+    inits = {spec.name: init_for(spec, std, settings.get("pad_token_id")) for spec in specs}
+    by_name = {spec.name: spec for spec in specs}
+    workers = worker_count()
+
+    def data(shard: Sequence[stream.StoredTensor]) -> Iterator[Any]:
+        tasks = (task for t in shard for task in slice_tasks(by_name[t.name], inits[t.name], seed, dtype))
+        return in_order(tasks, workers, ahead=2 * workers)
+
+    stored = [stream.StoredTensor(s.name, s.shape, dtype, s.parameter) for s in specs]
+    stream.write_checkpoint(directory, stored, data, shard_bytes)
 
 
 def _hf_config(config: dict[str, Any], dtype: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -37,37 +37,40 @@ class StoredTensor:
         return prod(self.shape) * DTYPES[self.dtype][1]
 
 
-# Yields a tensor's data in order, as 1-D torch tensors of its dtype, each of bounded size.
-SliceSource = Callable[[StoredTensor], Iterable[Any]]
+# The data of a file's tensors, in their order, as 1-D torch tensors of their dtype, each of
+# bounded size; a slice never spans two tensors.
+DataSource = Callable[[Sequence[StoredTensor]], Iterator[Any]]
 
 
 def write_checkpoint(
-    directory: Path, tensors: Sequence[StoredTensor], slices: SliceSource, max_shard_bytes: int
+    directory: Path, tensors: Sequence[StoredTensor], data: DataSource, max_shard_bytes: int
 ) -> list[str]:
     """Write ``tensors`` into shards of at most ``max_shard_bytes`` (plus the index); the file names."""
     shards = split_into_shards(tensors, max_shard_bytes)
     names = shard_names(len(shards))
     for name, shard in zip(names, shards):
-        write_file(directory / name, shard, slices)
+        write_file(directory / name, shard, data(shard))
     if len(shards) > 1:
         _write_index(directory / INDEX_FILE, shards, names)
     return names
 
 
 def split_into_shards(tensors: Sequence[StoredTensor], max_bytes: int) -> list[list[StoredTensor]]:
-    """Greedy, in name order: a shard closes before the tensor that would overflow it.
-
-    A tensor larger than ``max_bytes`` still goes whole into one shard, as transformers does.
-    """
-    shards: list[list[StoredTensor]] = [[]]
+    """Greedy in name order, the rule of transformers' sharding: a shard closes before the tensor
+    that would overflow it, and a tensor larger than ``max_bytes`` gets a shard of its own."""
+    shards: list[list[StoredTensor]] = []
+    current: list[StoredTensor] = []
     size = 0
     for tensor in sorted(tensors, key=lambda t: t.name):
-        if shards[-1] and size + tensor.nbytes > max_bytes:
-            shards.append([])
-            size = 0
-        shards[-1].append(tensor)
+        if tensor.nbytes > max_bytes:
+            shards.append([tensor])
+            continue
+        if current and size + tensor.nbytes > max_bytes:
+            shards.append(current)
+            current, size = [], 0
+        current.append(tensor)
         size += tensor.nbytes
-    return shards
+    return shards + [current] if current else shards
 
 
 def shard_names(count: int) -> list[str]:
@@ -76,12 +79,14 @@ def shard_names(count: int) -> list[str]:
     return [f"model-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
 
 
-def write_file(path: Path, tensors: Sequence[StoredTensor], slices: SliceSource) -> None:
-    """One safetensors file, its data streamed from ``slices`` in header order."""
+def write_file(path: Path, tensors: Sequence[StoredTensor], data: Iterator[Any]) -> None:
+    """One safetensors file, its bytes streamed from ``data`` in header order."""
     with path.open("wb") as out:
         out.write(encode_header(tensors))
         for tensor in tensors:
-            _write_data(out, tensor, slices(tensor))
+            _write_tensor(out, tensor, data)
+    if next(data, None) is not None:
+        raise ValueError(f"{path.name}: more data than its {len(tensors)} tensors hold")
 
 
 def encode_header(tensors: Sequence[StoredTensor]) -> bytes:
@@ -99,17 +104,20 @@ def encode_header(tensors: Sequence[StoredTensor]) -> bytes:
     return struct.pack("<Q", len(header)) + header
 
 
-def _write_data(out: BinaryIO, tensor: StoredTensor, parts: Iterable[Any]) -> None:
+def _write_tensor(out: BinaryIO, tensor: StoredTensor, data: Iterator[Any]) -> None:
     import torch
 
     written = 0
-    for part in parts:
-        data = part.contiguous().view(torch.uint8).numpy()
-        out.write(data)
-        written += data.nbytes
+    while written < tensor.nbytes:
+        part = next(data, None)
+        if part is None:
+            raise ValueError(f"{tensor.name}: data ended after {written} of {tensor.nbytes} bytes")
+        buffer = part.contiguous().view(torch.uint8).numpy()
+        out.write(buffer)
+        written += buffer.nbytes
+    # A miscounted slice would shift every later tensor: never leave such a file behind.
     if written != tensor.nbytes:
-        # A slice source that miscounts would shift every later tensor: never leave such a file.
-        raise ValueError(f"{tensor.name}: slices gave {written} bytes, the header promises {tensor.nbytes}")
+        raise ValueError(f"{tensor.name}: a slice runs {written - tensor.nbytes} bytes into the next tensor")
 
 
 def _write_index(path: Path, shards: list[list[StoredTensor]], names: list[str]) -> None:

@@ -11,14 +11,15 @@ sharded nor on the order in which tensors are written.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from math import prod
 from typing import Any
 
 from ..arch.base import TensorSpec
 
-SLICE_ELEMENTS = 1 << 20  # 4 MB of fp32 working memory per slice
+SLICE_ELEMENTS = 1 << 18  # 1 MB of fp32 working memory per slice
 NORM_JITTER = 0.1
 EXPERT_BIAS_STD = 0.05
 
@@ -45,18 +46,18 @@ def init_for(spec: TensorSpec, std: float, pad_token_id: int | None) -> Init:
     return Init(0.0, std)
 
 
-def tensor_slices(spec: TensorSpec, init: Init, seed: int, dtype: str) -> Iterator[Any]:
-    """The flattened values of ``spec`` in order, as 1-D ``dtype`` tensors of at most SLICE_ELEMENTS."""
-    import torch
+def slice_tasks(spec: TensorSpec, init: Init, seed: int, dtype: str) -> Iterator[Callable[[], Any]]:
+    """Tasks giving the flattened values of ``spec`` in order: 1-D ``dtype`` tensors of at most SLICE_ELEMENTS.
 
+    Each task is independent of the others, so they may run on several threads.
+    """
     total = prod(spec.shape)
     row = spec.shape[-1] if len(spec.shape) > 1 else total
     zeros = None if init.zero_row is None else (init.zero_row * row, (init.zero_row + 1) * row)
     for number, start in enumerate(range(0, total, SLICE_ELEMENTS)):
-        values = _values(min(SLICE_ELEMENTS, total - start), init, slice_seed(seed, spec.name, number))
-        if zeros is not None:
-            values[max(zeros[0] - start, 0) : max(zeros[1] - start, 0)] = 0.0
-        yield values.to(getattr(torch, dtype))
+        count = min(SLICE_ELEMENTS, total - start)
+        local = None if zeros is None else (max(zeros[0] - start, 0), max(zeros[1] - start, 0))
+        yield partial(_slice, count, init, slice_seed(seed, spec.name, number), local, dtype)
 
 
 def slice_seed(seed: int, name: str, number: int) -> int:
@@ -64,10 +65,13 @@ def slice_seed(seed: int, name: str, number: int) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def _values(count: int, init: Init, seed: int) -> Any:
+def _slice(count: int, init: Init, seed: int, zeros: tuple[int, int] | None, dtype: str) -> Any:
     import torch
 
     if init.std == 0:
-        return torch.full((count,), init.mean)
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(count, generator=generator).mul_(init.std).add_(init.mean)
+        values = torch.full((count,), init.mean)
+    else:
+        values = torch.empty(count).normal_(init.mean, init.std, generator=torch.Generator().manual_seed(seed))
+    if zeros is not None:
+        values[zeros[0] : zeros[1]] = 0.0
+    return values.to(getattr(torch, dtype))
