@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from . import safetensors_stream as stream
 from .tokenizer import FILES as TOKENIZER_FILES
 from .tokenizer import build_tokenizer, save_tokenizer, special_token_ids
-from .parallel import in_order, worker_count
+from ..parallel import in_order, worker_count
 from .weights import init_for, slice_tasks
 
 WEIGHT_DTYPES = ("bfloat16", "float32")

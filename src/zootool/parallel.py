@@ -1,7 +1,7 @@
 """Ordered results of independent tasks computed on a few threads, with bounded look-ahead.
 
-Torch's own intra-op threads are turned down to one while the tasks run: each task is one
-small slice, and on a shared machine OpenMP threads that spin for a busy core make
+Torch's own intra-op threads are turned down to one while the tasks run: each task is a
+small piece of work, and on a shared machine OpenMP threads that spin for a busy core make
 elementwise ops several times slower. One task per core instead keeps every core busy.
 """
 
