@@ -49,7 +49,8 @@ def report(args: argparse.Namespace, params: int, wall: float, before: int) -> N
     print(f"output            {len(files)} safetensors files, {size / 1e9:.2f} GB in {args.out_dir}")
     print(f"wall time         {wall:.1f} s ({size / wall / 1e6:.0f} MB/s, {params / wall / 1e6:.0f} M params/s)")
     print(f"cpu time          {usage.ru_utime + usage.ru_stime:.1f} s (user + system, whole process)")
-    print(f"peak RSS          {peak_rss() / 2**20:.0f} MiB (before generating, torch not yet imported: {before / 2**20:.0f} MiB)")
+    print(f"peak RSS          {peak_rss() / 2**20:.0f} MiB"
+          f" (before generating, torch not yet imported: {before / 2**20:.0f} MiB)")
 
 
 if __name__ == "__main__":

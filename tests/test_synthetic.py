@@ -41,7 +41,9 @@ def _layout(directory: Path) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     layout = {}
     for path in sorted(directory.glob("*.safetensors")):
         with safe_open(path, "pt") as handle:
-            layout |= {name: (tuple(t.shape), t.dtype) for name, t in ((n, handle.get_tensor(n)) for n in handle.keys())}
+            for name in handle.keys():
+                tensor = handle.get_tensor(name)
+                layout[name] = (tuple(tensor.shape), tensor.dtype)
     return layout
 
 
@@ -56,7 +58,8 @@ def _tensors(directory: Path) -> dict[str, torch.Tensor]:
 def _save_pretrained(directory: Path, config: dict, like: Path) -> Path:
     """transformers' own save of the same config (ids taken from the generated config.json)."""
     settings = {k: v for k, v in config.items() if k != "model_type"}
-    ids = {k: json.loads((like / "config.json").read_text())[k] for k in ("pad_token_id", "bos_token_id", "eos_token_id")}
+    generated = json.loads((like / "config.json").read_text())
+    ids = {key: generated[key] for key in ("pad_token_id", "bos_token_id", "eos_token_id")}
     model = AutoModelForCausalLM.from_config(AutoConfig.for_model(config["model_type"], **settings, **ids))
     model.to(torch.bfloat16).save_pretrained(directory, max_shard_size="100KB")
     return directory
@@ -128,7 +131,8 @@ def test_bytes_depend_on_the_seed_not_on_sharding(tmp_path):
     a, b, c = _tensors(whole), _tensors(sharded), _tensors(other)
     assert len(list(sharded.glob("model-*.safetensors"))) > 5
     assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
-    assert not torch.equal(a["model.layers.1.feed_forward.experts.0.w1.weight"], c["model.layers.1.feed_forward.experts.0.w1.weight"])
+    expert = "model.layers.1.feed_forward.experts.0.w1.weight"
+    assert not torch.equal(a[expert], c[expert])
 
 
 def test_a_huge_tensor_comes_in_bounded_slices():
@@ -158,8 +162,11 @@ def test_tokenizer_files_for_swift_transformers_and_the_chat_template(tmp_path):
     assert (directory / "chat_template.jinja").read_text() == settings["chat_template"]
     generation = json.loads((directory / "generation_config.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(directory)
-    assert generation["eos_token_id"] == tokenizer.eos_token_id == tokenizer.convert_tokens_to_ids(settings["eos_token"])
-    turns = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "?"}]
+    eos = tokenizer.convert_tokens_to_ids(settings["eos_token"])
+    assert generation["eos_token_id"] == tokenizer.eos_token_id == eos
+    turns = [
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "?"},
+    ]
     ids = tokenizer.apply_chat_template(turns, tokenize=True, add_generation_prompt=False, return_dict=False)
     ends = [i for i, token in enumerate(ids) if token == tokenizer.eos_token_id]
     assert len(ends) == len(turns)
@@ -201,7 +208,8 @@ generate_checkpoint(sys.argv[1], config, 0)  # one shard: holding it would show
 def _generate_in_child(directory: Path, hidden: int) -> tuple[int, int]:
     """(peak RSS in bytes of a child process generating the model, bytes of its safetensors files)."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(directory), str(hidden)], env=env, stderr=subprocess.PIPE)
+    command = [sys.executable, "-c", _CHILD, str(directory), str(hidden)]
+    child = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, child.stderr.read().decode()[-2000:]
     child.stderr.close()

@@ -18,10 +18,10 @@ from typing import Any
 
 from ..arch.base import TensorSpec
 from ..errors import ConfigError
+from ..parallel import in_order, worker_count
 from . import safetensors_stream as stream
 from .tokenizer import FILES as TOKENIZER_FILES
 from .tokenizer import build_tokenizer, save_tokenizer, special_token_ids
-from ..parallel import in_order, worker_count
 from .weights import init_for, slice_tasks
 
 WEIGHT_DTYPES = ("bfloat16", "float32")
@@ -31,7 +31,7 @@ DEFAULT_SHARD_SIZE = "5GB"
 _OTHER_FILES = {"config.json", "generation_config.json", *TOKENIZER_FILES}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
-# The sampling settings LFM2 ships; a generated model carries them so cards and apps read real values.
+# LFM2's recommended sampling, so cards and apps read real generation settings from a fixture too.
 _GENERATION = {"do_sample": True, "temperature": 0.3, "min_p": 0.15, "repetition_penalty": 1.05}
 
 
@@ -78,7 +78,7 @@ def _write_all(directory: Path, config: dict[str, Any], seed: int, dtype: str, s
     tokenizer = build_tokenizer(int(config.get("vocab_size", 0)))
     hf_config = _hf_config({**config, **special_token_ids(tokenizer)}, dtype)
     settings = hf_config.to_dict()
-    specs = _architecture(settings, directory / "config.json").checkpoint_tensors()
+    specs = _architecture(settings, Path("config.json")).checkpoint_tensors()
     _write_weights(directory, specs, settings, seed, dtype, shard_bytes)
     hf_config.save_pretrained(directory)
     _generation_config(settings).save_pretrained(directory)
@@ -122,7 +122,9 @@ def _causal_lm_class(model_type: str) -> str:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise ConfigError(f"model_type {model_type!r} has no causal-LM class in transformers", "use a decoder model type")
+        raise ConfigError(
+            f"model_type {model_type!r} has no causal-LM class in transformers", "use a decoder model type"
+        )
     return MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type]
 
 
