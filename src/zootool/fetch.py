@@ -12,6 +12,16 @@ from .errors import ConfigError, FetchError
 from .plan import BuildPlan
 from .recipe import GeneratedSource, HubSource
 
+# Hub checkpoints are bf16; a generated one is too, so it converts like the real thing.
+GENERATED_DTYPE = "bfloat16"
+GENERATED_LICENSE = """\
+{model}: a generated test fixture
+
+zootool wrote this checkpoint from seed {seed}: random weights of the architecture, no
+upstream weights and nothing trained on data. The recipe licenses the model under the
+{license} ({license_id}, {link}). The zoo holds no local text of that license, so this
+note names it instead of the full text.
+"""
 HUB_PATTERNS = ["*.json", "*.safetensors", "LICENSE*", "tokenizer*", "*.txt", "*.jinja"]
 # Numbers the export depends on; a recipe that disagrees with the checkpoint is refused.
 CHECKED_KEYS = (
@@ -84,29 +94,33 @@ def _local(weights: Path) -> Path:
 
 
 def _generated(plan: BuildPlan, cache_root: Path, license_dir: Path) -> Path:
-    """Generate (once, cached by architecture and seed) the recipe's random checkpoint."""
-    from .checkpoint import generate_tiny_checkpoint
+    """Generate (once, cached by architecture, seed and generator version) the recipe's random checkpoint."""
+    from .synthetic import GENERATOR_VERSION, generate_checkpoint
 
     config = plan.architecture.to_hf_config() | {"initializer_range": plan.source.init_std}
-    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    identity = {"config": config, "dtype": GENERATED_DTYPE, "generator": GENERATOR_VERSION}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_root / "checkpoints" / f"{plan.recipe_id}-{key}-seed{plan.source.seed}"
     if (folder / ".complete").is_file():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    generate_tiny_checkpoint(folder, config, plan.source.seed)
+    generate_checkpoint(folder, config, plan.source.seed, dtype=GENERATED_DTYPE)
     _write_generated_license(plan, folder, license_dir)
     (folder / ".complete").write_text("")
     return folder
 
 
 def _write_generated_license(plan: BuildPlan, folder: Path, license_dir: Path) -> None:
+    """The zoo's text of the recipe's license, or, without one, a note naming it on a fixture."""
     text = license_dir / f"{plan.license_id}.txt"
-    if not text.is_file():
-        raise ConfigError(
-            f"{text}: no license text for generated checkpoints under '{plan.license_id}'",
-            "add the text there, or use a license that has one",
-        )
-    shutil.copyfile(text, folder / plan.license.text_file)
+    target = folder / plan.license.text_file
+    if text.is_file():
+        shutil.copyfile(text, target)
+        return
+    target.write_text(GENERATED_LICENSE.format(
+        model=plan.recipe_id, seed=plan.source.seed, license=plan.license.name, license_id=plan.license_id,
+        link=plan.license.link,
+    ))
 
 
 def _hub(source: HubSource, revision: str | None) -> Path:

@@ -15,6 +15,9 @@ from .base import TensorSpec
 from .rules import at_most, divides, even_head_dim
 
 LayerType = Literal["conv", "full_attention"]
+# How the Hub (and transformers' ``save_pretrained``) store a stacked expert tensor: one
+# matrix per expert and part; ``gate_up_proj`` is w1 (gate) over w3 (up) along the rows.
+HUB_EXPERT_PARTS = {"gate_up_proj": ("w1", "w3"), "down_proj": ("w2",)}
 
 
 class Lfm2MoeArch(Strict):
@@ -79,6 +82,10 @@ class Lfm2MoeArch(Strict):
         if not self.tie_embeddings:
             specs.append(TensorSpec("lm_head.weight", "lm-head", (self.vocab_size, self.hidden_size)))
         return specs
+
+    def checkpoint_tensors(self) -> list[TensorSpec]:
+        """The tensors as a Hub checkpoint stores them: :meth:`tensors` with experts one by one."""
+        return [stored for spec in self.tensors() for stored in _hub_layout(spec)]
 
     def _mixer(self, prefix: str, kind: str) -> list[TensorSpec]:
         h = self.hidden_size
@@ -189,3 +196,13 @@ class Lfm2MoeArch(Strict):
         }
         return fields
 
+
+
+def _hub_layout(spec: TensorSpec) -> list[TensorSpec]:
+    if spec.group != "experts":
+        return [spec]
+    host, kind = spec.name.rsplit(".", 1)
+    experts, rows, cols = spec.shape
+    parts = HUB_EXPERT_PARTS[kind]
+    shape = (rows // len(parts), cols)
+    return [TensorSpec(f"{host}.{e}.{part}.weight", spec.group, shape) for e in range(experts) for part in parts]

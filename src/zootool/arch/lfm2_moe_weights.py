@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from .lfm2_moe import HUB_EXPERT_PARTS
 from .safetensors_checkpoint import SafetensorsCheckpoint, assign_checked, tie_head, untied_names
 
 if TYPE_CHECKING:
@@ -40,11 +41,9 @@ def _read(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, name: str) -> Te
 
 def _stack_experts(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, fused_name: str) -> Tensor:
     prefix, kind = fused_name.rsplit(".", 1)
-    per_expert = []
-    for expert in range(dims.num_experts):
-        if kind == "down_proj":
-            per_expert.append(checkpoint.get(f"{prefix}.{expert}.w2.weight"))
-        else:
-            gate = checkpoint.get(f"{prefix}.{expert}.w1.weight")
-            per_expert.append(torch.cat([gate, checkpoint.get(f"{prefix}.{expert}.w3.weight")], dim=0))
+    parts = HUB_EXPERT_PARTS[kind]
+    per_expert = [
+        torch.cat([checkpoint.get(f"{prefix}.{expert}.{part}.weight") for part in parts], dim=0)
+        for expert in range(dims.num_experts)
+    ]
     return torch.stack(per_expert)

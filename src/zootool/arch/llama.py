@@ -133,6 +133,10 @@ class LlamaArch(Strict):
             specs.append(TensorSpec("lm_head.weight", "lm-head", (self.vocab_size, h)))
         return specs
 
+    def checkpoint_tensors(self) -> list[TensorSpec]:
+        """The tensors as a Hub checkpoint stores them (the same names as :meth:`tensors`)."""
+        return self.tensors()
+
     def _attention(self, prefix: str) -> list[TensorSpec]:
         h, d = self.hidden_size, self.resolved_head_dim
         q, kv = self.num_attention_heads * d, self.num_key_value_heads * d

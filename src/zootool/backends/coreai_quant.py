@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels import gather_qmm as gq
+from .kmeans import kmeans_rows
 
 ZOO_GROUP_ATTR = "zoo_group"  # a module may name its tensor group explicitly
 ATTENTION_LEAVES = frozenset({"q_proj", "k_proj", "v_proj", "o_proj"})
 ROUTER_LEAVES = frozenset({"gate", "router"})
-KMEANS_ITERS = 16
 
 
 @dataclass(frozen=True)
@@ -168,33 +168,6 @@ def coreai_ops() -> Any:
     import coreai_torch._compression.custom_layers  # noqa: F401
 
     return torch.ops.coreai
-
-
-def kmeans_rows(rows: torch.Tensor, levels: int, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """1-D k-means per row: ``(lut [R, levels] fp32, codes [R, K] uint8)``."""
-    luts, codes = [], []
-    for part in rows.float().split(chunk):
-        lut, code = _kmeans_chunk(part, levels)
-        luts.append(lut)
-        codes.append(code)
-    return torch.cat(luts), torch.cat(codes)
-
-
-def _kmeans_chunk(x: torch.Tensor, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    quantiles = torch.linspace(0.5 / levels, 1 - 0.5 / levels, levels)
-    centers = torch.quantile(x, quantiles, dim=1).T.contiguous()
-    for _ in range(KMEANS_ITERS):
-        code = _nearest(x, centers)
-        sums = torch.zeros_like(centers).scatter_add_(1, code, x)
-        counts = torch.zeros_like(centers).scatter_add_(1, code, torch.ones_like(x))
-        # An empty cluster keeps its old center rather than collapsing to zero.
-        centers = torch.where(counts > 0, sums / counts.clamp_min(1), centers).sort(dim=1).values
-    return centers, _nearest(x, centers).to(torch.uint8)
-
-
-def _nearest(x: torch.Tensor, sorted_centers: torch.Tensor) -> torch.Tensor:
-    edges = (sorted_centers[:, 1:] + sorted_centers[:, :-1]) / 2
-    return torch.searchsorted(edges.contiguous(), x.contiguous())
 
 
 def tensor_group(name: str, module: nn.Module) -> str | None:
