@@ -97,9 +97,9 @@ def _zoo_decode(directory: Path, ids: list[int]) -> torch.Tensor:
         from zootool.arch import lfm2_moe_model as family
     else:
         from zootool.arch import llama_model as family
-    modules = family.build_decode_chunks(config, 16, 2, torch.float32)
-    family.load_weights(modules, directory)
-    return family.decode_tokens(modules, ids)
+    graph = family.build_decode_graph(config, 16, torch.float32)
+    family.load_weights(graph, directory)
+    return family.decode_tokens(graph.eval(), ids, 4)
 
 
 def test_values_follow_the_init_rules(tmp_path):
