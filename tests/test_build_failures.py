@@ -172,3 +172,22 @@ def test_build_ships_one_asset_the_engines_can_load(zoo_root: Path, checkpoint: 
     assert run_zoo("verify", str(bundle), root=zoo_root).returncode == 0
     refused = run_zoo("build", MODEL, "--target", "mac", "--chunks", "2", root=zoo_root)
     assert refused.returncode == 2 and "No such option" in refused.stderr
+
+
+def test_gate_reuses_the_build_checkpoint_and_the_fp16_ceiling(zoo_root: Path, checkpoint: Path):
+    """`zoo gate` after `zoo build --weights DIR` needs no --weights and generates nothing;
+    the fp16 ceiling it needs is the one the build cached (it does not depend on the scheme)."""
+    import json
+
+    built = run_zoo("build", MODEL, "--target", "mac", "--weights", str(checkpoint), "--json", root=zoo_root)
+    assert built.returncode == 0, built.stderr
+    cached = list((zoo_root / ".zoo-cache" / "fp16-ceiling").glob("*.json"))
+    assert len(cached) == 1
+    side = json.loads(cached[0].read_text())
+    cached[0].write_text(json.dumps({**side, "runtime": "from the ceiling cache"}))
+    gated = run_zoo("gate", MODEL, "--target", "mac", "--json", root=zoo_root)
+    assert gated.returncode == 0, gated.stderr
+    transcript = json.loads(Path(json.loads(gated.stdout)["transcript"]).read_text())
+    assert transcript["fp16"]["runtime"] == "from the ceiling cache"
+    assert transcript["fp16"]["tokens"] == side["tokens"]
+    assert not (zoo_root / ".zoo-cache" / "checkpoints").exists()  # the recorded --weights folder was reused

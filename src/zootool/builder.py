@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .bundle import PIPELINE_DIR, asset_name, build_lock, bundle_dir, staging
+from .bundle import PIPELINE_DIR, asset_name, build_lock, bundle_dir, remember_checkpoint, staging
 from .card import render_card
 from .errors import BudgetExceededError, GateFailedError, ZooError
 from .fetch import fetch_checkpoint
@@ -83,6 +83,7 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
                 plan, zoo.root / ".zoo-cache", zoo.data_dir / "licenses",
                 weights=options.weights, revision=options.revision,
             )
+        remember_checkpoint(final, checkpoint)
         key = build_key(plan, checkpoint, options)
         if not options.force and is_cached(final, key):
             manifest = read_manifest(final)
@@ -129,7 +130,7 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages) -> 
     with stages("package"):
         package_model_dir(plan, checkpoint, model_dir, model)
         copy_license(plan, checkpoint, stage)
-    gate = _gate(plan, checkpoint, stage, model_dir, options, stages)
+    gate = _gate(plan, zoo, checkpoint, stage, model_dir, options, stages)
     with stages("card"):
         sizes = _sizes(plan, stage, dir_bytes(model))
         _write_card(plan, zoo, stage, stem, model.name, gate)
@@ -140,13 +141,17 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages) -> 
         return write_manifest(stage, _manifest_fields(plan, key, sizes, gate, stem))
 
 
-def _gate(plan, checkpoint, stage: Path, model_dir: Path, options, stages) -> dict[str, Any]:
+def ceiling_cache(zoo: Zoo) -> Path:
+    return zoo.root / ".zoo-cache" / "fp16-ceiling"
+
+
+def _gate(plan, zoo: Zoo, checkpoint, stage: Path, model_dir: Path, options, stages) -> dict[str, Any]:
     if not options.gate:
         return {"verdict": "NOT GATED", "line": "not gated (built with --no-gate)", "passed": False}
     with stages("gate"):
         from .gate import run_gate
 
-        report = run_gate(plan, checkpoint, model_dir, stage / "gate.json")
+        report = run_gate(plan, checkpoint, model_dir, stage / "gate.json", ceiling_cache=ceiling_cache(zoo))
     return report.summary()
 
 

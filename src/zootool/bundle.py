@@ -95,3 +95,29 @@ def _swap_into_place(stage: Path, final: Path) -> None:
         final.rename(old)
     stage.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def checkpoint_record(final: Path) -> Path:
+    """``build/<id>/.<target>.checkpoint.json``: the local checkpoint a build read, beside (not in) the bundle.
+
+    Local paths never go into a bundle or its manifest; this record lets ``zoo gate`` reuse
+    the same checkpoint (``--weights`` folder or cache) without fetching or generating it again.
+    """
+    return final.parent / f".{final.name}.checkpoint.json"
+
+
+def remember_checkpoint(final: Path, checkpoint: Path) -> None:
+    from .manifest import write_json_atomic
+
+    write_json_atomic(checkpoint_record(final), {"checkpoint": str(Path(checkpoint).resolve())})
+
+
+def recorded_checkpoint(final: Path) -> Path | None:
+    """The checkpoint the last build of ``final`` read, if it is still there."""
+    import json
+
+    try:
+        folder = Path(json.loads(checkpoint_record(final).read_text())["checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return folder if folder.is_dir() else None

@@ -50,13 +50,17 @@ def model_name(stem: str, backend: str) -> str:
 
 
 def build_graph(plan: BuildPlan, checkpoint: Path) -> Any:
-    """The plan's torch decode graph with the checkpoint's weights loaded."""
+    """The plan's torch decode graph with the checkpoint's weights loaded, in fp16.
+
+    fp16, not fp32: both backends store and compute fp16 anyway, and an fp32 copy of the
+    flagship (34 GB) does not fit this machine; bf16 checkpoints convert to fp16 exactly.
+    """
     import torch
 
     build, load = family_functions(plan.architecture.family)
     config = json.loads((checkpoint / "config.json").read_text())
     with torch.device("meta"):
-        graph = build(config, plan.context_length)
+        graph = build(config, plan.context_length, dtype=torch.float16)
     load(graph, checkpoint)
     return graph
 

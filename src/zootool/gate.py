@@ -150,15 +150,50 @@ def candidate_side(model_dir: Path, transcript: Transcript, runtime: str) -> Sid
     )
 
 
-def run_gate(plan: BuildPlan, checkpoint: Path, model_dir: Path, out: Path) -> Transcript:
-    """Oracle, fp16 ceiling and candidate; writes ``gate.json`` at ``out``."""
+def run_gate(
+    plan: BuildPlan, checkpoint: Path, model_dir: Path, out: Path, ceiling_cache: Path | None = None
+) -> Transcript:
+    """Oracle, fp16 ceiling and candidate; writes ``gate.json`` at ``out``.
+
+    ``ceiling_cache`` keeps fp16-ceiling sides: they do not depend on the quant scheme, so
+    other targets and rebuilds of the same source reuse them instead of exporting again.
+    """
     transcript = oracle_transcript(plan, checkpoint)
     with tempfile.TemporaryDirectory(prefix="zoo-gate-") as tmp:
-        ceiling = twin_model_dir(plan, checkpoint, Path(tmp) / "fp16", scheme=_fp16(), scheme_id="fp16")
-        transcript.fp16 = candidate_side(ceiling, transcript, _runtime_name(plan, False))
+        transcript.fp16 = _ceiling(plan, checkpoint, transcript, Path(tmp) / "fp16", ceiling_cache)
         runnable, twin = _runnable(plan, checkpoint, model_dir, Path(tmp) / "twin")
         transcript.candidate = candidate_side(runnable, transcript, _runtime_name(plan, twin))
     return finish(transcript, out)
+
+
+def _ceiling(plan: BuildPlan, checkpoint: Path, transcript: Transcript, tmp: Path, cache: Path | None) -> Side:
+    path = cache / f"{ceiling_key(plan, checkpoint, transcript)}.json" if cache else None
+    if path is not None and path.is_file():
+        try:
+            return Side.model_validate_json(path.read_text())
+        except ValueError:
+            pass  # a damaged cache entry is recomputed
+    ceiling = twin_model_dir(plan, checkpoint, tmp, scheme=_fp16(), scheme_id="fp16")
+    side = candidate_side(ceiling, transcript, _runtime_name(plan, False))
+    if path is not None:
+        write_json_atomic(path, side.model_dump(mode="json"))
+    return side
+
+
+def ceiling_key(plan: BuildPlan, checkpoint: Path, transcript: Transcript) -> str:
+    """What the fp16 ceiling depends on: the source weights, the tokens fed, the graph's shape."""
+    import hashlib
+
+    from . import __version__
+
+    weights = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in checkpoint.glob("*.safetensors"))
+    identity = {
+        "config": hashlib.sha256((checkpoint / "config.json").read_bytes()).hexdigest(), "weights": weights,
+        "source": transcript.source, "feed": transcript.input_ids + transcript.forced_tokens,
+        "backend": plan.backend, "query_len": plan.kernel.query_len, "context": plan.context_length,
+        "zootool": __version__, "gate": GATE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def twin_model_dir(plan: BuildPlan, checkpoint: Path, out: Path, **export: Any) -> Path:

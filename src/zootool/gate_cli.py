@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .bundle import bundle_dir
+from .builder import ceiling_cache
+from .bundle import bundle_dir, recorded_checkpoint
 from .errors import ConfigError, VerifyError
 from .fetch import fetch_checkpoint
 from .manifest import read_manifest
@@ -25,13 +26,14 @@ def run_gate_command(
     bundle = Path(model) if replay_json else None
     manifest, plan, bundle = _locate(zoo, model, target, bundle)
     model_dir = bundle / manifest["model_dir"]
-    checkpoint = _checkpoint(zoo, plan, weights, needed=not replay_json or not plan.kernel.runs_on_linux)
+    needed = not replay_json or not plan.kernel.runs_on_linux
+    checkpoint = _checkpoint(zoo, plan, weights or recorded_checkpoint(bundle), needed)
     transcript_path = out or bundle.parent / f"{bundle.name}.gate.json"
     with captured(bundle.parent / f"{bundle.name}.gate.log"):
         if replay_json:
             transcript = replay(plan, checkpoint, replay_json, model_dir, transcript_path)
         else:
-            transcript = run_gate(plan, checkpoint, model_dir, transcript_path)
+            transcript = run_gate(plan, checkpoint, model_dir, transcript_path, ceiling_cache=ceiling_cache(zoo))
     return {**transcript.summary(), "transcript": str(transcript_path)}
 
 
@@ -49,6 +51,7 @@ def _locate(zoo: Zoo, model: str, target: str | None, bundle: Path | None) -> tu
 
 
 def _checkpoint(zoo: Zoo, plan: BuildPlan, weights: Path | None, needed: bool) -> Path | None:
+    """``--weights``, else the checkpoint the build read (re-checked), else fetch it as the build did."""
     if not needed:
         return None
     return fetch_checkpoint(plan, zoo.root / ".zoo-cache", zoo.data_dir / "licenses", weights=weights)
