@@ -69,6 +69,7 @@ def plan_facts(plan: BuildPlan) -> dict[str, Any]:
         "scheme_id": plan.scheme_id,
         "scheme_summary": plan.scheme.summary,
         "kernel_id": plan.kernel_id,
+        "runs_on_linux": plan.kernel.runs_on_linux,
         "kernel_summary": plan.kernel.summary,
         "query_len": plan.kernel.query_len if plan.backend == "coreai" else None,
         "context_length": plan.context_length,
