@@ -83,15 +83,16 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
                 plan, zoo.root / ".zoo-cache", zoo.data_dir / "licenses",
                 weights=options.weights, revision=options.revision,
             )
-        remember_checkpoint(final, checkpoint)
         key = build_key(plan, checkpoint, options)
         if not options.force and is_cached(final, key):
             manifest = read_manifest(final)
+            remember_checkpoint(final, checkpoint)
             if options.record:
                 record_build(zoo, manifest)
             return BuildResult(final, True, manifest, stages.timings, stages.peak_rss_mb)
         with staging(final) as stage:
             manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages)
+        remember_checkpoint(final, checkpoint)  # only beside a bundle that exists: a failure leaves nothing
         if options.record:
             record_build(zoo, manifest)
     result = BuildResult(final, False, manifest, stages.timings, stages.peak_rss_mb)
