@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .bundle import PIPELINE_DIR, asset_name, build_lock, bundle_dir, remember_checkpoint, staging
+from .bundle import (
+    PIPELINE_DIR, asset_name, build_lock, bundle_dir, checkpoint_record, remember_checkpoint, staging,
+)
 from .card import render_card
 from .errors import BudgetExceededError, GateFailedError, ZooError
 from .fetch import fetch_checkpoint
@@ -86,13 +88,13 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
         key = build_key(plan, checkpoint, options)
         if not options.force and is_cached(final, key):
             manifest = read_manifest(final)
-            remember_checkpoint(final, checkpoint)
+            remember_checkpoint(checkpoint_record(zoo.root, plan.recipe_id, plan.target), checkpoint)
             if options.record:
                 record_build(zoo, manifest)
             return BuildResult(final, True, manifest, stages.timings, stages.peak_rss_mb)
         with staging(final) as stage:
             manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages)
-        remember_checkpoint(final, checkpoint)  # only beside a bundle that exists: a failure leaves nothing
+        remember_checkpoint(checkpoint_record(zoo.root, plan.recipe_id, plan.target), checkpoint)
         if options.record:
             record_build(zoo, manifest)
     result = BuildResult(final, False, manifest, stages.timings, stages.peak_rss_mb)

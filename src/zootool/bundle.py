@@ -97,27 +97,27 @@ def _swap_into_place(stage: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def checkpoint_record(final: Path) -> Path:
-    """``build/<id>/.<target>.checkpoint.json``: the local checkpoint a build read, beside (not in) the bundle.
+def checkpoint_record(zoo_root: Path, recipe_id: str, target: str) -> Path:
+    """``.zoo-cache/builds/<id>/<target>.checkpoint.json``: the local checkpoint a build read.
 
-    Local paths never go into a bundle or its manifest; this record lets ``zoo gate`` reuse
-    the same checkpoint (``--weights`` folder or cache) without fetching or generating it again.
+    Kept in the cache, never in a bundle (local paths are not published); it lets ``zoo gate``
+    reuse the same checkpoint (``--weights`` folder or cache) without fetching it again.
     """
-    return final.parent / f".{final.name}.checkpoint.json"
+    return zoo_root / ".zoo-cache" / "builds" / recipe_id / f"{target}.checkpoint.json"
 
 
-def remember_checkpoint(final: Path, checkpoint: Path) -> None:
+def remember_checkpoint(record: Path, checkpoint: Path) -> None:
     from .manifest import write_json_atomic
 
-    write_json_atomic(checkpoint_record(final), {"checkpoint": str(Path(checkpoint).resolve())})
+    write_json_atomic(record, {"checkpoint": str(Path(checkpoint).resolve())})
 
 
-def recorded_checkpoint(final: Path) -> Path | None:
-    """The checkpoint the last build of ``final`` read, if it is still there."""
+def recorded_checkpoint(record: Path) -> Path | None:
+    """The checkpoint the last build read, if it is still there."""
     import json
 
     try:
-        folder = Path(json.loads(checkpoint_record(final).read_text())["checkpoint"])
+        folder = Path(json.loads(record.read_text())["checkpoint"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return folder if folder.is_dir() else None

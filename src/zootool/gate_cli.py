@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .builder import ceiling_cache
-from .bundle import bundle_dir, recorded_checkpoint
+from .bundle import bundle_dir, checkpoint_record, recorded_checkpoint
 from .errors import ConfigError, VerifyError
 from .fetch import fetch_checkpoint
 from .manifest import read_manifest
@@ -27,7 +27,8 @@ def run_gate_command(
     manifest, plan, bundle = _locate(zoo, model, target, bundle)
     model_dir = bundle / manifest["model_dir"]
     needed = not replay_json or not plan.kernel.runs_on_linux
-    checkpoint = _checkpoint(zoo, plan, weights or recorded_checkpoint(bundle), needed)
+    record = checkpoint_record(zoo.root, plan.recipe_id, plan.target)
+    checkpoint = _checkpoint(zoo, plan, weights or recorded_checkpoint(record), needed)
     transcript_path = out or bundle.parent / f"{bundle.name}.gate.json"
     with captured(bundle.parent / f"{bundle.name}.gate.log"):
         if replay_json:
