@@ -7,7 +7,9 @@ leaves half a result. Its stdout and stderr are the build's, i.e. the conversion
 Test seam: ``ZOO_TEST_EXPORT_CRASH`` (only when set) makes the child die before the export
 starts, as the conversion stack can: ``abort`` writes the converter's disk-full message and
 calls ``os.abort()``, ``kill`` sends itself SIGKILL (as the out-of-memory killer does),
-``exit`` exits with code 3.
+``exit`` exits with code 3; ``hang`` sleeps until it is killed (so a test can kill the build
+process and see that its export goes too). Any other value is a ``ConfigError`` raised in
+the child, as an export error would be.
 """
 
 from __future__ import annotations
@@ -78,9 +80,12 @@ def _crash_if_asked() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if how == "exit":
         sys.exit(3)
+    if how == "hang":
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
     from .errors import ConfigError
 
-    raise ConfigError(f"{CRASH_ENV}={how!r}: not a crash this test seam knows", "use abort, kill or exit")
+    raise ConfigError(f"{CRASH_ENV}={how!r}: not a crash this test seam knows", "use abort, kill, exit or hang")
 
 
 def _die_with_parent(parent: int) -> None:

@@ -149,7 +149,8 @@ def log_tail(log: Path, lines: int = TAIL_LINES) -> list[str]:
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return []
-    shown = (_ESCAPES.sub("", line).split("\r")[-1].rstrip() for line in text.splitlines())
+    # split on newlines only: a progress bar redraws its line with carriage returns
+    shown = (_ESCAPES.sub("", line).rstrip("\r").split("\r")[-1].rstrip() for line in text.split("\n"))
     return [line for line in shown if line.strip()][-lines:]
 
 
