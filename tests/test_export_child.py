@@ -35,8 +35,10 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 def leftovers(root: Path, target: str = "mac") -> list[str]:
+    """Bundles and partial (staging, swapped-out) directories of ``target``; logs and records aside."""
     folder = root / "build" / MODEL
-    return sorted(p.name for p in folder.iterdir() if p.name != f"{target}.log") if folder.exists() else []
+    names = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    return [n for n in names if n == target or n.startswith((f".{target}.partial-", f".{target}.old-"))]
 
 
 def build(root: Path, checkpoint: Path, *args: str, env: dict | None = None, target: str = "mac"):
