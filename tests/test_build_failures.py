@@ -34,8 +34,10 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 def leftovers(root: Path, target: str = "mac") -> list[str]:
+    """What a build left beside its log and its checkpoint record (bundle.checkpoint_record), neither a bundle."""
     folder = root / "build" / MODEL
-    return sorted(p.name for p in folder.iterdir() if p.name != f"{target}.log") if folder.exists() else []
+    kept = {f"{target}.log", f".{target}.checkpoint.json"}
+    return sorted(p.name for p in folder.iterdir() if p.name not in kept) if folder.exists() else []
 
 
 def weights_copy(checkpoint: Path, dest: Path) -> Path:
