@@ -53,16 +53,17 @@ def run_build(root: Path, model: str) -> dict:
     return summary
 
 
-def params(root: Path, model: str) -> int:
+def plan(root: Path, model: str) -> dict:
     out = subprocess.run([sys.executable, "-m", "zootool", "--root", str(root), "plan", model, "--target", "mac",
                           "--json"], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["estimate"]["params"]
+    return json.loads(out)
 
 
-def report(model: str, n_params: int, summary: dict) -> None:
+def report(model: str, planned: dict, summary: dict) -> None:
     stages = "  ".join(f"{k} {v:.1f}s/{summary['peak_rss_mb'].get(k, 0):.0f}MB" for k, v in summary["timings"].items())
-    print(f"{model:<16}{n_params / 1e6:>9.1f}M  wall {summary['wall_s']:6.1f}s  "
-          f"bundle {summary['bundle_size']:>9}  [{stages}]")
+    predicted = planned["resources"]["stages"]["export"]["memory_bytes"] / 2**20
+    print(f"{model:<16}{planned['estimate']['params'] / 1e6:>9.1f}M  wall {summary['wall_s']:6.1f}s  "
+          f"bundle {summary['bundle_size']:>9}  [{stages}]  export predicted {predicted:.0f}MB")
 
 
 def main() -> None:
@@ -73,12 +74,13 @@ def main() -> None:
         root = Path(tmp)
         for name in ("recipes", "zoo", "cards"):
             shutil.copytree(REPO / name, root / name)
-        print("stage figures: seconds / process peak RSS so far (build runs in one process)")
-        report("tiny-lfm2-moe", params(root, "tiny-lfm2-moe"), run_build(root, "tiny-lfm2-moe"))
+        print("stage figures: seconds / peak RSS so far of the build or its export child process; "
+              "the plan's predicted export peak beside them")
+        report("tiny-lfm2-moe", plan(root, "tiny-lfm2-moe"), run_build(root, "tiny-lfm2-moe"))
         for hidden in args.sizes:
             model = f"synthetic-{hidden}"
             (root / "recipes" / f"{model}.toml").write_text(synthetic_recipe(hidden))
-            report(model, params(root, model), run_build(root, model))
+            report(model, plan(root, model), run_build(root, model))
 
 
 if __name__ == "__main__":

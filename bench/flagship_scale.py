@@ -52,10 +52,19 @@ def generate(root: Path, checkpoint: Path) -> None:
     print(f"generate   wall {wall:7.1f} s  peak RSS {peak:5.2f} GB  rc {result.returncode}")
 
 
+def predicted(root: Path, target: str, stage: str) -> float:
+    """The plan's predicted peak memory of ``stage``, GB (footprint)."""
+    out = subprocess.run(zoo(root, "plan", MODEL, "--target", target, "--json"), capture_output=True, text=True).stdout
+    return json.loads(out)["resources"]["stages"][stage]["memory_bytes"] / 1e9
+
+
 def build(root: Path, checkpoint: Path, target: str) -> None:
+    # --ignore-resources: this measures the peak, also where the pre-flight would refuse the build.
     result, wall, peak = timed(zoo(root, "build", MODEL, "--target", target, "--weights", str(checkpoint),
-                                   "--revision", PLACEHOLDER_SHA, "--no-gate", "--force", "--json"))
-    line = f"build {target:<6} wall {wall:7.1f} s  peak RSS {peak:5.2f} GB  rc {result.returncode}"
+                                   "--revision", PLACEHOLDER_SHA, "--no-gate", "--force", "--ignore-resources",
+                                   "--json"))
+    line = (f"build {target:<6} wall {wall:7.1f} s  peak RSS {peak:5.2f} GB "
+            f"(export predicted {predicted(root, target, 'export'):5.2f} GB)  rc {result.returncode}")
     if result.returncode:
         print(line + "  " + result.stderr.strip().splitlines()[-1][:300])
         return

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import resource
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,14 +23,16 @@ from .bundle import (
     PIPELINE_DIR, asset_name, build_lock, bundle_dir, checkpoint_record, remember_checkpoint, staging,
 )
 from .card import render_card
-from .errors import BudgetExceededError, GateFailedError, ZooError
-from .fetch import fetch_checkpoint
+from .errors import BudgetExceededError, GateFailedError, ResourceError, ZooError
+from .fetch import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
 from .manifest import mismatches, read_manifest, write_manifest
 from .contract import require_contract
 from .package import copy_license, dir_bytes, package_model_dir
 from .plan import BuildPlan, gb
 from .quiet import captured
 from .records import record_build
+from .recipe import HubSource
+from .resources import Preflight
 from .zoo_data import Zoo
 
 
@@ -40,6 +43,7 @@ class BuildOptions:
     force: bool = False
     gate: bool = True
     record: bool = False  # write zoo/records/<id>/<target>.json for the catalog
+    ignore_resources: bool = False  # skip the memory and disk pre-flight
 
 
 @dataclass
@@ -58,15 +62,19 @@ class Stages:
         self.observer = observer or (lambda stage, event, seconds: None)
         self.timings: dict[str, float] = {}
         self.peak_rss_mb: dict[str, float] = {}
+        self.before: Callable[[str], None] = lambda stage: None  # the build's pre-flight check
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        self.before(name)
         self.observer(name, "start", 0.0)
         start = time.perf_counter()
         yield
         self.timings[name] = round(time.perf_counter() - start, 3)
-        # ru_maxrss is the process peak so far (kB on Linux): a running maximum by stage.
-        self.peak_rss_mb[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        # ru_maxrss is the peak so far (kB on Linux), of this process or of its largest finished
+        # child (the export runs in one): a running maximum by stage.
+        peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        self.peak_rss_mb[name] = round(peak / 1024, 1)
         self.observer(name, "done", self.timings[name])
 
     def note(self, name: str, text: str) -> None:
@@ -79,6 +87,10 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
     stages = stages or Stages()
     final = bundle_dir(zoo.root, plan.recipe_id, plan.target)
     log = final.parent / f"{final.name}.log"
+    preflight = _preflight(plan, zoo, final, options)
+    if options.force or not (final / "manifest.json").is_file():
+        preflight.up_front()  # the bundle will be built: refuse now, before anything is written
+    stages.before = preflight.before
     with build_lock(final), _pointing_at(log), captured(log):
         with stages("fetch"):
             checkpoint = fetch_checkpoint(
@@ -93,7 +105,7 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
                 record_build(zoo, manifest)
             return BuildResult(final, True, manifest, stages.timings, stages.peak_rss_mb)
         with staging(final) as stage:
-            manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages)
+            manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages, log)
         remember_checkpoint(checkpoint_record(zoo.root, plan.recipe_id, plan.target), checkpoint)
         if options.record:
             record_build(zoo, manifest)
@@ -107,29 +119,45 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
     return result
 
 
+def _preflight(plan: BuildPlan, zoo: Zoo, final: Path, options: BuildOptions) -> Preflight:
+    """The stages this build may run, and the folders each writes to, for the resource checks."""
+    if isinstance(plan.source, HubSource) and options.weights is None:
+        pinned_revision(plan.source, options.revision)  # an unpinned source is a recipe error, said first
+    cache = zoo.root / ".zoo-cache"
+    fetching = options.weights is None and not is_fetched(plan, cache, options.revision)
+    stages = [name for name, runs in (("fetch", fetching), ("export", True), ("gate", options.gate)) if runs]
+    places = {"cache": fetch_folder(plan, cache, options.revision) if fetching else cache,
+              "build": final.parent, "temp": Path(tempfile.gettempdir())}
+    command = f"zoo plan {plan.recipe_id} --target {plan.target}"
+    return Preflight(plan.resources, places, command, [] if options.ignore_resources else stages)
+
+
 @contextlib.contextmanager
 def _pointing_at(log: Path) -> Iterator[None]:
     """Failures name the log that holds the conversion stack's own output, when it holds any.
 
-    A refusal before any conversion (an unpinned source, a missing license) leaves the
-    log empty or unwritten; pointing at it would send the reader to nothing.
+    A refusal before any conversion (an unpinned source, a missing license, too little
+    memory or disk) leaves the log empty or unwritten; pointing at it would send the reader
+    to nothing.
     """
     try:
         yield
+    except ResourceError:
+        raise
     except ZooError as exc:
         if log.is_file() and log.stat().st_size > 0:
             exc.hint = f"{exc.hint} (conversion log: {log})".strip()
         raise
 
 
-def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages) -> dict[str, Any]:
+def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log: Path) -> dict[str, Any]:
     stem = asset_name(plan.model_name, plan.scheme_id)
     model_dir = stage / PIPELINE_DIR / stem
     with stages("export"):
-        from .export import export_model
+        from .child import ExportRequest, run_export
 
         stages.note("export", f"{plan.backend} {plan.scheme_id}, kernel {plan.kernel_id}")
-        model = export_model(plan, checkpoint, model_dir, stem)
+        model = run_export(ExportRequest(plan=plan, checkpoint=checkpoint, out_dir=model_dir, stem=stem), log)
     with stages("package"):
         package_model_dir(plan, checkpoint, model_dir, model)
         copy_license(plan, checkpoint, stage)

@@ -216,7 +216,11 @@ def build(
     target: TargetOpt,
     weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder instead of the recipe's source.")] = None,
     revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha (when the recipe pins none).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if an identical bundle exists.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if an identical bundle exists (the cache "
+                                        "only; the memory and disk checks still run).")] = False,
+    ignore_resources: Annotated[bool, typer.Option(
+        "--ignore-resources", help="Run stages even where this machine has less memory or free disk than "
+        "they are predicted to need (zoo plan --json: resources); otherwise refused with exit 12.")] = False,
     no_gate: Annotated[bool, typer.Option("--no-gate", help="Skip the quality gate; the card says 'not gated'.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
     record: Annotated[bool, typer.Option("--record", help="Write the build into zoo/records/ for the catalog "
@@ -240,7 +244,8 @@ def build(
     resolved = resolve(recipe, target, z, recipe_file=_rel(path, z),
                        overrides=overrides(quant=quant, kernel=kernel), revision=revision)
     require_fits(resolved, recipe, z)
-    options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record)
+    options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record,
+                           ignore_resources=ignore_resources)
     from .quiet import terminal_stream
 
     from rich.console import Console

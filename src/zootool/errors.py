@@ -20,6 +20,19 @@ class ZooError(Exception):
         self.message = message
         self.hint = hint if hint is not None else self.default_hint
 
+    def __reduce__(self):
+        # Subclasses take other arguments (RecipeError), so rebuild from the state, not the args:
+        # an error raised in the export's child process reaches the parent as the same type.
+        return restore_error, (type(self), self.message, self.__dict__)
+
+
+def restore_error(cls: type[ZooError], message: str, state: dict) -> ZooError:
+    """A ZooError of ``cls`` with ``message`` and the attributes in ``state``, without calling ``__init__``."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(ZooError):
     """Bad input: a recipe, zoo data, a CLI override."""
@@ -94,6 +107,13 @@ class NotImplementedFeatureError(ZooError):
     exit_code = 11
 
 
+class ResourceError(ZooError):
+    """The machine has less memory or free disk than a build stage is predicted to need."""
+
+    exit_code = 12
+    default_hint = "--ignore-resources runs anyway; a smaller scheme (--quant) needs less"
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected error (run with ZOO_DEBUG=1 for a traceback)",
@@ -107,4 +127,5 @@ EXIT_CODES: dict[int, str] = {
     9: "fetching from the Hub failed (a checkpoint, or an upstream for zoo new)",
     10: "another build of the same model/target holds the lock",
     11: "feature not implemented yet",
+    12: "not enough memory or free disk for a build stage (checked before it starts)",
 }

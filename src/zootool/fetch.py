@@ -93,14 +93,45 @@ def _local(weights: Path) -> Path:
     return weights.resolve()
 
 
-def _generated(plan: BuildPlan, cache_root: Path, license_dir: Path) -> Path:
-    """Generate (once, cached by architecture, seed and generator version) the recipe's random checkpoint."""
-    from .synthetic import GENERATOR_VERSION, generate_checkpoint
+def is_fetched(plan: BuildPlan, cache_root: Path, revision: str | None = None) -> bool:
+    """Whether the plan's checkpoint is already complete on disk (fetching it writes nothing)."""
+    if isinstance(plan.source, GeneratedSource):
+        return (_generated_folder(plan, cache_root) / ".complete").is_file()
+    snapshot = fetch_folder(plan, cache_root, revision)
+    if not (snapshot / "config.json").is_file():
+        return False
+    index = snapshot / "model.safetensors.index.json"
+    if not index.is_file():
+        return (snapshot / "model.safetensors").is_file()
+    shards = set(read_json(index).get("weight_map", {}).values())
+    return bool(shards) and all((snapshot / shard).is_file() for shard in shards)
+
+
+def fetch_folder(plan: BuildPlan, cache_root: Path, revision: str | None = None) -> Path:
+    """Where fetching the plan's checkpoint writes: the generated folder, or the Hub snapshot."""
+    if isinstance(plan.source, GeneratedSource):
+        return _generated_folder(plan, cache_root)
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    repo = "models--" + plan.source.hub.replace("/", "--")
+    return Path(HF_HUB_CACHE) / repo / "snapshots" / (pinned_revision(plan.source, revision))
+
+
+def _generated_folder(plan: BuildPlan, cache_root: Path) -> Path:
+    from .synthetic import GENERATOR_VERSION
 
     config = plan.architecture.to_hf_config() | {"initializer_range": plan.source.init_std}
     identity = {"config": config, "dtype": GENERATED_DTYPE, "generator": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-    folder = cache_root / "checkpoints" / f"{plan.recipe_id}-{key}-seed{plan.source.seed}"
+    return cache_root / "checkpoints" / f"{plan.recipe_id}-{key}-seed{plan.source.seed}"
+
+
+def _generated(plan: BuildPlan, cache_root: Path, license_dir: Path) -> Path:
+    """Generate (once, cached by architecture, seed and generator version) the recipe's random checkpoint."""
+    from .synthetic import generate_checkpoint
+
+    config = plan.architecture.to_hf_config() | {"initializer_range": plan.source.init_std}
+    folder = _generated_folder(plan, cache_root)
     if (folder / ".complete").is_file():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -125,12 +156,7 @@ def _write_generated_license(plan: BuildPlan, folder: Path, license_dir: Path) -
 
 def _hub(source: HubSource, revision: str | None) -> Path:
     """``snapshot_download`` at a pinned commit; never an unpinned branch."""
-    pinned = revision or source.revision
-    if not pinned:
-        raise ConfigError(
-            f"model.source: {source.hub} has no pinned revision",
-            "set model.source.revision to the upstream commit sha, or pass --revision SHA",
-        )
+    pinned = pinned_revision(source, revision)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -141,6 +167,17 @@ def _hub(source: HubSource, revision: str | None) -> Path:
             f"could not download {source.hub}@{pinned[:12]}: {type(exc).__name__}: {_first_line(exc)}",
             "check the network and the revision, or pass a local checkpoint with --weights DIR",
         ) from None
+
+
+def pinned_revision(source: HubSource, revision: str | None) -> str:
+    """The commit a Hub source is fetched at (``--revision`` first); an unpinned source is refused."""
+    pinned = revision or source.revision
+    if not pinned:
+        raise ConfigError(
+            f"model.source: {source.hub} has no pinned revision",
+            "set model.source.revision to the upstream commit sha, or pass --revision SHA",
+        )
+    return pinned
 
 
 def _first_line(exc: Exception) -> str:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
 from .estimate import SizeEstimate, estimate
+from .footprint import ResourceEstimate, resource_estimate
 from .recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
 from .schema_base import did_you_mean
 from .zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
@@ -77,12 +78,17 @@ class BuildPlan(BaseModel):
     architecture: Any
     estimate: SizeEstimate
     budget: Budget
+    resources: ResourceEstimate
     origins: dict[str, Origin]
 
     @property
     def plan_hash(self) -> str:
-        """sha256 of the canonical plan; provenance (``origins``) does not change it."""
-        payload = self.model_dump_json(exclude={"origins"})
+        """sha256 of the canonical plan.
+
+        Provenance (``origins``) and the machine needs (``resources``, a prediction derived
+        from the rest, whose constants get re-measured) do not change it.
+        """
+        payload = self.model_dump_json(exclude={"origins", "resources"})
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
@@ -130,7 +136,7 @@ def resolve(
     _check_gate(values, origins)
     _platform_backend(values, origins, platform, platform_id)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
-    sizes = estimate(recipe.architecture.tensors(), refs["scheme"], refs["kernel"])
+    sizes, needs = _predictions(recipe, refs["scheme"], refs["kernel"])
     return BuildPlan(
         recipe_id=recipe.id,
         model_name=recipe.model.name,
@@ -156,8 +162,17 @@ def resolve(
         architecture=recipe.architecture,
         estimate=sizes,
         budget=_budget(platform, sizes.weight_bytes),
+        resources=needs,
         origins=origins,
     )
+
+
+def _predictions(recipe: Recipe, scheme: Scheme, kernel: Kernel) -> tuple[SizeEstimate, ResourceEstimate]:
+    """The bundle's size and each build stage's memory and disk, from the architecture."""
+    tensors = recipe.architecture.tensors()
+    sizes = estimate(tensors, scheme, kernel)
+    generated = isinstance(recipe.model.source, GeneratedSource)
+    return sizes, resource_estimate(tensors, sizes, scheme, kernel, generated=generated)
 
 
 def _levels(zoo: Zoo, recipe: Recipe, table: Settings, target: str, recipe_file: str, overrides):

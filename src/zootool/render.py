@@ -62,6 +62,8 @@ def plan_table(plan: BuildPlan) -> "Table":
     ]
     if plan.budget.entitlement:
         rows.append(("entitlement", plan.budget.entitlement, None))
+    rows += [(f"{name} needs", f"{gb(need.memory_bytes)} memory, {gb(need.disk_bytes)} disk ({need.disk_location})",
+              None) for name, need in plan.resources.stages.items()]
     for name, value, where in rows:
         table.add_row(name, value, str(where) if where else "")
     return table
