@@ -1,4 +1,4 @@
-"""The export's child process: ``python -m zootool._export_child REQUEST RESULT`` (see ``child``).
+"""The export's child process: ``python -m zootool._export_child REQUEST RESULT PARENT`` (see ``child``).
 
 Reads the pickled ``ExportRequest``, runs ``export.export_model`` and writes the pickled
 ``ExportResult`` (the model path or the error) with an atomic rename, so a crash never
@@ -28,8 +28,10 @@ PARENT_POLL_SECONDS = 1.0
 
 
 def main(argv: list[str]) -> int:
-    request_path, result_path = map(Path, argv)
-    _die_with_parent(os.getppid())
+    request_path, result_path, parent = Path(argv[0]), Path(argv[1]), int(argv[2])
+    # The build's pid comes from the build itself: if it died before this line ran, the
+    # process that adopted us is someone else, and getppid() would be no proof of life.
+    _die_with_parent(parent)
     from .child import encode_error
     from .quiet import quiet_libraries
 

@@ -157,7 +157,8 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log
         from .child import ExportRequest, run_export
 
         stages.note("export", f"{plan.backend} {plan.scheme_id}, kernel {plan.kernel_id}")
-        model = run_export(ExportRequest(plan=plan, checkpoint=checkpoint, out_dir=model_dir, stem=stem), log)
+        request = ExportRequest(plan=plan, checkpoint=checkpoint, out_dir=model_dir, stem=stem)
+        model = run_export(request, log, scratch=stage)
     with stages("package"):
         package_model_dir(plan, checkpoint, model_dir, model)
         copy_license(plan, checkpoint, stage)

@@ -6,10 +6,11 @@ neither leaves a Python exception behind. In a child, either is a ``BackendFaile
 (exit 5) naming the signal or exit code, with the end of the conversion log, which the
 child writes into (it inherits the build's file descriptors 1 and 2, see ``quiet``).
 
-The child is ``python -m zootool._export_child REQUEST RESULT``, a fresh interpreter:
+The child is ``python -m zootool._export_child REQUEST RESULT PARENT``, a fresh interpreter:
 ``multiprocessing``'s spawn would re-run ``zootool.__main__``, which starts the CLI. The
 request (an ``ExportRequest``) and the result (an ``ExportResult``) are pickled files in a
-private temporary directory; a ``ZooError`` raised in the child comes back as the same
+private temporary directory (inside the build's staging directory, so that a killed build's
+next run removes them with it); a ``ZooError`` raised in the child comes back as the same
 type, message and hint (``ZooError.__reduce__``).
 """
 
@@ -58,9 +59,13 @@ class ExportResult(BaseModel):
     unexpected: tuple[str, str] | None = None  # (exception type name, message)
 
 
-def run_export(request: ExportRequest, log: Path | None) -> Path:
-    """Export in a child process; returns the model path or raises the child's error, typed."""
-    with tempfile.TemporaryDirectory(prefix="zoo-export-") as tmp:
+def run_export(request: ExportRequest, log: Path | None, scratch: Path | None = None) -> Path:
+    """Export in a child process; returns the model path or raises the child's error, typed.
+
+    ``log`` is where the child's output goes (its tail explains a crash); ``scratch`` holds
+    the request and result files while the child runs (default: the temporary directory).
+    """
+    with tempfile.TemporaryDirectory(prefix="zoo-export-", dir=scratch) as tmp:
         request_path, result_path = Path(tmp) / "request.pkl", Path(tmp) / "result.pkl"
         request_path.write_bytes(pickle.dumps(request))
         code = _run_child(request_path, result_path)
@@ -77,7 +82,7 @@ def run_export(request: ExportRequest, log: Path | None) -> Path:
 def _run_child(request_path: Path, result_path: Path) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
-    command = [sys.executable, "-m", CHILD_MODULE, str(request_path), str(result_path)]
+    command = [sys.executable, "-m", CHILD_MODULE, str(request_path), str(result_path), str(os.getpid())]
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=child_env())
     try:
         return child.wait()
