@@ -49,3 +49,15 @@ def run_zoo(*args: str, root: Path | None = None, env: dict | None = None, cwd: 
         [sys.executable, "-m", "zootool", *prefix, *args],
         capture_output=True, text=True, env=full_env, cwd=cwd or REPO, timeout=600,
     )
+
+
+def tiny_recipe_checkpoint(dest: Path, model: str = "tiny-lfm2-moe") -> Path:
+    """A recipe's tiny checkpoint generated at ``dest``, with the recipe's license text beside it."""
+    from zootool.checkpoint import generate_tiny_checkpoint
+    from zootool.registry import get
+    from zootool.zoo_data import Zoo
+
+    recipe, _ = get(Zoo(REPO), model)
+    folder = generate_tiny_checkpoint(dest, recipe.architecture.to_hf_config(), 0)
+    shutil.copyfile(REPO / "zoo" / "licenses" / "mit.txt", folder / "LICENSE")
+    return folder

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_zoo
+from conftest import run_zoo, tiny_recipe_checkpoint
 
 pytest.importorskip("coreai_torch")
 pytest_plugins = ["conftest_hub"]
@@ -23,14 +23,7 @@ MODEL = "tiny-lfm2-moe"
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """The tiny recipe's checkpoint (with its LICENSE), generated once for this module."""
-    from zootool.checkpoint import generate_tiny_checkpoint
-    from zootool.registry import get
-    from zootool.zoo_data import Zoo
-
-    recipe, _ = get(Zoo(REPO), MODEL)
-    folder = generate_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", recipe.architecture.to_hf_config(), 0)
-    shutil.copyfile(REPO / "zoo" / "licenses" / "mit.txt", folder / "LICENSE")
-    return folder
+    return tiny_recipe_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", MODEL)
 
 
 def leftovers(root: Path, target: str = "mac") -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_zoo
+from conftest import run_zoo, tiny_recipe_checkpoint
 
 pytest.importorskip("coreai_torch")
 
@@ -24,14 +23,8 @@ CRASH_ENV = "ZOO_TEST_EXPORT_CRASH"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from zootool.checkpoint import generate_tiny_checkpoint
-    from zootool.registry import get
-    from zootool.zoo_data import Zoo
-
-    recipe, _ = get(Zoo(REPO), MODEL)
-    folder = generate_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", recipe.architecture.to_hf_config(), 0)
-    shutil.copyfile(REPO / "zoo" / "licenses" / "mit.txt", folder / "LICENSE")
-    return folder
+    """The tiny recipe's checkpoint (with its LICENSE), generated once for this module."""
+    return tiny_recipe_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", MODEL)
 
 
 def leftovers(root: Path, target: str = "mac") -> list[str]:
