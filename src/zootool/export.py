@@ -49,11 +49,13 @@ def model_name(stem: str, backend: str) -> str:
     return f"{stem}{SUFFIXES[backend]}"
 
 
-def build_graph(plan: BuildPlan, checkpoint: Path) -> Any:
+def build_graph(plan: BuildPlan, checkpoint: Path, quantize_unit: Callable[[Any, str], None] | None = None) -> Any:
     """The plan's torch decode graph with the checkpoint's weights loaded, in fp16.
 
     fp16, not fp32: both backends store and compute fp16 anyway, and an fp32 copy of the
     flagship (34 GB) does not fit this machine; bf16 checkpoints convert to fp16 exactly.
+    ``quantize_unit(graph, prefix)`` runs after each layer (and each top-level module) is
+    loaded, so at most one layer is held at fp16 beside the stored weights.
     """
     import torch
 
@@ -61,7 +63,7 @@ def build_graph(plan: BuildPlan, checkpoint: Path) -> Any:
     config = json.loads((checkpoint / "config.json").read_text())
     with torch.device("meta"):
         graph = build(config, plan.context_length, dtype=torch.float16)
-    load(graph, checkpoint)
+    load(graph, checkpoint, None if quantize_unit is None else lambda unit: quantize_unit(graph, unit))
     return graph
 
 
@@ -72,13 +74,23 @@ def export_model(
     """Convert the decode graph into ``out_dir``; ``scheme``/``kernel`` default to the plan's."""
     out_dir.mkdir(parents=True, exist_ok=True)
     quant = SimpleNamespace(name=scheme_id or plan.scheme_id, quantize=(scheme or plan.scheme).quantize)
-    convert = _converter(plan, quant, kernel or plan.kernel_id)
-    graph = build_graph(plan, checkpoint)
+    kernel = kernel or plan.kernel_id
+    convert = _converter(plan, quant, kernel)
+    graph = build_graph(plan, checkpoint, _unit_quantizer(plan, quant, kernel))
     try:
         return convert(graph, out_dir / model_name(stem, plan.backend), asset_metadata(plan, checkpoint))
     finally:
         del graph
         gc.collect()
+
+
+def _unit_quantizer(plan: BuildPlan, quant: Any, kernel: str) -> Callable[[Any, str], None] | None:
+    """Core AI quantizes torch modules, so it can do it while loading; Core ML quantizes its own program."""
+    if plan.backend != "coreai":
+        return None
+    from .backends.coreai import quantize_unit
+
+    return lambda graph, unit: quantize_unit(graph, quant, expert_kernel(kernel), unit)
 
 
 def _converter(plan: BuildPlan, quant: Any, kernel: str) -> Callable[[Any, Path, dict], Path]:
@@ -94,12 +106,17 @@ def _converter(plan: BuildPlan, quant: Any, kernel: str) -> Callable[[Any, Path,
         )
     from .backends.coreai import export_decode_graph
 
-    expert_kernel = "gather_mm" if kernel == NO_KERNEL else kernel
     # The bundle's kernel fixes tokens per call (gather_qmm: 1); its gate twins keep that shape.
     fixed = plan.kernel.query_len
     return lambda graph, path, meta: export_decode_graph(
-        graph, path, query_len=fixed, scheme=quant, kernel=expert_kernel, metadata=meta
+        graph, path, query_len=fixed, scheme=quant, kernel=expert_kernel(kernel), metadata=meta,
+        consume_weights=True,  # export_model drops the graph after the export
     )
+
+
+def expert_kernel(kernel: str) -> str:
+    """The Core AI exporter's expert kernel for a plan's kernel id (a dense model has none)."""
+    return "gather_mm" if kernel == NO_KERNEL else kernel
 
 
 def asset_metadata(plan: BuildPlan, checkpoint: Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -9,25 +10,24 @@ import torch
 from torch import Tensor, nn
 
 from .lfm2_moe import HUB_EXPERT_PARTS
-from .safetensors_checkpoint import SafetensorsCheckpoint, assign_checked, tie_head, untied_names
+from .safetensors_checkpoint import SafetensorsCheckpoint, load_by_unit
 
 if TYPE_CHECKING:
     from .lfm2_moe_model import Lfm2MoeDims
 
 
-def load_weights(graph: nn.Module, checkpoint_dir: Path) -> None:
+def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[str], None] | None = None) -> None:
     """Fill a decode graph with a transformers LFM2-MoE checkpoint, tensor by tensor.
 
     Accepts both expert layouts: stacked ``experts.gate_up_proj`` / ``down_proj``
     (transformers 5 in memory) and per-expert ``experts.N.w1/w3/w2`` (as saved on
     the Hub). Parameters are replaced, so meta-device modules work; a tied head is
-    re-tied to the embedding so it is stored once. Raises :class:`FetchError` for a
-    missing, truncated or mismatching tensor or file.
+    re-tied to the embedding so it is stored once. ``on_unit`` as in
+    :func:`load_by_unit`. Raises :class:`FetchError` for a missing, truncated or
+    mismatching tensor or file.
     """
     with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
-        for name in untied_names(graph):
-            assign_checked(graph, name, _read(checkpoint, graph.dims, name), str(checkpoint.directory))
-    tie_head(graph)
+        load_by_unit(graph, lambda name: _read(checkpoint, graph.dims, name), str(checkpoint.directory), on_unit)
 
 
 def _read(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, name: str) -> Tensor:

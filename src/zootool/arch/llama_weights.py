@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from .safetensors_checkpoint import SafetensorsCheckpoint, assign_checked, tie_head, untied_names
+from .safetensors_checkpoint import SafetensorsCheckpoint, load_by_unit
 
 EMBEDDING = "model.embed_tokens.weight"
 
@@ -20,19 +20,20 @@ def checkpoint_name(module_name: str, tied: bool) -> str:
     return f"model.{module_name}"
 
 
-def load_weights(graph: nn.Module, checkpoint_dir: Path) -> None:
+def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[str], None] | None = None) -> None:
     """Fill a decode graph with a transformers llama/qwen3/mistral safetensors checkpoint.
 
-    Parameters are replaced, so meta-device modules work. Raises :class:`FetchError`
-    for a missing, truncated or mismatching tensor or file.
+    Parameters are replaced, so meta-device modules work; ``on_unit`` as in
+    :func:`load_by_unit`. Raises :class:`FetchError` for a missing, truncated or
+    mismatching tensor or file.
     """
     with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
-        load_tensors(graph, checkpoint.get, str(checkpoint.directory))
+        load_tensors(graph, checkpoint.get, str(checkpoint.directory), on_unit)
 
 
-def load_tensors(graph: nn.Module, read: Callable[[str], Any], where: str) -> None:
+def load_tensors(
+    graph: nn.Module, read: Callable[[str], Any], where: str, on_unit: Callable[[str], None] | None = None,
+) -> None:
     """Fill a decode graph from ``read(checkpoint tensor name) -> tensor``; shapes are checked."""
     tied = graph.dims.tie_word_embeddings
-    for name in untied_names(graph):
-        assign_checked(graph, name, read(checkpoint_name(name, tied)), where)
-    tie_head(graph)
+    load_by_unit(graph, lambda name: read(checkpoint_name(name, tied)), where, on_unit)

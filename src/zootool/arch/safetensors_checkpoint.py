@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -128,6 +129,36 @@ def assign_checked(chunk: Any, name: str, value: Any, where: str) -> None:
         setattr(owner, attr, nn.Parameter(value, requires_grad=False))
     else:
         setattr(owner, attr, nn.Buffer(value))
+
+
+def load_by_unit(
+    graph: Any, read: Callable[[str], Any], where: str, on_unit: Callable[[str], None] | None = None,
+) -> None:
+    """Fill ``graph`` with ``read(state-dict name)`` for every untied tensor, then tie the head.
+
+    ``on_unit(prefix)`` runs once a unit is complete: a top-level module (``embed_tokens``)
+    or one decoder layer (``layers.3``), in load order; a tied head is a unit of its own,
+    after the tie. An export quantizes each unit there, so the whole model never sits in
+    memory at the working precision.
+    """
+    current: str | None = None
+    for name in untied_names(graph):
+        unit = unit_of(name)
+        if current is not None and unit != current and on_unit:
+            on_unit(current)
+        current = unit
+        assign_checked(graph, name, read(name), where)
+    if current is not None and on_unit:
+        on_unit(current)
+    tie_head(graph)
+    if graph.dims.tie_word_embeddings and on_unit:
+        on_unit("lm_head")
+
+
+def unit_of(name: str) -> str:
+    """``layers.3.mlp.w1.weight`` -> ``layers.3``; ``embed_tokens.weight`` -> ``embed_tokens``."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "layers" else parts[0]
 
 
 def untied_names(graph: Any) -> list[str]:

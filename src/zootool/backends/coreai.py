@@ -45,6 +45,7 @@ def export_aimodel(
     output_names: Sequence[str] | None = None,
     state_names: Sequence[str] | None = None,
     dynamic_shapes: Any = None,
+    consume_weights: bool = False,
 ) -> Path:
     """Convert ``module`` to a Core AI asset at ``out_path`` (a ``.aimodel`` directory).
 
@@ -61,7 +62,9 @@ def export_aimodel(
     ``scheme`` is a scheme id (``fp16``, ``sym8``, ``int4km``) or a scheme object;
     ``kernel`` is ``gather_mm`` (stock composite) or ``gather_qmm`` (Metal kernel).
     ``metadata`` keys ``author``, ``license``, ``description`` fill the asset fields;
-    ``custom`` is a mapping stored as JSON strings.
+    ``custom`` is a mapping stored as JSON strings. ``consume_weights`` frees each weight
+    of ``module`` once the converter has copied it (``coreai_consume``): the module cannot
+    run afterwards, and the export needs one copy of the stored weights instead of two.
     """
     _require_stack()
     if kernel not in KERNELS:
@@ -76,7 +79,8 @@ def export_aimodel(
     program = _stage("export", lambda: _export(module, args, dynamic_shapes))
     if kernel == "gather_qmm" and not _calls_kernel(program):
         raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts for it", _KERNEL_HINT)
-    ai_program = _stage("convert", lambda: _convert(program, inputs, outputs, states, kernel))
+    ai_program = _stage("convert", lambda: _convert(program, inputs, outputs, states, kernel, consume_weights))
+    del program  # with consume_weights its tensors are empty already; else the module keeps them
     asset = _stage("save", lambda: _save(ai_program, Path(out_path)))
     custom = {"zootool.scheme": plan.name, "zootool.kernel": kernel, **dict((metadata or {}).get("custom", {}))}
     _stage("metadata", lambda: write_metadata(asset, {**dict(metadata or {}), "custom": custom}))
@@ -84,7 +88,8 @@ def export_aimodel(
 
 
 def export_decode_graph(
-    graph: Any, out_path: Path, *, query_len: int | None, scheme: Any, kernel: str, metadata: Mapping[str, Any]
+    graph: Any, out_path: Path, *, query_len: int | None, scheme: Any, kernel: str, metadata: Mapping[str, Any],
+    consume_weights: bool = False,
 ) -> Path:
     """A family's decode graph as the engines load it: two inputs, in-place states, logits.
 
@@ -94,6 +99,7 @@ def export_decode_graph(
     return export_aimodel(
         graph, graph.example_inputs(query_len), out_path, scheme=scheme, kernel=kernel, metadata=metadata,
         state_names=graph.state_names(), dynamic_shapes=graph.dynamic_shapes(query_len),
+        consume_weights=consume_weights,
     )
 
 
@@ -116,7 +122,18 @@ def _stage(name: str, action: Any) -> Any:
         raise BackendFailedError(message.splitlines()[0][:2000], _STAGE_HINTS[name]) from exc
 
 
-def _quantize(module: Any, scheme: Any, kernel: str) -> Any:
+def quantize_unit(module: Any, scheme: Any, kernel: str, unit: str) -> None:
+    """Quantize one just-loaded submodule (``layers.3``) of ``module`` and return its fp16 memory.
+
+    :func:`export_aimodel` then finds those weights quantized already and leaves them.
+    """
+    from ..memory import return_freed_memory
+
+    _quantize(module, scheme, kernel, within=unit)
+    return_freed_memory()
+
+
+def _quantize(module: Any, scheme: Any, kernel: str, within: str | None = None) -> Any:
     from .coreai_quant import quantize_module, resolve_plan
 
     try:
@@ -130,7 +147,7 @@ def _quantize(module: Any, scheme: Any, kernel: str) -> Any:
             f"{experts.method} {experts.bits}-bit",
             _KERNEL_HINT,
         )
-    _stage("quantize", lambda: quantize_module(module, plan, use_kernel=kernel == "gather_qmm"))
+    _stage("quantize", lambda: quantize_module(module, plan, use_kernel=kernel == "gather_qmm", within=within))
     return plan
 
 
@@ -178,10 +195,15 @@ def _calls_kernel(program: Any) -> bool:
     return any(KERNEL_NAME in str(node.target) for node in program.graph.nodes)
 
 
-def _convert(program: Any, input_names: list[str], output_names: list[str], states: list[str], kernel: str) -> Any:
+def _convert(
+    program: Any, input_names: list[str], output_names: list[str], states: list[str], kernel: str, consume: bool,
+) -> Any:
     from coreai_torch import TorchConverter
 
-    converter = TorchConverter(mode=TorchConverter.Mode.RELEASE)
+    from .coreai_consume import consuming_converter
+
+    mode = TorchConverter.Mode.RELEASE
+    converter = consuming_converter(mode) if consume else TorchConverter(mode=mode)
     if kernel == "gather_qmm":
         from ..kernels.gather_qmm import gather_qmm_kernel
 
@@ -195,9 +217,15 @@ def _convert(program: Any, input_names: list[str], output_names: list[str], stat
 def _save(ai_program: Any, out_path: Path) -> Any:
     from coreai.authoring.asset import AIModelAsset
 
+    from .coreai_save import save_asset
+
     # Write next to the target, then swap, so a failed save never leaves half an asset.
     staging = out_path.with_name(f".{out_path.stem}.{os.getpid()}.partial.aimodel")
-    ai_program.save_asset(staging)
+    try:
+        save_asset(ai_program, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if out_path.exists():
         shutil.rmtree(out_path)
     staging.rename(out_path)

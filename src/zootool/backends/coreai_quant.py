@@ -204,9 +204,15 @@ def expert_weight_names(module: nn.Module) -> list[str]:
     return [name for name, p in module.named_parameters(recurse=False) if p.dim() == 3]
 
 
-def quantize_module(module: nn.Module, plan: QuantPlan, *, use_kernel: bool) -> nn.Module:
-    """Swap, in place, the weights of every group ``plan`` quantizes (``ValueError`` if impossible)."""
+def quantize_module(module: nn.Module, plan: QuantPlan, *, use_kernel: bool, within: str | None = None) -> nn.Module:
+    """Swap, in place, the weights of every group ``plan`` quantizes (``ValueError`` if impossible).
+
+    ``within`` limits it to one submodule (``layers.3``) and what it holds. Quantized
+    modules are left alone, so quantizing twice changes nothing.
+    """
     for name, parent, child_name, child in list(_children(module)):
+        if within is not None and name != within and not name.startswith(within + "."):
+            continue
         group = tensor_group(name, child)
         fmt = plan.formats.get(group or "")
         if fmt is None:
