@@ -28,11 +28,13 @@ PLACEHOLDER_SHA = "0" * 40
 
 
 def timed(command: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
-    """(result, wall seconds, peak RSS GB) of one command."""
+    """(result, wall seconds, peak RSS GB) of one command; prints its CPU use (all processes)."""
     start = time.perf_counter()
     result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
     wall = time.perf_counter() - start
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+    cpu = re.search(r"Percent of CPU this job got: (\d+)%", result.stderr)
+    print(f"  cpu {cpu.group(1) if cpu else '?'}% of one core over the wall time ({' '.join(command[3:6])})")
     return result, wall, int(match.group(1)) / 1e6 if match else float("nan")
 
 

@@ -303,12 +303,12 @@ def lfm2_graph(checkpoint: Path, dtype):
     return graph.eval()
 
 
-def model_folder(tmp_path: Path, graph, scheme: str, query_len, kernel: str = "gather_mm") -> Path:
+def model_folder(tmp_path: Path, graph, scheme: str, query_len, kernel: str = "gather_mm", consume: bool = False) -> Path:
     """An exported graph beside the ``metadata.json`` the engine driver reads."""
-    folder = tmp_path / f"{scheme}-{query_len}-{kernel}"
+    folder = tmp_path / f"{scheme}-{query_len}-{kernel}-{consume}"
     folder.mkdir()
     backend.export_decode_graph(graph, folder / "m.aimodel", query_len=query_len, scheme=scheme, kernel=kernel,
-                                metadata={})
+                                metadata={}, consume_weights=consume)
     language = {"tokenizer": "tokenizer", "vocab_size": graph.dims.vocab_size, "max_context_length": LFM2_CONTEXT,
                 "function_map": {"main": ["main"]}}
     (folder / "metadata.json").write_text(json.dumps(
@@ -360,3 +360,23 @@ def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
     folder = model_folder(tmp_path, graph, "sym8", 1, kernel="gather_qmm")
     moe_layers = len(graph.layers) - graph.dims.num_dense_layers
     assert backend.storage_summary(folder / "m.aimodel")["ops"]["metal4_kernel"] == 2 * moe_layers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["fp16", "sym8"])
+def test_consuming_export_frees_the_weights_and_converts_the_same(tmp_path, lfm2, scheme):
+    """consume_weights empties every weight of the module once converted, and changes no output."""
+    from zootool.engine import EngineDriver
+
+    checkpoint, ids, _ = lfm2
+    kept, consumed = lfm2_graph(checkpoint, torch.float16), lfm2_graph(checkpoint, torch.float16)
+    weight_bytes = sum(p.untyped_storage().nbytes() for p in consumed.parameters())
+    outputs = []
+    for graph, consume in ((kept, False), (consumed, True)):
+        with EngineDriver(model_folder(tmp_path, graph, scheme, None, consume=consume)) as driver:
+            outputs.append(np.concatenate([driver.feed(ids[:5]), *(driver.feed([t]) for t in ids[5:12])]))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    def held(graph):
+        return sum(t.untyped_storage().nbytes() for t in [*graph.parameters(), *graph.buffers()] if t.numel() > 1024)
+
+    assert held(consumed) < weight_bytes / 100 < held(kept) / 10

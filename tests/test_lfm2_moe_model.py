@@ -236,3 +236,21 @@ def test_config_reading():
         Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "num_key_value_heads": 3})
     with pytest.raises(NotImplementedFeatureError, match="yarn"):
         Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "rope_parameters": {"rope_type": "yarn", "factor": 4.0}})
+
+
+def test_loading_calls_back_once_per_unit_in_order(checkpoints):
+    """The export quantizes each unit as soon as it is loaded; every weight is there by then."""
+    graph = build_decode_graph(TINY_LFM2_MOE, 4)
+    seen = []
+
+    def on_unit(unit):
+        module = graph.get_submodule(unit)
+        assert all(not p.is_meta for p in module.parameters()), unit
+        seen.append(unit)
+
+    load_weights(graph, checkpoints["tiny"], on_unit)
+    layers = [f"layers.{i}" for i in range(TINY_LFM2_MOE["num_hidden_layers"])]
+    # The tiny fixture ties its head: it is a unit of its own, after the tie.
+    assert TINY_LFM2_MOE["tie_word_embeddings"]
+    assert seen == ["embed_tokens", *layers, "embedding_norm", "lm_head"]
+    assert graph.lm_head.weight is graph.embed_tokens.weight

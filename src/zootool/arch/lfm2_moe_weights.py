@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .lfm2_moe import HUB_EXPERT_PARTS
-from .safetensors_checkpoint import SafetensorsCheckpoint, load_by_unit
+from .safetensors_checkpoint import SafetensorsCheckpoint, load_by_unit, unmapping
 
 if TYPE_CHECKING:
     from .lfm2_moe_model import Lfm2MoeDims
@@ -27,7 +28,8 @@ def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[str]
     mismatching tensor or file.
     """
     with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
-        load_by_unit(graph, lambda name: _read(checkpoint, graph.dims, name), str(checkpoint.directory), on_unit)
+        load_by_unit(graph, partial(_read, checkpoint, graph.dims), str(checkpoint.directory),
+                     unmapping(checkpoint, on_unit))
 
 
 def _read(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, name: str) -> Tensor:

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from .safetensors_checkpoint import SafetensorsCheckpoint, load_by_unit
+from .safetensors_checkpoint import SafetensorsCheckpoint, load_by_unit, unmapping
 
 EMBEDDING = "model.embed_tokens.weight"
 
@@ -28,7 +28,7 @@ def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[str]
     mismatching tensor or file.
     """
     with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
-        load_tensors(graph, checkpoint.get, str(checkpoint.directory), on_unit)
+        load_tensors(graph, checkpoint.get, str(checkpoint.directory), unmapping(checkpoint, on_unit))
 
 
 def load_tensors(

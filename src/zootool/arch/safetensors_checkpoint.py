@@ -23,7 +23,7 @@ class SafetensorsCheckpoint:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self._handles: dict[Path, Any] = {}
+        self._handles: dict[Path, Any] = {}  # None: unmapped, opened again on the next read
         self._where: dict[str, Path] = {}
         try:
             for path in self._shard_paths():
@@ -42,8 +42,25 @@ class SafetensorsCheckpoint:
     def close(self) -> None:
         """Release the file handles (and their memory maps)."""
         for handle in self._handles.values():
-            handle.__exit__(None, None, None)
+            if handle is not None:
+                handle.__exit__(None, None, None)
         self._handles.clear()
+
+    def unmap(self) -> None:
+        """Drop the memory maps; the next read maps its shard again.
+
+        Pages of a map that a read touched count in the process's resident memory until
+        the map goes: a whole-model load would otherwise end with the checkpoint resident.
+        """
+        for path, handle in self._handles.items():
+            if handle is not None:
+                handle.__exit__(None, None, None)
+                self._handles[path] = None
+
+    def _handle(self, path: Path) -> Any:
+        if self._handles.get(path) is None:
+            self._handles[path] = _open(path)
+        return self._handles[path]
 
     def __contains__(self, name: str) -> bool:
         return name in self._where
@@ -55,13 +72,13 @@ class SafetensorsCheckpoint:
         """The tensor ``name`` as a torch tensor (a copy out of the memory map)."""
         path = self._path_of(name)
         try:
-            return self._handles[path].get_tensor(name)
+            return self._handle(path).get_tensor(name)
         except Exception as exc:  # safetensors raises its own untyped errors
             raise FetchError(f"{path}: cannot read tensor {name!r}: {exc}", _REFETCH) from exc
 
     def get_slice(self, name: str) -> Any:
         """``name`` unread: indexing it (``[start:stop]``) reads only those rows out of the memory map."""
-        return self._handles[self._path_of(name)].get_slice(name)
+        return self._handle(self._path_of(name)).get_slice(name)
 
     def _path_of(self, name: str) -> Path:
         path = self._where.get(name)
@@ -153,6 +170,17 @@ def load_by_unit(
     tie_head(graph)
     if graph.dims.tie_word_embeddings and on_unit:
         on_unit("lm_head")
+
+
+def unmapping(checkpoint: SafetensorsCheckpoint, on_unit: Callable[[str], None] | None) -> Callable[[str], None]:
+    """``on_unit`` for :func:`load_by_unit` that first unmaps the checkpoint's shards."""
+
+    def after(unit: str) -> None:
+        checkpoint.unmap()
+        if on_unit is not None:
+            on_unit(unit)
+
+    return after
 
 
 def unit_of(name: str) -> str:

@@ -150,6 +150,9 @@ def quantize_symmetric(weight: torch.Tensor, bits: int, block: int) -> tuple[tor
     """int8 codes in ``[-(2^(b-1)-1), 2^(b-1)-1]`` and fp16 scales per ``block`` along the last dim."""
     if weight.shape[-1] % block:
         raise ValueError(f"last dimension {weight.shape[-1]} is not a multiple of the block size {block}")
+    if weight.dim() > 2:  # one expert at a time: fp32 temporaries of one slab, not of the stack
+        parts = [quantize_symmetric(slab, bits, block) for slab in weight]
+        return torch.stack([codes for codes, _ in parts]), torch.stack([scale for _, scale in parts])
     top = 2 ** (bits - 1) - 1
     blocks = weight.float().reshape(*weight.shape[:-1], -1, block)
     scale = (blocks.abs().amax(-1) / top).clamp_min(torch.finfo(torch.float16).tiny).half()
