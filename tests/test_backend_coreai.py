@@ -127,6 +127,7 @@ def test_tensor_groups_follow_names():
     assert groups["lm_head"] == "lm-head"
 
 
+@pytest.mark.slow
 def test_fp16_stores_no_integer_weights(tmp_path):
     model, out = export_tiny(tmp_path, "fp16")
     storage = backend.storage_summary(out)["storage"]
@@ -136,6 +137,7 @@ def test_fp16_stores_no_integer_weights(tmp_path):
     assert backend.storage_summary(out)["compute"].count("Float16") == 1
 
 
+@pytest.mark.slow
 def test_sym8_quantizes_experts_and_linears_only(tmp_path):
     model, out = export_tiny(tmp_path, "sym8")
     for name in ("embed", "gate", "lm_head"):
@@ -151,6 +153,7 @@ def test_sym8_quantizes_experts_and_linears_only(tmp_path):
     assert "metal4_kernel" not in summary["ops"]
 
 
+@pytest.mark.slow
 def test_int4km_palettizes_experts(tmp_path):
     model, out = export_tiny(tmp_path, "int4km")
     indices, luts = stored(model, PalettizedExperts, "indices", "lut")
@@ -162,6 +165,7 @@ def test_int4km_palettizes_experts(tmp_path):
     assert linear_codes <= summary["storage"]["Int8"] <= linear_codes + linear_scales
 
 
+@pytest.mark.slow
 def test_symmetric_int4_block_storage(tmp_path):
     int4 = QuantPlan("sym4", {"experts": WeightFormat("symmetric", 4)})
     model, out = export_tiny(tmp_path, int4)
@@ -170,6 +174,7 @@ def test_symmetric_int4_block_storage(tmp_path):
     assert codes <= storage["Int4"] <= codes + scales and "Int8" not in storage
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["fp16", "sym8", "int4km"])
 def test_runtime_matches_torch(tmp_path, scheme):
     model, out = export_tiny(tmp_path, scheme)
@@ -189,6 +194,7 @@ def test_quantized_logits_stay_close_to_fp16():
         assert (got - reference).abs().max() < budget * reference.abs().max(), scheme
 
 
+@pytest.mark.slow
 def test_session_keeps_the_model_loaded_across_calls(tmp_path):
     model, out = export_tiny(tmp_path, "sym8")
     state, fed = torch.zeros(1, HIDDEN, dtype=torch.float16), np.zeros((1, HIDDEN), np.float16)
@@ -201,6 +207,7 @@ def test_session_keeps_the_model_loaded_across_calls(tmp_path):
         np.testing.assert_allclose(fed, state.numpy(), atol=0.05, rtol=0.05)
 
 
+@pytest.mark.slow
 def test_metadata_written(tmp_path):
     meta = {"author": "zootool", "license": "mit", "description": "tiny", "custom": {"zoo.plan": {"hash": "ab"}}}
     _, out = export_tiny(tmp_path, "fp16", metadata=meta)
@@ -224,6 +231,7 @@ def test_kernel_needs_sym8_experts(tmp_path):
         export_tiny(tmp_path, "int3")
 
 
+@pytest.mark.slow
 def test_sym8_kernel_build_converts(tmp_path):
     model, out = export_tiny(tmp_path, "sym8", kernel="gather_qmm")
     summary = backend.storage_summary(out)
@@ -249,6 +257,7 @@ def test_stack_failures_name_the_stage(tmp_path, module, stage):
     assert not (tmp_path / "bad.aimodel").exists()
 
 
+@pytest.mark.slow
 def test_run_reports_bad_inputs(tmp_path):
     _, out = export_tiny(tmp_path, "fp16")
     with pytest.raises(BackendFailedError, match="no input named 'ids'"):
@@ -317,6 +326,7 @@ def model_folder(tmp_path: Path, graph, scheme: str, query_len, kernel: str = "g
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("scheme", "query_len"), [("fp16", None), ("sym8", None), ("sym8", 1)])
 def test_lfm2_moe_runs_through_the_engine_driver(tmp_path, lfm2, scheme, query_len):
     from zootool.arch.lfm2_moe_model import decode_tokens
@@ -340,6 +350,7 @@ def test_lfm2_moe_runs_through_the_engine_driver(tmp_path, lfm2, scheme, query_l
     assert list(summary["states"]) == ["keyCache", "valueCache", "convState"]
 
 
+@pytest.mark.slow
 def test_engine_driver_grows_kv_states_and_prefills_in_chunks(tmp_path, lfm2, monkeypatch):
     from zootool import engine
 
@@ -354,6 +365,7 @@ def test_engine_driver_grows_kv_states_and_prefills_in_chunks(tmp_path, lfm2, mo
     np.testing.assert_allclose(got, oracle, atol=0.03)
 
 
+@pytest.mark.slow
 def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
     checkpoint, _, _ = lfm2
     graph = lfm2_graph(checkpoint, torch.float32)

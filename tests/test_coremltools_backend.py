@@ -68,6 +68,7 @@ def packages(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     return paths
 
 
+@pytest.mark.slow
 def test_metadata_reads_back(packages):
     meta = read_metadata(packages["sym8"])
     assert (meta["author"], meta["license"], meta["description"]) == ("zootool test", "MIT License",
@@ -77,6 +78,7 @@ def test_metadata_reads_back(packages):
     assert meta["custom"]["zootool.scheme"] == "sym8" and meta["custom"]["zootool.deployment_target"] == "iOS18"
 
 
+@pytest.mark.slow
 def test_sym8_weight_dtypes(packages):
     weights = storage_summary(packages["sym8"])
     up = weights["decoder_layers_0_mlp_up_proj_weight_to_fp16"]
@@ -87,6 +89,7 @@ def test_sym8_weight_dtypes(packages):
         assert (weights[name]["op"], weights[name]["dtype"]) == ("const", "fp16"), name
 
 
+@pytest.mark.slow
 def test_pal4_weight_dtypes(packages):
     weights = storage_summary(packages["pal4"])
     for name in ("decoder_layers_1_self_attn_k_proj_weight_to_fp16", "decoder_layers_2_mlp_down_proj_weight_to_fp16"):
@@ -96,6 +99,7 @@ def test_pal4_weight_dtypes(packages):
     assert weights["decoder_embed_tokens_weight_to_fp16"]["dtype"] == "fp16"
 
 
+@pytest.mark.slow
 def test_package_has_the_swift_transformers_stateful_signature(packages):
     spec = signature(packages["sym8"])
     assert list(spec["inputs"]) == ["inputIds", "causalMask"] and list(spec["outputs"]) == ["logits"]
@@ -103,6 +107,7 @@ def test_package_has_the_swift_transformers_stateful_signature(packages):
     assert spec["states"]["keyCache"][1] == [3, 1, 2, MAX_CONTEXT, 16]  # [layers, 1, kv_heads, max_context, head_dim]
 
 
+@pytest.mark.slow
 def test_sym8_readback_is_the_block_quantized_weight(checkpoint, packages):
     module = module_for(checkpoint)
     original = module.layers["1"].mlp.gate_proj.weight.detach()
@@ -114,11 +119,13 @@ def test_sym8_readback_is_the_block_quantized_weight(checkpoint, packages):
     assert (stored - original).abs().max() < step.max()
 
 
+@pytest.mark.slow
 def test_pal4_rows_hold_sixteen_values(packages):
     stored = read_weights(packages["pal4"])["decoder_layers_0_self_attn_o_proj_weight_to_fp16"]
     assert max(len(np.unique(row)) for row in stored) <= 16
 
 
+@pytest.mark.slow
 def test_readback_graph_runs_the_package_weights(checkpoint, packages):
     reference = module_for(checkpoint)
     weights = read_weights(packages["sym8"])
@@ -165,6 +172,7 @@ def test_moe_experts_are_refused(tmp_path):
         export_mlpackage(moe_graph(TINY_LFM2_MOE, MAX_CONTEXT), tmp_path / "moe.mlpackage", scheme="sym8")
 
 
+@pytest.mark.slow
 def test_readback_refuses_a_package_whose_config_does_not_match(packages, tmp_path):
     from zootool.backends.coremltools import write_metadata
 
