@@ -127,6 +127,25 @@ def test_tensor_groups_follow_names():
     assert groups["lm_head"] == "lm-head"
 
 
+def test_a_tied_head_reads_the_quantized_embedding_table():
+    from zootool.backends.coreai_quant import BlockQuantEmbedding, TiedBlockQuantHead, quantize_module
+
+    tied, untied = TinyMoE(), TinyMoE()
+    tied.lm_head.weight = tied.embed.weight
+    int8 = WeightFormat("symmetric", 8)
+    plan = QuantPlan("e8", {"embedding": int8, "lm-head": int8})
+    for model in (tied, untied):
+        quantize_module(model, plan, use_kernel=False)
+        assert isinstance(model.embed, BlockQuantEmbedding)
+    assert isinstance(tied.lm_head, TiedBlockQuantHead) and tied.lm_head.embedding is tied.embed
+    assert not any(name.startswith("lm_head") for name in tied.state_dict())  # one table, the embedding's
+    assert isinstance(untied.lm_head, BlockQuantLinear)
+    x = torch.randn(2, HIDDEN, dtype=torch.float16)
+    torch.testing.assert_close(tied.lm_head(x), F.linear(x, tied.embed.dense()))
+    ids = torch.tensor([[3, 9]])
+    torch.testing.assert_close(tied.embed(ids), tied.embed.dense()[ids])
+
+
 @pytest.mark.slow
 def test_fp16_stores_no_integer_weights(tmp_path):
     model, out = export_tiny(tmp_path, "fp16")
@@ -312,9 +331,9 @@ def lfm2_graph(checkpoint: Path, dtype):
     return graph.eval()
 
 
-def model_folder(tmp_path: Path, graph, scheme: str, query_len, kernel: str = "gather_mm") -> Path:
-    """An exported graph beside the ``metadata.json`` the engine driver reads."""
-    folder = tmp_path / f"{scheme}-{query_len}-{kernel}"
+def model_folder(tmp_path: Path, graph, scheme, query_len, kernel: str = "gather_mm") -> Path:
+    """An exported graph beside the ``metadata.json`` the engine driver reads (``scheme``: an id or object)."""
+    folder = tmp_path / f"{getattr(scheme, 'name', scheme)}-{query_len}-{kernel}"
     folder.mkdir()
     backend.export_decode_graph(graph, folder / "m.aimodel", query_len=query_len, scheme=scheme, kernel=kernel,
                                 metadata={})
@@ -372,3 +391,75 @@ def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
     folder = model_folder(tmp_path, graph, "sym8", 1, kernel="gather_qmm")
     moe_layers = len(graph.layers) - graph.dims.num_dense_layers
     assert backend.storage_summary(folder / "m.aimodel")["ops"]["metal4_kernel"] == 2 * moe_layers
+
+
+@pytest.fixture(scope="module")
+def qwen3(tmp_path_factory):
+    """A seeded tiny Qwen3 checkpoint (tied head, q/k norms) and token ids."""
+    from llama_configs import TINY
+
+    from zootool.checkpoint import generate_tiny_checkpoint
+
+    checkpoint = generate_tiny_checkpoint(tmp_path_factory.mktemp("qwen3") / "ckpt", TINY["qwen3"], seed=5)
+    ids = torch.randint(0, TINY["qwen3"]["vocab_size"], (12,), generator=torch.Generator().manual_seed(4))
+    return checkpoint, ids.tolist()
+
+
+def qwen3_graph(checkpoint: Path):
+    from zootool.arch.llama_model import build_decode_graph, load_weights
+
+    graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), LFM2_CONTEXT, torch.float16)
+    load_weights(graph, checkpoint)
+    return graph.eval()
+
+
+def zoo_scheme(name: str):
+    """A scheme of zoo/schemes.toml as the build passes it to the backend (no BUILTIN_PLANS entry)."""
+    from types import SimpleNamespace
+
+    from zootool.zoo_data import Zoo
+
+    return SimpleNamespace(name=name, quantize=Zoo(SRC.parent).schemes[name].quantize)
+
+
+def matrix_elements(graph: nn.Module) -> dict[str, int]:
+    """Elements of the 2-D weights by tensor group, a tied head once (it is the embedding's)."""
+    seen, counts = set(), {}
+    for name, module in graph.named_modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() == 2 and id(weight) not in seen:
+            seen.add(id(weight))
+            group = tensor_group(name, module)
+            counts[group] = counts.get(group, 0) + weight.numel()
+    return counts
+
+
+@pytest.mark.slow
+def test_dense_schemes_quantize_attention_and_store_a_tied_head_once(tmp_path, qwen3):
+    from zootool.arch.llama_model import decode_tokens
+    from zootool.engine import EngineDriver
+
+    checkpoint, ids = qwen3
+    storage = {}
+    for name in ("sym8", "int8-all", "mix48"):
+        graph = qwen3_graph(checkpoint)
+        elements = matrix_elements(graph)
+        folder = model_folder(tmp_path, graph, zoo_scheme(name), None)
+        storage[name] = backend.storage_summary(folder / "m.aimodel")["storage"]
+        with EngineDriver(folder) as driver:
+            got = driver.feed(ids)
+        # The runtime runs what torch runs with the same quantized weights (and the tied head reads them).
+        np.testing.assert_allclose(got, decode_tokens(graph, ids).float().numpy(), atol=0.01)
+    assert set(elements) == {"embedding", "attention", "linear"}  # tied: no lm-head of its own
+    emb, attn, mlp = elements["embedding"], elements["attention"], elements["linear"]
+    everything = emb + attn + mlp
+    # Int8/Int4 = the codes plus at most one zero point per 32-weight block. A second copy of the
+    # tied table would add another `emb` (more than all the blocks together).
+    assert everything <= storage["int8-all"]["Int8"] <= everything + everything // 32
+    assert mlp <= storage["mix48"]["Int4"] <= mlp + mlp // 32
+    assert emb + attn <= storage["mix48"]["Int8"] <= emb + attn + (emb + attn) // 32
+    assert mlp <= storage["sym8"]["Int8"] <= mlp + mlp // 32 and "Int4" not in storage["int8-all"]
+    # sym8 keeps attention and the embedding fp16; the dense schemes keep only their scales and the norms.
+    fp16_saved = storage["sym8"]["Float16"] - storage["int8-all"]["Float16"]
+    assert (emb + attn) * 0.95 < fp16_saved <= emb + attn - (emb + attn) // 32
+    assert storage["mix48"]["Float16"] == storage["int8-all"]["Float16"]
