@@ -106,14 +106,15 @@ def test_dense_schemes_quantize_attention_embedding_and_head(packages, name, mlp
     blocks = {"attention": "decoder_layers_2_self_attn_v_proj_weight_to_fp16",
               "embedding": "decoder_embed_tokens_weight_to_fp16", "head": "decoder_lm_head_weight_to_fp16"}
     for group, constant in blocks.items():
-        assert (weights[constant]["op"], weights[constant]["dtype"]) == ("constexpr_blockwise_shift_scale", "int8"), group
+        stored = (weights[constant]["op"], weights[constant]["dtype"])
+        assert stored == ("constexpr_blockwise_shift_scale", "int8"), group
     up = weights["decoder_layers_0_mlp_up_proj_weight_to_fp16"]
     assert (up["op"], up["dtype"], up["shape"]) == ("constexpr_blockwise_shift_scale", mlp, (128, 64))
     assert weights["decoder_norm_weight_to_fp16"]["dtype"] == "fp16"
     # Fewer fp16 elements than sym8: attention, embedding and head no longer among them.
-    fp16 = {n: sym8 for n, sym8 in storage_summary(packages["sym8"]).items() if sym8["dtype"] == "fp16"}
-    assert set(blocks.values()) <= set(fp16) and not set(blocks.values()) & {n for n, w in weights.items()
-                                                                              if w["dtype"] == "fp16"}
+    sym8_fp16 = {n for n, w in storage_summary(packages["sym8"]).items() if w["dtype"] == "fp16"}
+    fp16 = {n for n, w in weights.items() if w["dtype"] == "fp16"}
+    assert set(blocks.values()) <= sym8_fp16 - fp16 and fp16 < sym8_fp16
 
 
 @pytest.mark.slow
@@ -140,7 +141,8 @@ def test_a_tied_head_is_stored_once_in_int8(tmp_path):
     package = export_mlpackage(module_for(checkpoint), tmp_path / "tied.mlpackage", scheme=quant, target="iOS18",
                                metadata=metadata_for(checkpoint))
     weights = storage_summary(package)
-    tables = [n for n, w in weights.items() if w["shape"] == (TINY["qwen3"]["vocab_size"], TINY["qwen3"]["hidden_size"])]
+    table_shape = (TINY["qwen3"]["vocab_size"], TINY["qwen3"]["hidden_size"])
+    tables = [n for n, w in weights.items() if w["shape"] == table_shape]
     assert tables == ["decoder_embed_tokens_weight_to_fp16"] and weights[tables[0]]["dtype"] == "int8"
     tokens = [1, 17, 300, 42, 7, 500, 99, 3]
     expected = decode_tokens(module_for(checkpoint), tokens).numpy()

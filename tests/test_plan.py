@@ -131,7 +131,9 @@ def test_dense_recipes_default_to_int8_all_on_every_target(model):
 
 def test_dense_schemes_quantize_attention_in_the_qwen3_estimate():
     """Qwen3-0.6B: sym8 keeps its attention (352 MB) and embedding fp16; the dense schemes do not."""
-    sym8, int8_all, mix48 = (plan_for(REPO, "qwen3-0.6b", "mac", quant=q).estimate for q in ("sym8", "int8-all", "mix48"))
+    sym8, int8_all, mix48 = (
+        plan_for(REPO, "qwen3-0.6b", "mac", quant=q).estimate for q in ("sym8", "int8-all", "mix48")
+    )
     assert sym8.groups["attention"].bytes == 352_321_536 and sym8.groups["attention"].storage == "fp16"
     for estimate in (int8_all, mix48):
         for group in ("attention", "embedding"):  # the tied head is the embedding, stored once
