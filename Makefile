@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ demo: install
 	$(BIN)/zoo verify build/tiny-lfm2-moe/mac
 	$(BIN)/zoo publish tiny-lfm2-moe --target mac --dry-run
 
+# CI runs `make test`: every test, the converting ones (marked slow) included.
 test: install
 	$(BIN)/python -m pytest -q
+
+# The local lane: everything but the tests that convert or build a model.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python bench/cli_startup.py

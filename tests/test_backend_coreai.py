@@ -127,6 +127,26 @@ def test_tensor_groups_follow_names():
     assert groups["lm_head"] == "lm-head"
 
 
+def test_a_tied_head_reads_the_quantized_embedding_table():
+    from zootool.backends.coreai_quant import BlockQuantEmbedding, TiedBlockQuantHead, quantize_module
+
+    tied, untied = TinyMoE(), TinyMoE()
+    tied.lm_head.weight = tied.embed.weight
+    int8 = WeightFormat("symmetric", 8)
+    plan = QuantPlan("e8", {"embedding": int8, "lm-head": int8})
+    for model in (tied, untied):
+        quantize_module(model, plan, use_kernel=False)
+        assert isinstance(model.embed, BlockQuantEmbedding)
+    assert isinstance(tied.lm_head, TiedBlockQuantHead) and tied.lm_head.embedding is tied.embed
+    assert not any(name.startswith("lm_head") for name in tied.state_dict())  # one table, the embedding's
+    assert isinstance(untied.lm_head, BlockQuantLinear)
+    x = torch.randn(2, HIDDEN, dtype=torch.float16)
+    torch.testing.assert_close(tied.lm_head(x), F.linear(x, tied.embed.dense()))
+    ids = torch.tensor([[3, 9]])
+    torch.testing.assert_close(tied.embed(ids), tied.embed.dense()[ids])
+
+
+@pytest.mark.slow
 def test_fp16_stores_no_integer_weights(tmp_path):
     model, out = export_tiny(tmp_path, "fp16")
     storage = backend.storage_summary(out)["storage"]
@@ -136,6 +156,7 @@ def test_fp16_stores_no_integer_weights(tmp_path):
     assert backend.storage_summary(out)["compute"].count("Float16") == 1
 
 
+@pytest.mark.slow
 def test_sym8_quantizes_experts_and_linears_only(tmp_path):
     model, out = export_tiny(tmp_path, "sym8")
     for name in ("embed", "gate", "lm_head"):
@@ -151,6 +172,7 @@ def test_sym8_quantizes_experts_and_linears_only(tmp_path):
     assert "metal4_kernel" not in summary["ops"]
 
 
+@pytest.mark.slow
 def test_int4km_palettizes_experts(tmp_path):
     model, out = export_tiny(tmp_path, "int4km")
     indices, luts = stored(model, PalettizedExperts, "indices", "lut")
@@ -162,6 +184,7 @@ def test_int4km_palettizes_experts(tmp_path):
     assert linear_codes <= summary["storage"]["Int8"] <= linear_codes + linear_scales
 
 
+@pytest.mark.slow
 def test_symmetric_int4_block_storage(tmp_path):
     int4 = QuantPlan("sym4", {"experts": WeightFormat("symmetric", 4)})
     model, out = export_tiny(tmp_path, int4)
@@ -170,6 +193,7 @@ def test_symmetric_int4_block_storage(tmp_path):
     assert codes <= storage["Int4"] <= codes + scales and "Int8" not in storage
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["fp16", "sym8", "int4km"])
 def test_runtime_matches_torch(tmp_path, scheme):
     model, out = export_tiny(tmp_path, scheme)
@@ -189,6 +213,7 @@ def test_quantized_logits_stay_close_to_fp16():
         assert (got - reference).abs().max() < budget * reference.abs().max(), scheme
 
 
+@pytest.mark.slow
 def test_session_keeps_the_model_loaded_across_calls(tmp_path):
     model, out = export_tiny(tmp_path, "sym8")
     state, fed = torch.zeros(1, HIDDEN, dtype=torch.float16), np.zeros((1, HIDDEN), np.float16)
@@ -201,6 +226,7 @@ def test_session_keeps_the_model_loaded_across_calls(tmp_path):
         np.testing.assert_allclose(fed, state.numpy(), atol=0.05, rtol=0.05)
 
 
+@pytest.mark.slow
 def test_metadata_written(tmp_path):
     meta = {"author": "zootool", "license": "mit", "description": "tiny", "custom": {"zoo.plan": {"hash": "ab"}}}
     _, out = export_tiny(tmp_path, "fp16", metadata=meta)
@@ -224,6 +250,7 @@ def test_kernel_needs_sym8_experts(tmp_path):
         export_tiny(tmp_path, "int3")
 
 
+@pytest.mark.slow
 def test_sym8_kernel_build_converts(tmp_path):
     model, out = export_tiny(tmp_path, "sym8", kernel="gather_qmm")
     summary = backend.storage_summary(out)
@@ -249,6 +276,7 @@ def test_stack_failures_name_the_stage(tmp_path, module, stage):
     assert not (tmp_path / "bad.aimodel").exists()
 
 
+@pytest.mark.slow
 def test_run_reports_bad_inputs(tmp_path):
     _, out = export_tiny(tmp_path, "fp16")
     with pytest.raises(BackendFailedError, match="no input named 'ids'"):
@@ -303,9 +331,9 @@ def lfm2_graph(checkpoint: Path, dtype):
     return graph.eval()
 
 
-def model_folder(tmp_path: Path, graph, scheme: str, query_len, kernel: str = "gather_mm", consume: bool = False) -> Path:
-    """An exported graph beside the ``metadata.json`` the engine driver reads."""
-    folder = tmp_path / f"{scheme}-{query_len}-{kernel}-{consume}"
+def model_folder(tmp_path: Path, graph, scheme, query_len, kernel: str = "gather_mm", consume: bool = False) -> Path:
+    """An exported graph beside the ``metadata.json`` the engine driver reads (``scheme``: an id or object)."""
+    folder = tmp_path / f"{getattr(scheme, 'name', scheme)}-{query_len}-{kernel}-{consume}"
     folder.mkdir()
     backend.export_decode_graph(graph, folder / "m.aimodel", query_len=query_len, scheme=scheme, kernel=kernel,
                                 metadata={}, consume_weights=consume)
@@ -317,6 +345,7 @@ def model_folder(tmp_path: Path, graph, scheme: str, query_len, kernel: str = "g
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("scheme", "query_len"), [("fp16", None), ("sym8", None), ("sym8", 1)])
 def test_lfm2_moe_runs_through_the_engine_driver(tmp_path, lfm2, scheme, query_len):
     from zootool.arch.lfm2_moe_model import decode_tokens
@@ -340,6 +369,7 @@ def test_lfm2_moe_runs_through_the_engine_driver(tmp_path, lfm2, scheme, query_l
     assert list(summary["states"]) == ["keyCache", "valueCache", "convState"]
 
 
+@pytest.mark.slow
 def test_engine_driver_grows_kv_states_and_prefills_in_chunks(tmp_path, lfm2, monkeypatch):
     from zootool import engine
 
@@ -354,6 +384,7 @@ def test_engine_driver_grows_kv_states_and_prefills_in_chunks(tmp_path, lfm2, mo
     np.testing.assert_allclose(got, oracle, atol=0.03)
 
 
+@pytest.mark.slow
 def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
     checkpoint, _, _ = lfm2
     graph = lfm2_graph(checkpoint, torch.float32)
@@ -376,7 +407,80 @@ def test_consuming_export_frees_the_weights_and_converts_the_same(tmp_path, lfm2
         with EngineDriver(model_folder(tmp_path, graph, scheme, None, consume=consume)) as driver:
             outputs.append(np.concatenate([driver.feed(ids[:5]), *(driver.feed([t]) for t in ids[5:12])]))
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
     def held(graph):
         return sum(t.untyped_storage().nbytes() for t in [*graph.parameters(), *graph.buffers()] if t.numel() > 1024)
 
     assert held(consumed) < weight_bytes / 100 < held(kept) / 10
+
+
+@pytest.fixture(scope="module")
+def qwen3(tmp_path_factory):
+    """A seeded tiny Qwen3 checkpoint (tied head, q/k norms) and token ids."""
+    from llama_configs import TINY
+
+    from zootool.checkpoint import generate_tiny_checkpoint
+
+    checkpoint = generate_tiny_checkpoint(tmp_path_factory.mktemp("qwen3") / "ckpt", TINY["qwen3"], seed=5)
+    ids = torch.randint(0, TINY["qwen3"]["vocab_size"], (12,), generator=torch.Generator().manual_seed(4))
+    return checkpoint, ids.tolist()
+
+
+def qwen3_graph(checkpoint: Path):
+    from zootool.arch.llama_model import build_decode_graph, load_weights
+
+    graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), LFM2_CONTEXT, torch.float16)
+    load_weights(graph, checkpoint)
+    return graph.eval()
+
+
+def zoo_scheme(name: str):
+    """A scheme of zoo/schemes.toml as the build passes it to the backend (no BUILTIN_PLANS entry)."""
+    from types import SimpleNamespace
+
+    from zootool.zoo_data import Zoo
+
+    return SimpleNamespace(name=name, quantize=Zoo(SRC.parent).schemes[name].quantize)
+
+
+def matrix_elements(graph: nn.Module) -> dict[str, int]:
+    """Elements of the 2-D weights by tensor group, a tied head once (it is the embedding's)."""
+    seen, counts = set(), {}
+    for name, module in graph.named_modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() == 2 and id(weight) not in seen:
+            seen.add(id(weight))
+            group = tensor_group(name, module)
+            counts[group] = counts.get(group, 0) + weight.numel()
+    return counts
+
+
+@pytest.mark.slow
+def test_dense_schemes_quantize_attention_and_store_a_tied_head_once(tmp_path, qwen3):
+    from zootool.arch.llama_model import decode_tokens
+    from zootool.engine import EngineDriver
+
+    checkpoint, ids = qwen3
+    storage = {}
+    for name in ("sym8", "int8-all", "mix48"):
+        graph = qwen3_graph(checkpoint)
+        elements = matrix_elements(graph)
+        folder = model_folder(tmp_path, graph, zoo_scheme(name), None)
+        storage[name] = backend.storage_summary(folder / "m.aimodel")["storage"]
+        with EngineDriver(folder) as driver:
+            got = driver.feed(ids)
+        # The runtime runs what torch runs with the same quantized weights (and the tied head reads them).
+        np.testing.assert_allclose(got, decode_tokens(graph, ids).float().numpy(), atol=0.01)
+    assert set(elements) == {"embedding", "attention", "linear"}  # tied: no lm-head of its own
+    emb, attn, mlp = elements["embedding"], elements["attention"], elements["linear"]
+    everything = emb + attn + mlp
+    # Int8/Int4 = the codes plus at most one zero point per 32-weight block. A second copy of the
+    # tied table would add another `emb` (more than all the blocks together).
+    assert everything <= storage["int8-all"]["Int8"] <= everything + everything // 32
+    assert mlp <= storage["mix48"]["Int4"] <= mlp + mlp // 32
+    assert emb + attn <= storage["mix48"]["Int8"] <= emb + attn + (emb + attn) // 32
+    assert mlp <= storage["sym8"]["Int8"] <= mlp + mlp // 32 and "Int4" not in storage["int8-all"]
+    # sym8 keeps attention and the embedding fp16; the dense schemes keep only their scales and the norms.
+    fp16_saved = storage["sym8"]["Float16"] - storage["int8-all"]["Float16"]
+    assert (emb + attn) * 0.95 < fp16_saved <= emb + attn - (emb + attn) // 32
+    assert storage["mix48"]["Float16"] == storage["int8-all"]["Float16"]

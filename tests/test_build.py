@@ -34,6 +34,7 @@ def manifest(root: Path, target: str = "mac") -> dict:
     return json.loads((bundle(root, target) / "manifest.json").read_text())
 
 
+@pytest.mark.slow
 def test_bundle_layout_and_verify(built: Path):
     b = bundle(built)
     stem = "Tiny-LFM2-MoE-sym8"
@@ -46,11 +47,13 @@ def test_bundle_layout_and_verify(built: Path):
     assert json.loads(result.stdout) == {"bundle": str(b), "ok": True, "publishable": True, "problems": []}
 
 
+@pytest.mark.slow
 def test_estimate_within_three_percent_of_actual(built: Path):
     size = manifest(built)["size"]
     assert abs(size["estimated_bytes"] - size["model_bytes"]) / size["model_bytes"] < 0.03
 
 
+@pytest.mark.slow
 def test_weights_really_are_int8_behind_the_metal_kernel(built: Path):
     from zootool.backends.coreai import read_metadata, storage_summary
 
@@ -64,6 +67,7 @@ def test_weights_really_are_int8_behind_the_metal_kernel(built: Path):
     assert custom["zootool.recipe"] == MODEL and custom["zootool.plan_hash"] == manifest(built)["plan_hash"]
 
 
+@pytest.mark.slow
 def test_gate_transcript_and_card(built: Path):
     gate = json.loads((bundle(built) / "gate.json").read_text())
     assert gate["positions"] == 41 and len(gate["candidate"]["tokens"]) == 41
@@ -75,6 +79,7 @@ def test_gate_transcript_and_card(built: Path):
     assert "Use the chat template and sampling" in card
 
 
+@pytest.mark.slow
 def test_no_local_paths_in_published_files(built: Path):
     for name in ("manifest.json", "README.md", "gate.json"):
         text = (bundle(built) / name).read_text()
@@ -93,6 +98,7 @@ def plan_and_checkpoint(root: Path, **cli):
     return plan, next((root / ".zoo-cache" / "checkpoints").iterdir())
 
 
+@pytest.mark.slow
 def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, tmp_path: Path):
     """The kernel-free twin (same sym8 weights) through the engine driver vs the quantized graph in torch."""
     import torch
@@ -135,6 +141,7 @@ def test_replay_of_a_missing_or_malformed_transcript_is_a_config_error(tmp_path:
         assert caught.value.hint
 
 
+@pytest.mark.slow
 def test_gate_replay_reproduces_the_verdict(built: Path, tmp_path: Path):
     out = tmp_path / "replayed.json"
     result = run_zoo("gate", str(bundle(built)), "--replay", str(bundle(built) / "gate.json"),
@@ -146,6 +153,7 @@ def test_gate_replay_reproduces_the_verdict(built: Path, tmp_path: Path):
     assert replayed["line"] == original["line"]
 
 
+@pytest.mark.slow
 def test_replay_refuses_another_targets_transcript(built: Path, tmp_path: Path):
     transcript = json.loads((bundle(built) / "gate.json").read_text())
     transcript["target"] = "iphone"
@@ -156,6 +164,7 @@ def test_replay_refuses_another_targets_transcript(built: Path, tmp_path: Path):
     assert "a transcript of tiny-lfm2-moe --target iphone, but the bundle is tiny-lfm2-moe --target mac" in result.stderr
 
 
+@pytest.mark.slow
 def test_broken_candidate_fails_the_gate(built: Path, tmp_path: Path):
     """Zero every expert's weights of one MoE layer; the published transcript must catch it."""
     import torch
@@ -181,6 +190,7 @@ def test_broken_candidate_fails_the_gate(built: Path, tmp_path: Path):
     assert json.loads((tmp_path / "broken.json").read_text())["candidate"]["flips"] > 1
 
 
+@pytest.mark.slow
 def test_fp16_bundle_gates_clean(tmp_path: Path):
     root = copy_zoo(tmp_path / "zoo")
     result = run_zoo("build", MODEL, "--target", "mac", "--quant", "fp16", "--kernel", "gather_mm", "--json",
@@ -194,6 +204,7 @@ def test_fp16_bundle_gates_clean(tmp_path: Path):
     assert "built with command-line overrides (kernel, quant)" in refused.stderr
 
 
+@pytest.mark.slow
 def test_tampered_or_stray_files_fail_verify(built: Path, tmp_path: Path):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle(built), copy)
@@ -207,6 +218,7 @@ def test_tampered_or_stray_files_fail_verify(built: Path, tmp_path: Path):
     assert "stray.safetensors: not an allowed bundle file" in result.stderr
 
 
+@pytest.mark.slow
 def test_iphone_int4_bundle(tmp_path: Path):
     root = copy_zoo(tmp_path / "zoo")
     result = run_zoo("build", MODEL, "--target", "iphone", "--json", "--no-gate", root=root)
@@ -220,6 +232,7 @@ def test_iphone_int4_bundle(tmp_path: Path):
     assert run_zoo("verify", str(bundle(root, "iphone")), root=root).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transfer", ["lfs", "xet"], indirect=True)  # the hub fixture sets it for the subprocess
 def test_publish_cli_to_local_hub_then_noop_republish(built: Path, hub, transfer: str, tmp_path: Path):
     from conftest_hub import WRITE_TOKEN
@@ -266,6 +279,7 @@ def _reads_back_identical(hub, repo: str, commit: str, listed: dict[str, str], c
         assert hashlib.sha256((snapshot / path).read_bytes()).hexdigest() == sha256, path
 
 
+@pytest.mark.slow
 def test_publish_dry_run_needs_no_network(built: Path):
     result = run_zoo("publish", MODEL, "--target", "mac", "--dry-run", "--json",
                      "--endpoint", "http://127.0.0.1:9", root=built)
@@ -277,6 +291,7 @@ def test_publish_dry_run_needs_no_network(built: Path):
 
 
 # Last: it replaces the gated bundle the tests above share with an ungated one.
+@pytest.mark.slow
 def test_rebuild_is_a_cache_hit_and_force_rebuilds(built: Path):
     again = run_zoo("build", MODEL, "--target", "mac", "--json", "--no-gate", root=built)
     # --no-gate changes the build key: not a cache hit.

@@ -73,6 +73,7 @@ def test_unpinned_hub_source_is_refused_before_download(zoo_root: Path):
     assert "LiquidAI/LFM2.5-8B-A1B has no pinned revision" in result.stderr
 
 
+@pytest.mark.slow
 def test_actual_size_over_budget_keeps_nothing(zoo_root: Path, checkpoint: Path):
     platforms = zoo_root / "zoo" / "platforms.toml"
     # Between the weights estimate (7.32 MB) and the real bundle (about 7.46 MB).
@@ -92,6 +93,7 @@ def test_a_held_lock_refuses_a_second_build(zoo_root: Path):
     assert f"another build (pid {os.getpid()})" in result.stderr
 
 
+@pytest.mark.slow
 def test_killed_build_leaves_no_bundle_and_the_next_build_recovers(zoo_root: Path, checkpoint: Path):
     args = [sys.executable, "-m", "zootool", "--root", str(zoo_root), "build", MODEL, "--target", "mac",
             "--weights", str(checkpoint), "--no-gate"]
@@ -111,6 +113,7 @@ def test_killed_build_leaves_no_bundle_and_the_next_build_recovers(zoo_root: Pat
     assert run_zoo("verify", str(folder / "mac"), root=zoo_root).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pin", ["recipe", "command line"])
 def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, checkpoint: Path, hub, tmp_path: Path,
                                                              pin: str):
@@ -147,6 +150,7 @@ def test_pinned_hub_source_downloads_through_huggingface_hub(zoo_root: Path, che
     assert manifest["overrides"] == ({"source.revision": commit} if pin == "command line" else {})
 
 
+@pytest.mark.slow
 def test_build_ships_one_asset_the_engines_can_load(zoo_root: Path, checkpoint: Path):
     import json
 
@@ -167,6 +171,7 @@ def test_build_ships_one_asset_the_engines_can_load(zoo_root: Path, checkpoint: 
     assert refused.returncode == 2 and "No such option" in refused.stderr
 
 
+@pytest.mark.slow
 def test_gate_reuses_the_build_checkpoint_and_the_fp16_ceiling(zoo_root: Path, checkpoint: Path):
     """`zoo gate` after `zoo build --weights DIR` needs no --weights and generates nothing;
     the fp16 ceiling it needs is the one the build cached (it does not depend on the scheme)."""

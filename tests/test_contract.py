@@ -43,11 +43,13 @@ def edit_metadata(bundle: Path, change) -> None:
     path.write_text(json.dumps(data))
 
 
+@pytest.mark.slow
 def test_built_bundle_meets_the_contract(built: Path):
     assert contract_problems(model_dir(built)) == []
     assert run_zoo("verify", str(built)).returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("change", "rule"), [
     (lambda d: d["language"].update(function_map={"main": "main"}), "language.function_map.main"),
     (lambda d: d["language"].update(vocab_size=999), "language.vocab_size: 999, but the logits are 1024 wide"),
@@ -78,6 +80,7 @@ class ExtraInput(torch.nn.Module):
         return torch.zeros(1, 1, 1024) + input_ids.sum() + position_ids.sum() + attention_mask.sum()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("module", "example", "outputs", "rule"), [
     (StateAsInputOutput(), {"input_ids": torch.zeros(1, 1, dtype=torch.int32), "position": torch.zeros(1, dtype=torch.int32),
                             "keyCache": torch.zeros(1, 2, 8, 4)}, ["logits", "keyCache_out"],
@@ -100,6 +103,7 @@ def test_a_graph_off_the_contract_is_refused(broken: Path, module, example, outp
     assert result.returncode == 8 and rule in result.stderr
 
 
+@pytest.mark.slow
 def test_tokenizer_rules(broken: Path):
     tokenizer = model_dir(broken) / "tokenizer"
     config = json.loads((tokenizer / "tokenizer_config.json").read_text())
@@ -112,6 +116,7 @@ def test_tokenizer_rules(broken: Path):
     assert any("does not end with the eos token '<|im_end|>'" in p for p in problems), problems
 
 
+@pytest.mark.slow
 def test_publish_refuses_a_bundle_off_the_contract(broken: Path):
     edit_metadata(broken, lambda d: d["language"].update(function_map={"main": "main"}))
     result = run_zoo("publish", MODEL, "--target", "iphone", "--dry-run", root=broken.parents[2])

@@ -61,13 +61,14 @@ def scheme(name: str):
 def packages(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("mlpackage")
     paths = {}
-    for name in ("sym8", "pal4"):
+    for name in ("sym8", "pal4", "int8-all", "mix48"):
         quant = SimpleNamespace(name=name, quantize=scheme(name).quantize)
         paths[name] = export_mlpackage(module_for(checkpoint), out / f"{name}.mlpackage",
                                        scheme=quant, target="iOS18", metadata=metadata_for(checkpoint))
     return paths
 
 
+@pytest.mark.slow
 def test_metadata_reads_back(packages):
     meta = read_metadata(packages["sym8"])
     assert (meta["author"], meta["license"], meta["description"]) == ("zootool test", "MIT License",
@@ -77,6 +78,7 @@ def test_metadata_reads_back(packages):
     assert meta["custom"]["zootool.scheme"] == "sym8" and meta["custom"]["zootool.deployment_target"] == "iOS18"
 
 
+@pytest.mark.slow
 def test_sym8_weight_dtypes(packages):
     weights = storage_summary(packages["sym8"])
     up = weights["decoder_layers_0_mlp_up_proj_weight_to_fp16"]
@@ -87,6 +89,7 @@ def test_sym8_weight_dtypes(packages):
         assert (weights[name]["op"], weights[name]["dtype"]) == ("const", "fp16"), name
 
 
+@pytest.mark.slow
 def test_pal4_weight_dtypes(packages):
     weights = storage_summary(packages["pal4"])
     for name in ("decoder_layers_1_self_attn_k_proj_weight_to_fp16", "decoder_layers_2_mlp_down_proj_weight_to_fp16"):
@@ -96,6 +99,60 @@ def test_pal4_weight_dtypes(packages):
     assert weights["decoder_embed_tokens_weight_to_fp16"]["dtype"] == "fp16"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "mlp"), [("int8-all", "int8"), ("mix48", "int4")])
+def test_dense_schemes_quantize_attention_embedding_and_head(packages, name, mlp):
+    weights = storage_summary(packages[name])
+    blocks = {"attention": "decoder_layers_2_self_attn_v_proj_weight_to_fp16",
+              "embedding": "decoder_embed_tokens_weight_to_fp16", "head": "decoder_lm_head_weight_to_fp16"}
+    for group, constant in blocks.items():
+        stored = (weights[constant]["op"], weights[constant]["dtype"])
+        assert stored == ("constexpr_blockwise_shift_scale", "int8"), group
+    up = weights["decoder_layers_0_mlp_up_proj_weight_to_fp16"]
+    assert (up["op"], up["dtype"], up["shape"]) == ("constexpr_blockwise_shift_scale", mlp, (128, 64))
+    assert weights["decoder_norm_weight_to_fp16"]["dtype"] == "fp16"
+    # Fewer fp16 elements than sym8: attention, embedding and head no longer among them.
+    sym8_fp16 = {n for n, w in storage_summary(packages["sym8"]).items() if w["dtype"] == "fp16"}
+    fp16 = {n for n, w in weights.items() if w["dtype"] == "fp16"}
+    assert set(blocks.values()) <= sym8_fp16 - fp16 and fp16 < sym8_fp16
+
+
+@pytest.mark.slow
+def test_mix48_readback_is_the_int4_block_weight(checkpoint, packages):
+    module = module_for(checkpoint)
+    original = module.layers["2"].mlp.down_proj.weight.detach()
+    codes, scales = quantize_symmetric(original, 4, 32)
+    rows, cols = original.shape
+    expected = (codes.float().reshape(rows, -1, 32) * scales.float().unsqueeze(-1)).reshape(rows, cols)
+    stored = torch.from_numpy(read_weights(packages["mix48"])["decoder_layers_2_mlp_down_proj_weight_to_fp16"]).float()
+    step = scales.float().repeat_interleave(32, dim=1)
+    # The nearest point of a 15-level grid per block: half a step from the original at most, and
+    # coremltools' grid is the backend-free one (a rounding tie apart at most).
+    assert ((stored - original).abs() <= step * 0.51).all()
+    assert ((stored - expected).abs() <= step * 1.01).all()
+    assert max(len(np.unique(block)) for block in stored.reshape(-1, 32).numpy()) <= 15
+
+
+@pytest.mark.slow
+def test_a_tied_head_is_stored_once_in_int8(tmp_path):
+    """Qwen3 ties its head: under int8-all the package holds one int8 table, and the readback runs it."""
+    checkpoint = generate_tiny_checkpoint(tmp_path / "qwen3", TINY["qwen3"], seed=5)
+    quant = SimpleNamespace(name="int8-all", quantize=scheme("int8-all").quantize)
+    package = export_mlpackage(module_for(checkpoint), tmp_path / "tied.mlpackage", scheme=quant, target="iOS18",
+                               metadata=metadata_for(checkpoint))
+    weights = storage_summary(package)
+    table_shape = (TINY["qwen3"]["vocab_size"], TINY["qwen3"]["hidden_size"])
+    tables = [n for n, w in weights.items() if w["shape"] == table_shape]
+    assert tables == ["decoder_embed_tokens_weight_to_fp16"] and weights[tables[0]]["dtype"] == "int8"
+    tokens = [1, 17, 300, 42, 7, 500, 99, 3]
+    expected = decode_tokens(module_for(checkpoint), tokens).numpy()
+    graph = CoreMLGraph(package, MAX_CONTEXT)
+    actual = graph(np.array([tokens], np.int32), len(tokens))
+    assert (actual.argmax(-1) == expected.argmax(-1)).mean() >= 0.75
+    assert np.abs(actual - expected).max() < 0.1 * np.abs(expected).max()
+
+
+@pytest.mark.slow
 def test_package_has_the_swift_transformers_stateful_signature(packages):
     spec = signature(packages["sym8"])
     assert list(spec["inputs"]) == ["inputIds", "causalMask"] and list(spec["outputs"]) == ["logits"]
@@ -103,6 +160,7 @@ def test_package_has_the_swift_transformers_stateful_signature(packages):
     assert spec["states"]["keyCache"][1] == [3, 1, 2, MAX_CONTEXT, 16]  # [layers, 1, kv_heads, max_context, head_dim]
 
 
+@pytest.mark.slow
 def test_sym8_readback_is_the_block_quantized_weight(checkpoint, packages):
     module = module_for(checkpoint)
     original = module.layers["1"].mlp.gate_proj.weight.detach()
@@ -114,11 +172,13 @@ def test_sym8_readback_is_the_block_quantized_weight(checkpoint, packages):
     assert (stored - original).abs().max() < step.max()
 
 
+@pytest.mark.slow
 def test_pal4_rows_hold_sixteen_values(packages):
     stored = read_weights(packages["pal4"])["decoder_layers_0_self_attn_o_proj_weight_to_fp16"]
     assert max(len(np.unique(row)) for row in stored) <= 16
 
 
+@pytest.mark.slow
 def test_readback_graph_runs_the_package_weights(checkpoint, packages):
     reference = module_for(checkpoint)
     weights = read_weights(packages["sym8"])
@@ -165,6 +225,7 @@ def test_moe_experts_are_refused(tmp_path):
         export_mlpackage(moe_graph(TINY_LFM2_MOE, MAX_CONTEXT), tmp_path / "moe.mlpackage", scheme="sym8")
 
 
+@pytest.mark.slow
 def test_readback_refuses_a_package_whose_config_does_not_match(packages, tmp_path):
     from zootool.backends.coremltools import write_metadata
 
@@ -190,18 +251,21 @@ def test_zoo_build_iphone_ios18_bundle(tmp_path):
     verified = run_zoo("verify", str(bundle), "--json", root=root)
     assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": []}
     manifest = json.loads((bundle / "manifest.json").read_text())
-    package = bundle / manifest["model_dir"] / "Tiny-Llama-sym8.mlpackage"
+    package = bundle / manifest["model_dir"] / "Tiny-Llama-int8-all.mlpackage"
     assert read_metadata(package)["custom"]["zootool.plan_hash"] == manifest["plan_hash"]
-    assert storage_summary(package)["decoder_layers_3_mlp_up_proj_weight_to_fp16"]["dtype"] == "int8"
+    weights = storage_summary(package)
+    for name in ("decoder_layers_3_mlp_up_proj_weight_to_fp16", "decoder_layers_3_self_attn_q_proj_weight_to_fp16",
+                 "decoder_embed_tokens_weight_to_fp16", "decoder_lm_head_weight_to_fp16"):
+        assert weights[name]["dtype"] == "int8", name
     assert list(signature(package)["inputs"]) == ["inputIds", "causalMask"]
     app = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())
-    assert app["assets"] == {"main": "Tiny-Llama-sym8.mlpackage", "format": "mlpackage"}
+    assert app["assets"] == {"main": "Tiny-Llama-int8-all.mlpackage", "format": "mlpackage"}
     assert app["compilation"]["targets"] == ["iOS18"]
     gate = json.loads((bundle / "gate.json").read_text())
     assert gate["verdict"]["passed"] and "read back from the .mlpackage" in gate["candidate"]["runtime"]
     assert gate["candidate"]["runtime"] in (bundle / "README.md").read_text()
     # The estimate counts weights: it matches weight.bin (plus RoPE tables and the zero biases Core ML
-    # gives bias-free linears); the ~90 kB program protobuf beside it is a fixed cost, 2% of this toy.
+    # gives bias-free linears); the ~90 kB program protobuf beside it is a fixed cost, 5% of this int8 toy.
     weight_bin = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
     estimated = manifest["size"]["estimated_bytes"]
     assert abs(estimated - weight_bin.stat().st_size) / weight_bin.stat().st_size < 0.03

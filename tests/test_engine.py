@@ -75,6 +75,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("family", "backend", "scheme_id"), CASES)
 def test_teacher_forced_tokens_match_the_torch_graph(tmp_path, family, backend, scheme_id):
     config = TINY["llama"] if family == "llama" else TINY_LFM2_MOE

@@ -66,6 +66,7 @@ def test_a_zoo_error_in_the_export_keeps_its_type(zoo_root: Path, checkpoint: Pa
     assert leftovers(zoo_root) == []
 
 
+@pytest.mark.slow
 def test_child_export_gives_the_bundle_an_in_process_export_gives(zoo_root: Path, checkpoint: Path, tmp_path: Path):
     import numpy as np
 
@@ -94,6 +95,7 @@ def test_child_export_gives_the_bundle_an_in_process_export_gives(zoo_root: Path
     assert np.array_equal(teacher_forced_logits(child_dir, tokens), teacher_forced_logits(here_dir, tokens))
 
 
+@pytest.mark.slow
 def test_resource_checks_run_only_for_stages_that_will_run(zoo_root: Path, checkpoint: Path):
     assert build(zoo_root, checkpoint, "--no-gate").returncode == 0
     bundle = zoo_root / "build" / MODEL / "mac"

@@ -111,6 +111,7 @@ def export(tmp_path: Path, case, use_kernel: bool) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_runtime_composite_equals_reference_bit_exact(tmp_path):
     case = sym8_case(7, 8, 64, 256, 3, 2, small=True)
     out = export(tmp_path, case, use_kernel=False)
@@ -121,6 +122,7 @@ def test_runtime_composite_equals_reference_bit_exact(tmp_path):
     assert np.array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_kernel_converts_and_stores_int8_slabs(tmp_path):
     case = sym8_case(8, 8, 64, 512, 2, 2)
     summary = backend.storage_summary(export(tmp_path, case, use_kernel=True))
@@ -131,6 +133,7 @@ def test_kernel_converts_and_stores_int8_slabs(tmp_path):
     assert summary["outputs"] == {"y": "NDArray (Float16, 2 × 2 × 64)"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "darwin", reason="on macOS the kernel may be executable")
 def test_kernel_model_cannot_execute_on_linux(tmp_path):
     case = sym8_case(9, 4, 32, 256, 1, 2)

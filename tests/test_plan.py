@@ -114,4 +114,46 @@ def test_scheme_without_a_mapping_on_the_backend_is_refused():
     with pytest.raises(ConfigError) as caught:
         plan_for(REPO, "tiny-llama", "mac", quant="pal4")
     assert caught.value.message == "command line: --quant: scheme 'pal4' has no mapping on backend 'coreai'"
-    assert caught.value.hint == "schemes for this backend: fp16, sym8, int4km"
+    assert caught.value.hint == "schemes for this backend: fp16, sym8, int4km, int8-all, mix48"
+
+
+DENSE_TARGETS = ("mac", "iphone", "mac-macos15", "iphone-ios18")
+
+
+@pytest.mark.parametrize("model", ["tiny-llama", "qwen3-0.6b"])
+def test_dense_recipes_default_to_int8_all_on_every_target(model):
+    for target in DENSE_TARGETS:
+        plan = plan_for(REPO, model, target)
+        assert plan.scheme_id == "int8-all" and plan.kernel_id == "none", target
+        assert plan.origins["quant"].key == f"targets.{target}.quant"
+        assert plan.gate_max_introduced_flips == 1 and plan.budget.fits
+
+
+def test_dense_schemes_quantize_attention_in_the_qwen3_estimate():
+    """Qwen3-0.6B: sym8 keeps its attention (352 MB) and embedding fp16; the dense schemes do not."""
+    sym8, int8_all, mix48 = (
+        plan_for(REPO, "qwen3-0.6b", "mac", quant=q).estimate for q in ("sym8", "int8-all", "mix48")
+    )
+    assert sym8.groups["attention"].bytes == 352_321_536 and sym8.groups["attention"].storage == "fp16"
+    for estimate in (int8_all, mix48):
+        for group in ("attention", "embedding"):  # the tied head is the embedding, stored once
+            assert estimate.groups[group].storage == "symmetric-int8/block32", group
+            assert estimate.groups[group].bytes == estimate.groups[group].params * 34 // 32
+        assert "lm-head" not in estimate.groups
+    assert mix48.groups["linear"].storage == "symmetric-int4/block32"
+    assert mix48.groups["linear"].bytes == mix48.groups["linear"].params * 18 // 32
+    assert (sym8.weight_bytes, int8_all.weight_bytes, mix48.weight_bytes) == (944_373_760, 633_364_480, 501_243_904)
+    # A peer's all-int8 Core AI bundle of this model (tied head once, int8 embedding) is 633,970,016 B:
+    # the same weights plus its program; with the embedding fp16 it could not be under 779 MB.
+    assert 0 < 633_970_016 - int8_all.weight_bytes < 0.002 * 633_970_016
+    # Apple's mixed 4/8-bit iOS export (438,221,416 B) quantizes more than the MLP to 4 bits.
+    assert mix48.weight_bytes > 438_221_416
+
+
+def test_dense_schemes_are_for_kernel_none_only():
+    from zootool.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not support quant scheme 'int8-all'"):
+        plan_for(REPO, "tiny-lfm2-moe", "mac", quant="int8-all")
+    for scheme in ("int8-all", "mix48"):
+        assert plan_for(REPO, "tiny-llama", "mac-macos15", quant=scheme).backend == "coremltools"

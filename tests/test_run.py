@@ -20,6 +20,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return zoo
 
 
+@pytest.mark.slow
 def test_greedy_run_is_the_drivers_argmax_continuation(root: Path):
     from tokenizers import Tokenizer
 
@@ -50,6 +51,7 @@ def test_greedy_run_is_the_drivers_argmax_continuation(root: Path):
     assert out["text"] == tokenizer.decode(expected)
 
 
+@pytest.mark.slow
 def test_run_refuses_what_is_not_a_bundle(root: Path, tmp_path: Path):
     result = run_zoo("run", str(tmp_path), "--prompt", "hi", root=root)
     assert result.returncode == 2 and "neither a bundle" in result.stderr and "Traceback" not in result.stderr

@@ -49,12 +49,12 @@ def model_name(stem: str, backend: str) -> str:
     return f"{stem}{SUFFIXES[backend]}"
 
 
-def build_graph(plan: BuildPlan, checkpoint: Path, quantize_unit: Callable[[Any, str], None] | None = None) -> Any:
+def build_graph(plan: BuildPlan, checkpoint: Path, quantize_unit: Callable[[Any, tuple[str, ...]], None] | None = None) -> Any:
     """The plan's torch decode graph with the checkpoint's weights loaded, in fp16.
 
     fp16, not fp32: both backends store and compute fp16 anyway, and an fp32 copy of the
     flagship (34 GB) does not fit this machine; bf16 checkpoints convert to fp16 exactly.
-    ``quantize_unit(graph, prefix)`` runs after each layer (and each top-level module) is
+    ``quantize_unit(graph, prefixes)`` runs after each layer (and each top-level module) is
     loaded, so at most one layer is held at fp16 beside the stored weights.
     """
     import torch
@@ -84,7 +84,7 @@ def export_model(
         gc.collect()
 
 
-def _unit_quantizer(plan: BuildPlan, quant: Any, kernel: str) -> Callable[[Any, str], None] | None:
+def _unit_quantizer(plan: BuildPlan, quant: Any, kernel: str) -> Callable[[Any, tuple[str, ...]], None] | None:
     """Core AI quantizes torch modules, so it can do it while loading; Core ML quantizes its own program."""
     if plan.backend != "coreai":
         return None

@@ -178,7 +178,8 @@ class Lfm2MoeDecodeGraph(DecodeGraph, nn.Module):
         positions, visible = causal_visible(position_ids, query_len)
         angles = positions.to(torch.float32).unsqueeze(-1) * self.inv_freq
         angles = torch.cat([angles, angles], dim=-1).unsqueeze(2)  # [1, q, 1, head_dim]
-        dtype = self.embed_tokens.weight.dtype
+        # The compute dtype from a norm: norms are never quantized, the embedding may be.
+        dtype = self.embedding_norm.weight.dtype
         return StepContext(cos=angles.cos().to(dtype), sin=angles.sin().to(dtype), visible=visible)
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .lfm2_moe_model import Lfm2MoeDims
 
 
-def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[str], None] | None = None) -> None:
+def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[tuple[str, ...]], None] | None = None) -> None:
     """Fill a decode graph with a transformers LFM2-MoE checkpoint, tensor by tensor.
 
     Accepts both expert layouts: stacked ``experts.gate_up_proj`` / ``down_proj``

@@ -145,7 +145,8 @@ class LlamaDecodeGraph(DecodeGraph, nn.Module):
         # A table row, not position * inv_freq: fp16 arithmetic would lose the angle at long context.
         cos = torch.index_select(self.rope_cos, 0, positions.reshape(-1)).view(1, -1, 1, self.dims.head_dim)
         sin = torch.index_select(self.rope_sin, 0, positions.reshape(-1)).view(1, -1, 1, self.dims.head_dim)
-        dtype = self.embed_tokens.weight.dtype
+        # The compute dtype from a norm: norms are never quantized, the embedding may be.
+        dtype = self.norm.weight.dtype
         return StepContext(cos=cos.to(dtype), sin=sin.to(dtype), visible=visible)
 
     def _window(self) -> int | None:

@@ -20,7 +20,7 @@ def checkpoint_name(module_name: str, tied: bool) -> str:
     return f"model.{module_name}"
 
 
-def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[str], None] | None = None) -> None:
+def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[tuple[str, ...]], None] | None = None) -> None:
     """Fill a decode graph with a transformers llama/qwen3/mistral safetensors checkpoint.
 
     Parameters are replaced, so meta-device modules work; ``on_unit`` as in
@@ -32,7 +32,7 @@ def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[str]
 
 
 def load_tensors(
-    graph: nn.Module, read: Callable[[str], Any], where: str, on_unit: Callable[[str], None] | None = None,
+    graph: nn.Module, read: Callable[[str], Any], where: str, on_unit: Callable[[tuple[str, ...]], None] | None = None,
 ) -> None:
     """Fill a decode graph from ``read(checkpoint tensor name) -> tensor``; shapes are checked."""
     tied = graph.dims.tie_word_embeddings

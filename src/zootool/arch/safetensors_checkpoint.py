@@ -12,6 +12,7 @@ from ..errors import FetchError
 
 _REFETCH = "delete the checkpoint directory and fetch it again"
 INDEX_FILE = "model.safetensors.index.json"
+EMBEDDING_UNIT = "embed_tokens"
 
 
 class SafetensorsCheckpoint:
@@ -149,33 +150,38 @@ def assign_checked(chunk: Any, name: str, value: Any, where: str) -> None:
 
 
 def load_by_unit(
-    graph: Any, read: Callable[[str], Any], where: str, on_unit: Callable[[str], None] | None = None,
+    graph: Any, read: Callable[[str], Any], where: str, on_unit: Callable[[tuple[str, ...]], None] | None = None,
 ) -> None:
     """Fill ``graph`` with ``read(state-dict name)`` for every untied tensor, then tie the head.
 
-    ``on_unit(prefix)`` runs once a unit is complete: a top-level module (``embed_tokens``)
-    or one decoder layer (``layers.3``), in load order; a tied head is a unit of its own,
-    after the tie. An export quantizes each unit there, so the whole model never sits in
-    memory at the working precision.
+    ``on_unit(prefixes)`` runs once a unit is complete: a top-level module
+    (``("embedding_norm",)``) or one decoder layer (``("layers.3",)``), in load order. A
+    tied head and its embedding are one unit, ``("embed_tokens", "lm_head")``, after the tie.
+    An export quantizes each unit there, so the whole model never sits in memory at the
+    working precision.
     """
+    tied = graph.dims.tie_word_embeddings
+    done = on_unit or (lambda unit: None)
     current: str | None = None
     for name in untied_names(graph):
         unit = unit_of(name)
-        if current is not None and unit != current and on_unit:
-            on_unit(current)
+        if current is not None and unit != current and not (tied and current == EMBEDDING_UNIT):
+            done((current,))
         current = unit
         assign_checked(graph, name, read(name), where)
-    if current is not None and on_unit:
-        on_unit(current)
+    if current is not None and not (tied and current == EMBEDDING_UNIT):
+        done((current,))
     tie_head(graph)
-    if graph.dims.tie_word_embeddings and on_unit:
-        on_unit("lm_head")
+    if tied:
+        done((EMBEDDING_UNIT, "lm_head"))
 
 
-def unmapping(checkpoint: SafetensorsCheckpoint, on_unit: Callable[[str], None] | None) -> Callable[[str], None]:
+def unmapping(
+    checkpoint: SafetensorsCheckpoint, on_unit: Callable[[tuple[str, ...]], None] | None,
+) -> Callable[[tuple[str, ...]], None]:
     """``on_unit`` for :func:`load_by_unit` that first unmaps the checkpoint's shards."""
 
-    def after(unit: str) -> None:
+    def after(unit: tuple[str, ...]) -> None:
         checkpoint.unmap()
         if on_unit is not None:
             on_unit(unit)

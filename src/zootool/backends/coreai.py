@@ -122,8 +122,8 @@ def _stage(name: str, action: Any) -> Any:
         raise BackendFailedError(message.splitlines()[0][:2000], _STAGE_HINTS[name]) from exc
 
 
-def quantize_unit(module: Any, scheme: Any, kernel: str, unit: str) -> None:
-    """Quantize one just-loaded submodule (``layers.3``) of ``module`` and return its fp16 memory.
+def quantize_unit(module: Any, scheme: Any, kernel: str, unit: tuple[str, ...]) -> None:
+    """Quantize just-loaded submodules (``("layers.3",)``) of ``module`` and return its fp16 memory.
 
     :func:`export_aimodel` then finds those weights quantized already and leaves them.
     """
@@ -133,7 +133,7 @@ def quantize_unit(module: Any, scheme: Any, kernel: str, unit: str) -> None:
     return_freed_memory()
 
 
-def _quantize(module: Any, scheme: Any, kernel: str, within: str | None = None) -> Any:
+def _quantize(module: Any, scheme: Any, kernel: str, within: tuple[str, ...] | None = None) -> Any:
     from .coreai_quant import quantize_module, resolve_plan
 
     try:

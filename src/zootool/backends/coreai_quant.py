@@ -8,8 +8,9 @@ turns into compressed constants (see docs/coreai-notes.md):
 * ``coreai::lut_to_dense(indices, lut, axis)``: palettized weights, ``n``-bit
   indices into fp16 look-up tables (summary storage ``UInt4`` for 16 entries).
 
-This module swaps a model's linears and stacked experts for modules that hold those
-forms. Importing it needs torch.
+This module swaps a model's linears, embeddings and stacked experts for modules that
+hold those forms. A head tied to the embedding keeps sharing its storage, so the matrix
+is stored once (as the size estimate counts it). Importing it needs torch.
 """
 
 from __future__ import annotations
@@ -146,6 +147,39 @@ class BlockQuantLinear(nn.Module):
         return F.linear(x, dequantize_symmetric(self.wq, self.ws, self.bits), self.bias)
 
 
+class BlockQuantEmbedding(nn.Module):
+    """``nn.Embedding`` whose table is stored as symmetric int8/int4 blocks along the hidden dim.
+
+    The rows are gathered from the dequantized table, so a head tied to it
+    (:class:`TiedBlockQuantHead`) multiplies by the very same stored constant.
+    """
+
+    def __init__(self, embedding: nn.Embedding, fmt: WeightFormat) -> None:
+        super().__init__()
+        q, s = quantize_symmetric(embedding.weight.detach(), fmt.bits, fmt.block_size)
+        self.register_buffer("wq", q)
+        self.register_buffer("ws", s)
+        self.bits = fmt.bits
+
+    def dense(self) -> torch.Tensor:
+        return dequantize_symmetric(self.wq, self.ws, self.bits)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids, self.dense())
+
+
+class TiedBlockQuantHead(nn.Module):
+    """An output projection tied to a :class:`BlockQuantEmbedding`: no storage of its own."""
+
+    def __init__(self, embedding: BlockQuantEmbedding) -> None:
+        super().__init__()
+        # A plain attribute, not a submodule: the table belongs to the embedding alone.
+        self.__dict__["embedding"] = embedding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.embedding.dense())
+
+
 def quantize_symmetric(weight: torch.Tensor, bits: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """int8 codes in ``[-(2^(b-1)-1), 2^(b-1)-1]`` and fp16 scales per ``block`` along the last dim."""
     if weight.shape[-1] % block:
@@ -207,18 +241,26 @@ def expert_weight_names(module: nn.Module) -> list[str]:
     return [name for name, p in module.named_parameters(recurse=False) if p.dim() == 3]
 
 
-def quantize_module(module: nn.Module, plan: QuantPlan, *, use_kernel: bool, within: str | None = None) -> nn.Module:
+def quantize_module(
+    module: nn.Module, plan: QuantPlan, *, use_kernel: bool, within: tuple[str, ...] | None = None,
+) -> nn.Module:
     """Swap, in place, the weights of every group ``plan`` quantizes (``ValueError`` if impossible).
 
-    ``within`` limits it to one submodule (``layers.3``) and what it holds. Quantized
-    modules are left alone, so quantizing twice changes nothing.
+    A linear whose weight *is* a quantized embedding's table (a tied head) reads that
+    table instead of storing a second copy, whatever the plan says of ``lm-head``: the
+    estimate counts a tied head as part of the embedding. ``within`` limits it to some
+    submodules (``("layers.3",)``) and what they hold. Quantized modules are left alone,
+    so quantizing twice changes nothing.
     """
-    for name, parent, child_name, child in list(_children(module)):
-        if within is not None and name != within and not name.startswith(within + "."):
+    children = [c for c in _children(module) if within is None or _inside(c[0], within)]
+    embeddings = _quantize_embeddings(children, plan)
+    for name, parent, child_name, child in children:
+        if isinstance(child, nn.Linear) and id(child.weight) in embeddings:
+            setattr(parent, child_name, TiedBlockQuantHead(embeddings[id(child.weight)]))
             continue
         group = tensor_group(name, child)
         fmt = plan.formats.get(group or "")
-        if fmt is None:
+        if fmt is None or group == "embedding":
             continue
         if group == "experts":
             _quantize_experts(name, child, fmt, use_kernel)
@@ -228,6 +270,25 @@ def quantize_module(module: nn.Module, plan: QuantPlan, *, use_kernel: bool, wit
         else:
             raise ValueError(f"{name}: cannot quantize a {type(child).__name__} (group {group!r})")
     return module
+
+
+def _quantize_embeddings(children: list, plan: QuantPlan) -> dict[int, BlockQuantEmbedding]:
+    """Swap the embeddings the plan quantizes; ``id(original weight) -> replacement``."""
+    fmt = plan.formats.get("embedding")
+    done: dict[int, BlockQuantEmbedding] = {}
+    for name, parent, child_name, child in children:
+        if fmt is None or tensor_group(name, child) != "embedding":
+            continue
+        if not isinstance(child, nn.Embedding):
+            raise ValueError(f"{name}: cannot quantize a {type(child).__name__} as an embedding")
+        _check_symmetric(fmt)
+        done[id(child.weight)] = BlockQuantEmbedding(child, fmt)
+        setattr(parent, child_name, done[id(child.weight)])
+    return done
+
+
+def _inside(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)
 
 
 def _children(module: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Module]]:
