@@ -1,0 +1,140 @@
+"""Run zoo-wide builds on a Ray cluster (``pip install 'zootool[cluster]'``): one Ray task per build.
+
+Each task asks Ray for the CPUs and the memory its plan predicts (``jobs.needs_of``), so Ray
+packs builds onto nodes as the local executor packs them onto this machine. A worker builds
+in its own storage (``--worker-storage``, else ``$ZOO_WORKER_STORAGE``, else a folder in its
+temporary directory): a fresh zoo root per task made from the checkout's recipes and zoo data,
+sharing one ``.zoo-cache`` per node (checkpoints, fp16 ceilings). The task returns the row's
+result, bundle and log; the driver lands them in the checkout and writes the catalog record
+there. Progress comes back through a Ray queue. Ray is imported only here, only when used.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .errors import BackendUnavailableError, ResourceError
+from .jobs import BuildJob, JobEvent, JobResult, failed
+from .plan import gb
+
+STORAGE_ENV = "ZOO_WORKER_STORAGE"
+POLL_SECONDS = 0.3
+
+
+class ClusterUnavailableError(BackendUnavailableError):
+    default_hint = "install the cluster extra: pip install 'zootool[cluster]'"
+
+
+def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], *, address: str | None,
+            storage: str | None, land: Callable[[BuildJob, JobResult, bytes], JobResult]) -> list[JobResult]:
+    """Submit every job, land each result as it finishes (``land``), return results in the jobs' order."""
+    ray = _ray()
+    from ray.util.queue import Queue
+
+    from .transfer import pack_zoo
+
+    connected_here = not ray.is_initialized()
+    if connected_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        events = Queue(actor_options={"num_cpus": 0})
+        payload = ray.put(pack_zoo(root))
+        task = ray.remote(max_retries=0)(build_task)
+        largest = _largest_node(ray)
+        results: dict[tuple[str, str], JobResult] = {}
+        pending: dict[Any, BuildJob] = {}
+        for job in jobs:
+            emit(JobEvent(model=job.model, target=job.target, kind="waiting", at=time.time()))
+            refused = _refused(job, largest)
+            if refused:
+                results[job.key] = failed(job.model, job.target, refused)
+                emit(JobEvent(model=job.model, target=job.target, kind="done", text="exit 12", at=time.time()))
+                continue
+            memory = min(job.needs.memory_bytes, largest["memory"])
+            options = {"num_cpus": min(job.needs.cpus, largest["CPU"]), "memory": memory,
+                       "name": f"zoo-build:{job.model}:{job.target}"}
+            pending[task.options(**options).remote(payload, job.model_dump(), storage, events)] = job
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            _drain(events, emit)
+            for ref in ready:
+                job = pending.pop(ref)
+                results[job.key] = _collect(ray, ref, job, land)
+        _drain(events, emit)
+        return [results[job.key] for job in jobs]
+    finally:
+        if connected_here:
+            ray.shutdown()
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ClusterUnavailableError("--executor ray: Ray is not installed") from None
+    return ray
+
+
+def _largest_node(ray) -> dict[str, int]:
+    """The most CPUs and memory any one alive node offers (a task larger than that never starts)."""
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    return {"CPU": int(max((n.get("CPU", 0) for n in nodes), default=0)),
+            "memory": int(max((n.get("memory", 0) for n in nodes), default=0))}
+
+
+def _refused(job: BuildJob, largest: dict[str, int]) -> ResourceError | None:
+    if job.ignore_resources or job.needs.memory_bytes <= largest["memory"]:
+        return None
+    return ResourceError(f"{job.model} --target {job.target} needs about {gb(job.needs.memory_bytes)} of memory; "
+                         f"the largest node of the Ray cluster offers {gb(largest['memory'])}")
+
+
+def _collect(ray, ref, job: BuildJob, land) -> JobResult:
+    from ray.exceptions import RayError
+
+    try:
+        data, archive = ray.get(ref)
+    except RayError as exc:  # the worker died, was killed, or could not run the task
+        return JobResult(model=job.model, target=job.target, outcome="failed", exit_code=5,
+                         message=f"the Ray task failed: {str(exc).splitlines()[0]}",
+                         hint="the node's out-of-memory killer is a likely cause; see the Ray logs")
+    return land(job, JobResult.model_validate(data), archive)
+
+
+def _drain(events, emit: Callable[[JobEvent], None]) -> None:
+    count = events.qsize()
+    if count:
+        for data in events.get_nowait_batch(count):
+            emit(JobEvent.model_validate(data))
+
+
+def build_task(payload: bytes, job_data: dict, storage: str | None, events) -> tuple[dict, bytes]:
+    """On a Ray worker: build one row in the worker's own storage; return (result, bundle and log)."""
+    from .jobs import run_build_job
+    from .transfer import pack_outputs, unpack
+
+    job = BuildJob.model_validate(job_data).model_copy(update={"record": False})  # the driver records
+    base = Path(storage or os.environ.get(STORAGE_ENV) or Path(tempfile.gettempdir()) / "zootool-worker")
+    root = base / "jobs" / f"{job.model}-{job.target}-{uuid.uuid4().hex[:8]}"
+    unpack(payload, root)
+    (base / "cache").mkdir(parents=True, exist_ok=True)
+    (root / ".zoo-cache").symlink_to(base / "cache", target_is_directory=True)
+
+    def emit(event: JobEvent) -> None:
+        try:
+            events.put_nowait(event.model_dump())
+        except Exception:  # noqa: BLE001 - progress is best effort; the build goes on
+            pass
+
+    try:
+        result = run_build_job(root, job, emit)
+        return result.model_dump(), pack_outputs(root, job.model, job.target)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
