@@ -72,8 +72,8 @@ class BatchProgress:
         if event.kind == "start":
             return f"{self.verb} {name}: started"
         if event.kind == "stage":
-            return f"{self.verb} {name}: {event.stage} ({_elapsed(row)})"
-        return f"{self.verb} {name}: finished, {event.text} ({_elapsed(row)})"
+            return f"{self.verb} {name}: {event.stage} ({_elapsed(row, event.at)})"
+        return f"{self.verb} {name}: finished, {event.text} ({_elapsed(row, event.at)})"
 
     def table(self) -> "Table":
         from rich.table import Table
@@ -87,10 +87,11 @@ class BatchProgress:
         return table
 
 
-def _elapsed(row: _Row) -> str:
+def _elapsed(row: _Row, now: float | None = None) -> str:
+    """Seconds since the row started, until it ended, or until ``now`` (default: the clock)."""
     if row.started is None:
         return "0 s"
-    return f"{(row.ended or time.time()) - row.started:.0f} s"
+    return f"{(row.ended or now or time.time()) - row.started:.0f} s"
 
 
 def summary_table(results: list[JobResult], title: str) -> "Table":

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendUnavailableError, ResourceError
-from .jobs import BuildJob, JobEvent, JobResult, failed
-from .plan import gb
+from .errors import BackendUnavailableError
+from .jobs import BuildJob, JobEvent, JobResult
 
 STORAGE_ENV = "ZOO_WORKER_STORAGE"
 POLL_SECONDS = 0.3
@@ -52,14 +51,7 @@ def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], 
         pending: dict[Any, BuildJob] = {}
         for job in jobs:
             emit(JobEvent(model=job.model, target=job.target, kind="waiting", at=time.time()))
-            refused = _refused(job, largest)
-            if refused:
-                results[job.key] = failed(job.model, job.target, refused)
-                emit(JobEvent(model=job.model, target=job.target, kind="done", text="exit 12", at=time.time()))
-                continue
-            memory = min(job.needs.memory_bytes, largest["memory"])
-            options = {"num_cpus": min(job.needs.cpus, largest["CPU"]), "memory": memory,
-                       "name": f"zoo-build:{job.model}:{job.target}"}
+            options = task_resources(job, largest) | {"name": f"zoo-build:{job.model}:{job.target}"}
             pending[task.options(**options).remote(payload, job.model_dump(), storage, events)] = job
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
@@ -89,11 +81,15 @@ def _largest_node(ray) -> dict[str, int]:
             "memory": int(max((n.get("memory", 0) for n in nodes), default=0))}
 
 
-def _refused(job: BuildJob, largest: dict[str, int]) -> ResourceError | None:
-    if job.ignore_resources or job.needs.memory_bytes <= largest["memory"]:
-        return None
-    return ResourceError(f"{job.model} --target {job.target} needs about {gb(job.needs.memory_bytes)} of memory; "
-                         f"the largest node of the Ray cluster offers {gb(largest['memory'])}")
+def task_resources(job: BuildJob, largest: dict[str, int]) -> dict[str, int]:
+    """The Ray resources of one build: its plan's CPUs and peak memory, capped at the largest node.
+
+    A build larger than every node thus asks for a whole node and runs alone there, where its own
+    pre-flight refuses it (exit 12) unless --ignore-resources, as on this machine; asked for in
+    full, Ray would keep it pending for ever.
+    """
+    return {"num_cpus": max(1, min(job.needs.cpus, largest["CPU"])),
+            "memory": max(1, min(job.needs.memory_bytes, largest["memory"]))}
 
 
 def _collect(ray, ref, job: BuildJob, land) -> JobResult:
