@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO, run_zoo
 
 pytest.importorskip("coreai_torch")
+pytest_plugins = ["conftest_hub"]
 
 MODEL = "tiny-llama"
 TARGETS = ("mac", "iphone")
@@ -32,8 +33,9 @@ def small_zoo(dest: Path) -> Path:
     shutil.copyfile(REPO / "recipes" / f"{FLAGSHIP}.toml", dest / "recipes" / f"{FLAGSHIP}.toml")
     text = (REPO / "recipes" / f"{MODEL}.toml").read_text()
     kept = re.split(r"(?m)^(?=\[targets\.)", text)
-    (dest / "recipes" / f"{MODEL}.toml").write_text(
-        "".join(part for part in kept if not part.startswith(("[targets.mac-macos15]", "[targets.iphone-ios18]"))))
+    text = "".join(part for part in kept if not part.startswith(("[targets.mac-macos15]", "[targets.iphone-ios18]")))
+    # the Hub look-alike's write token owns the zoo-org namespace
+    (dest / "recipes" / f"{MODEL}.toml").write_text(text.replace('"coreai-zoo/', '"zoo-org/'))
     return dest
 
 
@@ -116,6 +118,23 @@ def test_a_changed_scheme_rebuilds_that_row_only_and_failing_rows_do_not_stop_it
     assert (root / "build" / MODEL / "mac" / "manifest.json").stat().st_mtime_ns == mac_before
     states = {(r["model"], r["target"]): r["state"] for r in zoo_json("status", root=root)}
     assert states[(MODEL, "iphone")] == states[(MODEL, "mac")] == "gated"
+
+
+def test_publish_changed_publishes_each_gated_row_once(local, hub, tmp_path):
+    from conftest_hub import WRITE_TOKEN
+
+    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HOME": str(tmp_path / "hf-home")}
+    args = ("publish", "--all", "--changed", "--endpoint", hub.url, "--record", "--json")
+    first = run_zoo(*args, root=local["root"], env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    rows = by_row(json.loads(first.stdout))
+    assert {rows[(MODEL, t)]["outcome"] for t in TARGETS} == {"published"}
+    assert {rows[(FLAGSHIP, t)]["outcome"] for t in TARGETS} == {"skipped"}
+    assert hub.head("zoo-org/Tiny-Llama-CoreAI-iPhone") and hub.head("zoo-org/Tiny-Llama-CoreAI")
+    states = {(r["model"], r["target"]): r["state"] for r in zoo_json("status", root=local["root"])}
+    assert states[(MODEL, "mac")] == states[(MODEL, "iphone")] == "published"
+    again = run_zoo(*args, root=local["root"], env=env)
+    assert again.returncode == 0 and {r["outcome"] for r in json.loads(again.stdout)} == {"skipped"}, again.stdout
 
 
 # -- Ray -----------------------------------------------------------------------------------------
