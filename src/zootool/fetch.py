@@ -137,7 +137,7 @@ def _generated(plan: BuildPlan, cache_root: Path, license_dir: Path) -> Path:
     if (folder / ".complete").is_file():
         return folder
     # Builds of two targets of one recipe may run at once (zoo build --all): one generates, the other waits.
-    with _exclusive(folder.with_name(f".{folder.name}.lock")):
+    with _exclusive(cache_root / "locks" / f"{folder.name}.lock"):  # beside checkpoints/, not in it
         if (folder / ".complete").is_file():
             return folder
         shutil.rmtree(folder, ignore_errors=True)
