@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,16 @@ def test_a_recipe_that_does_not_load_is_a_failed_row_and_the_others_go_on(zoo_ro
     # every other row ran (and failed: nothing is built), verify's exit 8 is the worst
     assert {r["exit_code"] for r in rows if r["model"] != "broken"} == {8}
     assert len(rows) == 13 and result.exit_code == 8
+
+
+def test_executor_options_are_checked(zoo_root: Path, monkeypatch):
+    bad = invoke_zoo("build", "--all", "--executor", "slurm", root=zoo_root)
+    assert bad.exit_code == 2 and "not an executor" in bad.output
+    stray = invoke_zoo("build", "--all", "--address", "127.0.0.1:6379", root=zoo_root)
+    assert stray.exit_code == 2 and "--address applies to --executor ray" in stray.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
+    missing = invoke_zoo("build", "tiny-llama", "--executor", "ray", root=zoo_root)
+    assert missing.exit_code == 4 and "zootool[cluster]" in missing.output
 
 
 # -- the local executor's packing ------------------------------------------------------------

@@ -145,6 +145,7 @@ def ray_cluster(tmp_path_factory):
     # Ray binds to the host's routable address unless told the node is a single local one; set
     # before Ray is imported, and inherited by its workers and by the CLI's driver process.
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no report to Ray's usage server
     ray = pytest.importorskip("ray")
     context = ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False,
                        _temp_dir=str(tmp_path_factory.mktemp("ray")), _node_ip_address="127.0.0.1")
@@ -152,7 +153,8 @@ def ray_cluster(tmp_path_factory):
         yield context.address_info["gcs_address"]
     finally:
         ray.shutdown()
-        os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        for name in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED"):
+            os.environ.pop(name, None)
 
 
 def comparable(data: dict) -> dict:

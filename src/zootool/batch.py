@@ -19,6 +19,10 @@ from .status import Row, finished
 from .zoo_data import Zoo
 
 Executor = Literal["local", "ray"]
+SKIPPED = {
+    "over budget": "over budget: `zoo plan {model} --target {target}` names the schemes that fit",
+    "unpinned": "unpinned: the recipe's Hub source names no commit (set model.source.revision)",
+}
 Emit = Callable[[JobEvent], None]
 
 
@@ -132,7 +136,7 @@ def _land(zoo: Zoo, job: BuildJob, result: JobResult, archive: bytes) -> JobResu
 
 def _not_run(selection: Selection) -> list[JobResult]:
     skipped = [JobResult(model=row.status.model, target=row.status.target, outcome="skipped", exit_code=0,
-                         message=f"{row.status.state}: a build would be refused (zoo plan says why)")
+                         message=SKIPPED[row.status.state].format(model=row.status.model, target=row.status.target))
                for row in selection.skipped]
     broken = [JobResult(model=e.model, target=e.target or "-", outcome="failed", exit_code=e.exit_code,
                         message=e.message, hint=e.hint) for e in selection.errors]

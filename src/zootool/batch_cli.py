@@ -24,6 +24,17 @@ def one_row(models: list[str] | None, targets: list[str] | None, zoo_wide: bool)
     return models[0], targets[0]
 
 
+def check_executor(executor: str | None, **ray_only: Any) -> None:
+    """--executor is local or ray; the Ray options need --executor ray."""
+    from .errors import ConfigError
+
+    if executor not in (None, "local", "ray"):
+        raise ConfigError(f"--executor {executor}: not an executor", "use --executor local or --executor ray")
+    given = [name.replace("_", "-") for name, value in ray_only.items() if value is not None]
+    if given and executor != "ray":
+        raise ConfigError(f"--{given[0]} applies to --executor ray", "add --executor ray, or drop the option")
+
+
 def status_command(zoo: Zoo, models: list[str], targets: list[str], as_json: bool) -> None:
     from .batch_view import status_table
     from .cli import _report, console, emit_json

@@ -260,8 +260,9 @@ def build(
     One model and one --target build one bundle; globs, several targets, --all or --changed build
     every row selected (see zoo status), each in its own worker, and print a summary.
     """
-    from .batch_cli import one_row
+    from .batch_cli import check_executor, one_row
 
+    check_executor(executor, address=address, worker_storage=worker_storage)
     row = one_row(models, target, all_rows or changed or bool(executor) or jobs is not None)
     if row is None:
         from .batch import BatchOptions

@@ -41,7 +41,7 @@ def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], 
 
     connected_here = not ray.is_initialized()
     if connected_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        _join(ray, address)
     try:
         events = Queue(actor_options={"num_cpus": 0})
         payload = ray.put(pack_zoo(root))
@@ -72,6 +72,15 @@ def _ray():
     except ImportError:
         raise ClusterUnavailableError("--executor ray: Ray is not installed") from None
     return ray
+
+
+def _join(ray, address: str | None) -> None:
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
+        raise ClusterUnavailableError(f"--executor ray: cannot join {where}: {str(exc).splitlines()[0]}",
+                                      "start the cluster (ray start --head) and pass its --address") from None
 
 
 def _largest_node(ray) -> dict[str, int]:
