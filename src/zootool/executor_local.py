@@ -117,7 +117,7 @@ def _reap(job: BuildJob, process, events, emit, results: dict) -> None:
             message=f"the build's worker process {how} before it reported",
             hint="the out-of-memory killer is a likely cause: see dmesg; --jobs 1 builds one at a time",
         )
-        emit(JobEvent(model=job.model, target=job.target, kind="done", text=f"exit 5", at=time.time()))
+        emit(JobEvent(model=job.model, target=job.target, kind="done", text="exit 5", at=time.time()))
 
 
 def worker_main(root: str, job_data: dict, events) -> None:
