@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned exactly: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[coreai,coreml,test]'
+	$(BIN)/python -m pip install -q -e '.[coreai,coreml,cluster,test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -59,6 +59,12 @@ _options: dict[str, Any] = {"root": None}
 # Help texts are Rich markup: a literal "[" is written "\[".
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help=r"Target name from the recipe's \[targets].")]
+ModelsArg = Annotated[Optional[list[str]], typer.Argument(
+    help="Model ids or globs ('tiny-*'); one model with one --target is a single build.", show_default=False)]
+TargetsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--target", "-t", help="Target name or glob; repeat for more (default: every target).", show_default=False)]
+AllFlag = Annotated[bool, typer.Option("--all", help="Every model x target of the zoo.")]
+ChangedFlag = Annotated[bool, typer.Option("--changed", help="Only rows zoo status marks never built or outdated.")]
 
 
 def console(stderr: bool = False) -> "Console":
@@ -106,6 +112,16 @@ def overrides(**values: Any):
 
     given = {k: v for k, v in values.items() if v is not None}
     return Settings(**given) if given else None
+
+
+def single_only(**values: Any) -> None:
+    """Options that apply to one model and target only are refused on a zoo-wide run."""
+    from .errors import ConfigError
+
+    given = [name.replace("_", "-") for name, value in values.items() if value is not None]
+    if given:
+        raise ConfigError(f"--{given[0]} applies to one model and one --target, not to a zoo-wide run",
+                          "name one model and one --target, or drop the option")
 
 
 @app.command("list")
@@ -212,8 +228,18 @@ def new(
 
 @app.command()
 def build(
-    model: str,
-    target: TargetOpt,
+    models: ModelsArg = None,
+    target: TargetsOpt = None,
+    all_rows: AllFlag = False,
+    changed: ChangedFlag = False,
+    executor: Annotated[Optional[str], typer.Option(
+        help="Where a zoo-wide build runs: local (worker processes packed by predicted memory) or ray.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="--executor ray: the cluster to join (default: "
+                                                   "$RAY_ADDRESS, else a new local cluster).")] = None,
+    worker_storage: Annotated[Optional[str], typer.Option(help="--executor ray: the folder on each worker "
+                                                          "to build in (default: $ZOO_WORKER_STORAGE or a temp folder).")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Local zoo-wide build: at most N builds at once "
+                                                "(default: one per core, as memory allows).")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder instead of the recipe's source.")] = None,
     revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha (when the recipe pins none).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if an identical bundle exists (the cache "
@@ -229,7 +255,26 @@ def build(
     kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Build MODEL for a target into build/<model>/<target>/: convert, quantize, gate, card, manifest."""
+    """Build models x targets into build/<model>/<target>/: convert, quantize, gate, card, manifest.
+
+    One model and one --target build one bundle; globs, several targets, --all or --changed build
+    every row selected (see zoo status), each in its own worker, and print a summary.
+    """
+    from .batch_cli import check_executor, one_row
+
+    check_executor(executor, address=address, worker_storage=worker_storage)
+    row = one_row(models, target, all_rows or changed or bool(executor) or jobs is not None)
+    if row is None:
+        from .batch import BatchOptions
+        from .batch_cli import build_many
+
+        single_only(weights=weights, revision=revision, quant=quant, kernel=kernel)
+        options = BatchOptions(force=force, gate=not no_gate, record=record, ignore_resources=ignore_resources,
+                               executor=executor or "local", address=address, worker_storage=worker_storage,
+                               max_builds=jobs)
+        build_many(zoo(), models or [], target or [], all_rows, changed, dry_run, options, as_json)
+        return
+    model, target = row
     if dry_run:
         plan(model, target, quant=quant, kernel=kernel, context_length=None, as_json=as_json)
         return
@@ -321,8 +366,10 @@ def gate(
 
 @app.command()
 def publish(
-    model: str,
-    target: TargetOpt,
+    models: ModelsArg = None,
+    target: TargetsOpt = None,
+    all_rows: AllFlag = False,
+    changed: Annotated[bool, typer.Option("--changed", help="Only rows not yet published at their current plan.")] = False,
     repo: Annotated[Optional[str], typer.Option(help="Hub repo namespace/name (default: the recipe's publish.repo).")] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
     revision: Annotated[Optional[str], typer.Option(help="Branch to commit to (default: main).")] = None,
@@ -332,7 +379,21 @@ def publish(
         "--record/--no-record", help="Write zoo/records/ (default: only when publishing to the public Hub).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Publish a built, verified, gated bundle to the Hugging Face Hub in one commit, then tag it."""
+    """Publish a built, verified, gated bundle to the Hugging Face Hub in one commit, then tag it.
+
+    Globs, several targets, --all or --changed publish every row selected, one after the other.
+    """
+    from .batch_cli import one_row
+
+    row = one_row(models, target, all_rows or changed)
+    if row is None:
+        from .batch_cli import publish_many
+
+        single_only(repo=repo)
+        publish_many(zoo(), models or [], target or [], all_rows, changed, as_json, private=private,
+                     revision=revision, endpoint=endpoint, dry_run=dry_run, record=record)
+        return
+    model, target = row
     from .publish_cli import publish_command
 
     result = publish_command(zoo(), model, target, repo=repo, private=private, revision=revision,
@@ -349,6 +410,14 @@ def publish(
                   f"({len(result['files_uploaded'])} files uploaded, {len(result['files_deleted'])} deleted)")
     else:
         say(f"{result['repo_url']} already has this bundle: no commit made (tag {result['tag']})")
+
+
+@app.command()
+def status(models: ModelsArg = None, target: TargetsOpt = None, as_json: JsonFlag = False) -> None:
+    """Every model x target: plan hash against its last build, state, estimated size, time and memory."""
+    from .batch_cli import status_command
+
+    status_command(zoo(), models or [], target or [], as_json)
 
 
 @app.command("index")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +136,26 @@ def _generated(plan: BuildPlan, cache_root: Path, license_dir: Path) -> Path:
     folder = _generated_folder(plan, cache_root)
     if (folder / ".complete").is_file():
         return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    generate_checkpoint(folder, config, plan.source.seed, dtype=GENERATED_DTYPE)
-    _write_generated_license(plan, folder, license_dir)
-    (folder / ".complete").write_text("")
+    # Builds of two targets of one recipe may run at once (zoo build --all): one generates, the other waits.
+    with _exclusive(cache_root / "locks" / f"{folder.name}.lock"):  # beside checkpoints/, not in it
+        if (folder / ".complete").is_file():
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+        generate_checkpoint(folder, config, plan.source.seed, dtype=GENERATED_DTYPE)
+        _write_generated_license(plan, folder, license_dir)
+        (folder / ".complete").write_text("")
     return folder
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    """An advisory lock between processes of this machine, released when the holder exits."""
+    import fcntl
+
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _write_generated_license(plan: BuildPlan, folder: Path, license_dir: Path) -> None:

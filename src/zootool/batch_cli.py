@@ -1,0 +1,130 @@
+"""The CLI side of zoo-wide runs (``zoo status``, ``zoo build`` / ``zoo publish`` over many rows).
+
+Selection and execution are core (``selection``, ``batch``); this module prints the views and
+raises the command's exit code, the highest of its rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from .zoo_data import Zoo
+
+GLOB = set("*?[")
+
+
+def one_row(models: list[str] | None, targets: list[str] | None, zoo_wide: bool) -> tuple[str, str] | None:
+    """(model, target) when the command names exactly one of each, without globs; else None (a zoo-wide run)."""
+    if zoo_wide or not models or not targets or len(models) != 1 or len(targets) != 1:
+        return None
+    if GLOB & set(models[0] + targets[0]):
+        return None
+    return models[0], targets[0]
+
+
+def check_executor(executor: str | None, **ray_only: Any) -> None:
+    """--executor is local or ray; the Ray options need --executor ray."""
+    from .errors import ConfigError
+
+    if executor not in (None, "local", "ray"):
+        raise ConfigError(f"--executor {executor}: not an executor", "use --executor local or --executor ray")
+    given = [name.replace("_", "-") for name, value in ray_only.items() if value is not None]
+    if given and executor != "ray":
+        raise ConfigError(f"--{given[0]} applies to --executor ray", "add --executor ray, or drop the option")
+
+
+def status_command(zoo: Zoo, models: list[str], targets: list[str], as_json: bool) -> None:
+    from .batch_view import status_table
+    from .cli import _report, console, emit_json
+    from .errors import ConfigError
+    from .selection import select
+
+    selection = select(zoo, _display(zoo), models, targets, everything=True, changed=False)
+    rows = [row.status for row in selection.rows]
+    if as_json:
+        emit_json([row.model_dump(mode="json") for row in rows])
+    else:
+        console().print(status_table(rows))
+    for problem in selection.errors:
+        _report(f"{problem.model}{' --target ' + problem.target if problem.target else ''}: {problem.message}",
+                problem.hint)
+    if selection.errors:
+        raise ConfigError(f"{len(selection.errors)} recipe(s) or target(s) do not resolve (listed above)")
+
+
+def build_many(zoo: Zoo, models: list[str], targets: list[str], everything: bool, changed: bool, dry_run: bool,
+               options: Any, as_json: bool) -> None:
+    from .batch import build_rows
+    from .selection import select
+
+    selection = select(zoo, _display(zoo), models, targets, everything=everything, changed=changed)
+    if dry_run:
+        _dry_run(selection, as_json)
+        return
+    with _progress(as_json, "build") as progress:
+        results = build_rows(zoo, selection, options, progress)
+    _finish(results, as_json, "zoo build")
+
+
+def publish_many(zoo: Zoo, models: list[str], targets: list[str], everything: bool, changed: bool, as_json: bool,
+                 **publish: Any) -> None:
+    from .batch import publish_rows
+    from .selection import select
+
+    selection = select(zoo, _display(zoo), models, targets, everything=everything, changed=changed, step="publish")
+    with _progress(as_json, "publish") as progress:
+        results = publish_rows(zoo, selection, progress, **publish)
+    _finish(results, as_json, "zoo publish")
+
+
+def _progress(as_json: bool, verb: str):
+    from rich.console import Console
+
+    from .batch_view import BatchProgress
+    from .cli import console
+
+    err = console(stderr=True)
+    return BatchProgress(Console(stderr=True, markup=False, emoji=False, force_terminal=err.is_terminal),
+                         enabled=not as_json, verb=verb)
+
+
+def _dry_run(selection, as_json: bool) -> None:
+    from .batch_view import status_table
+    from .cli import console, emit_json, say
+
+    rows = [row.status for row in selection.rows]
+    if as_json:
+        emit_json({"rows": [row.model_dump(mode="json") for row in rows],
+                   "skipped": [row.status.model_dump(mode="json") for row in selection.skipped],
+                   "errors": [error.model_dump() for error in selection.errors]})
+        return
+    if not rows:
+        say("nothing to build: every selected row is built from its current plan")
+    else:
+        console().print(status_table(rows))
+    for row in selection.skipped:
+        say(f"skipped {row.status.model} --target {row.status.target}: {row.status.state}")
+
+
+def _finish(results, as_json: bool, title: str) -> None:
+    from .batch_view import summary_table
+    from .cli import console, emit_json, say
+    from .jobs import worst
+
+    if as_json:
+        emit_json([result.model_dump(mode="json") for result in results])
+    elif results:
+        console().print(summary_table(results, title))
+    else:
+        say(f"{title}: nothing to do (every selected row is up to date)")
+    code = worst(results)
+    if code:
+        raise typer.Exit(code)
+
+
+def _display(zoo: Zoo):
+    from .cli import _rel
+
+    return lambda path: _rel(path, zoo)

@@ -1,0 +1,216 @@
+"""`zoo status`, row selection, the local executor's packing and the progress views (no conversion here)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import invoke_zoo
+
+
+def status(root: Path, *args: str) -> dict[tuple[str, str], dict]:
+    result = invoke_zoo("status", "--json", *args, root=root)
+    assert result.exit_code == 0, result.output
+    return {(row["model"], row["target"]): row for row in json.loads(result.stdout)}
+
+
+def fake_bundle(root: Path, model: str, target: str, plan_hash: str, verdict: str = "CLEAN") -> None:
+    """What status reads of a bundle: its manifest's plan hash and gate."""
+    bundle = root / "build" / model / target
+    bundle.mkdir(parents=True)
+    gate = {"verdict": verdict, "line": f"{verdict} (+0 flips/41)", "passed": verdict != "FAIL"}
+    (bundle / "manifest.json").write_text(json.dumps({"recipe": model, "target": target, "plan_hash": plan_hash,
+                                                      "gate": gate}))
+
+
+def set_quant(root: Path, model: str, target: str, scheme: str) -> None:
+    path = root / "recipes" / f"{model}.toml"
+    text = path.read_text()
+    table = text.index(f"[targets.{target}]")
+    start = text.index("quant = ", table)
+    end = text.index("\n", start)
+    path.write_text(text[:start] + f'quant = "{scheme}"' + text[end:])
+
+
+def test_fresh_zoo_is_never_built_and_the_unpinned_flagship_says_so(zoo_root: Path):
+    rows = status(zoo_root)
+    assert len(rows) == 12
+    assert {rows[("lfm2.5-8b-a1b", t)]["state"] for t in ("mac", "iphone")} == {"unpinned"}
+    others = [row for key, row in rows.items() if key[0] != "lfm2.5-8b-a1b"]
+    assert {row["state"] for row in others} == {"never built"}
+    row = rows[("tiny-llama", "mac")]
+    plan = json.loads(invoke_zoo("plan", "tiny-llama", "--target", "mac", "--json", root=zoo_root).stdout)
+    assert row["plan_hash"] == plan["plan_hash"] and row["built_plan_hash"] is None
+    assert row["memory_bytes"] == max(s["memory_bytes"] for s in plan["resources"]["stages"].values())
+    assert row["estimated_bytes"] == plan["budget"]["estimated_bytes"] and 10 < row["seconds"] < 600
+    assert rows[("tiny-lfm2-moe", "iphone")]["cpus"] == 2 and row["cpus"] == 1  # k-means clusters on threads
+
+
+def test_editing_one_quant_scheme_makes_exactly_that_row_outdated(zoo_root: Path):
+    before = status(zoo_root, "tiny-*")
+    for (model, target), row in before.items():
+        fake_bundle(zoo_root, model, target, row["plan_hash"])
+    assert {row["state"] for row in status(zoo_root, "tiny-*").values()} == {"gated"}
+    set_quant(zoo_root, "tiny-llama", "iphone", "fp16")
+    after = status(zoo_root, "tiny-*")
+    changed = {key for key, row in after.items() if row["state"] != "gated"}
+    assert changed == {("tiny-llama", "iphone")}
+    row = after[("tiny-llama", "iphone")]
+    assert row["state"] == "outdated" and row["outdated"] and not row["built"]
+    assert row["built_plan_hash"] == before[("tiny-llama", "iphone")]["plan_hash"] != row["plan_hash"]
+    dry = invoke_zoo("build", "--all", "--changed", "--dry-run", "--json", root=zoo_root)
+    assert dry.exit_code == 0, dry.output
+    picked = json.loads(dry.stdout)
+    chosen = {(r["model"], r["target"]) for r in picked["rows"]}
+    assert chosen == {("tiny-llama", "iphone"), *((("qwen3-0.6b", t) for t in ("mac", "iphone", "mac-macos15",
+                                                                                 "iphone-ios18")))}
+    assert {(r["model"], r["state"]) for r in picked["skipped"]} == {("lfm2.5-8b-a1b", "unpinned")}
+
+
+def test_states_from_records_gates_and_budget(zoo_root: Path):
+    from zootool.records import record_build, record_publish
+    from zootool.zoo_data import Zoo
+
+    rows = status(zoo_root, "tiny-lfm2-moe")
+    mac, iphone = rows[("tiny-lfm2-moe", "mac")], rows[("tiny-lfm2-moe", "iphone")]
+    manifest = {"recipe": "tiny-lfm2-moe", "target": "mac", "plan_hash": mac["plan_hash"], "scheme": "sym8",
+                "kernel": "gather_qmm", "size": {}, "gate": {"verdict": "PASS", "line": "PASS", "passed": True},
+                "publishable": True}
+    record_build(Zoo(zoo_root), manifest)
+    record_publish(Zoo(zoo_root), "tiny-lfm2-moe", "mac", "coreai-zoo/Tiny", "a" * 40, "v1")
+    fake_bundle(zoo_root, "tiny-lfm2-moe", "iphone", iphone["plan_hash"], verdict="FAIL")
+    set_quant(zoo_root, "lfm2.5-8b-a1b", "iphone", "fp16")  # 17 GB on a 6 GB budget
+    rows = status(zoo_root)
+    assert (rows[("tiny-lfm2-moe", "mac")]["state"], rows[("tiny-lfm2-moe", "mac")]["built_from"]) == \
+        ("published", "record")
+    assert rows[("tiny-lfm2-moe", "iphone")]["state"] == "gate failed"
+    assert rows[("lfm2.5-8b-a1b", "iphone")]["state"] == "over budget"
+    assert rows[("lfm2.5-8b-a1b", "iphone")]["over_budget"]
+    table = invoke_zoo("status", root=zoo_root, env={"COLUMNS": "200"})
+    assert table.exit_code == 0
+    assert re.search(r"tiny-lfm2-moe +mac +sym8 +\w{8} +\w{8}\* +published", table.stdout), table.stdout
+    narrow = invoke_zoo("status", root=zoo_root, env={"COLUMNS": "80"})
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80, narrow.stdout
+
+
+def test_selection_globs_targets_and_unknown_names(zoo_root: Path):
+    picked = json.loads(invoke_zoo("build", "tiny-*", "--target", "mac*", "--dry-run", "--json",
+                                   root=zoo_root).stdout)
+    assert {(r["model"], r["target"]) for r in picked["rows"]} == {
+        ("tiny-lfm2-moe", "mac"), ("tiny-llama", "mac"), ("tiny-llama", "mac-macos15")}
+    unknown = invoke_zoo("build", "tiny-lama", "--all", root=zoo_root)
+    assert unknown.exit_code == 2 and "no recipe matches 'tiny-lama'" in unknown.output
+    assert "did you mean 'tiny-llama'" in unknown.output
+    nothing = invoke_zoo("build", root=zoo_root)
+    assert nothing.exit_code == 2 and "--all" in nothing.output
+    no_target = invoke_zoo("publish", "tiny-llama", "--target", "ipad*", "--dry-run", root=zoo_root)
+    assert no_target.exit_code == 2 and "no target" in no_target.output
+    one_only = invoke_zoo("build", "tiny-*", "--quant", "fp16", root=zoo_root)
+    assert one_only.exit_code == 2 and "--quant applies to one model" in one_only.output
+
+
+def test_a_recipe_that_does_not_load_is_a_failed_row_and_the_others_go_on(zoo_root: Path):
+    (zoo_root / "recipes" / "broken.toml").write_text("schema = 1\n[model\n")
+    result = invoke_zoo("publish", "--all", "--dry-run", "--json", root=zoo_root)
+    rows = json.loads(result.stdout)
+    broken = [r for r in rows if r["model"] == "broken"]
+    assert broken and broken[0]["exit_code"] == 2 and broken[0]["outcome"] == "failed"
+    # every other row ran (and failed: nothing is built), verify's exit 8 is the worst
+    assert {r["exit_code"] for r in rows if r["model"] != "broken"} == {8}
+    assert len(rows) == 13 and result.exit_code == 8
+
+
+def test_executor_options_are_checked(zoo_root: Path, monkeypatch):
+    bad = invoke_zoo("build", "--all", "--executor", "slurm", root=zoo_root)
+    assert bad.exit_code == 2 and "not an executor" in bad.output
+    stray = invoke_zoo("build", "--all", "--address", "127.0.0.1:6379", root=zoo_root)
+    assert stray.exit_code == 2 and "--address applies to --executor ray" in stray.output
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
+    missing = invoke_zoo("build", "tiny-llama", "--executor", "ray", root=zoo_root)
+    assert missing.exit_code == 4 and "zootool[cluster]" in missing.output
+
+
+# -- the local executor's packing ------------------------------------------------------------
+
+def job(name: str, memory_gb: float, cpus: int = 1):
+    from zootool.jobs import BuildJob, BuildNeeds
+
+    return BuildJob(model=name, target="mac", plan_hash="0" * 16,
+                    needs=BuildNeeds(cpus=cpus, memory_bytes=int(memory_gb * 1e9), disk_bytes=0))
+
+
+def test_builds_are_packed_by_predicted_memory_and_cpus():
+    from zootool.executor_local import Capacity, startable
+
+    names = lambda jobs: [j.model for j in jobs]  # noqa: E731
+    machine = Capacity(cpus=4, memory_bytes=10 * 10**9)
+    waiting = [job("a", 6), job("b", 5), job("c", 3), job("d", 1)]
+    assert names(startable(waiting, [], machine)) == ["a", "c", "d"]  # b waits: 6 + 5 > 10
+    assert names(startable(waiting[1:], [job("a", 6)], machine)) == ["c", "d"]
+    assert names(startable([job("big", 30)], [job("a", 1)], machine)) == []  # an over-large build waits...
+    assert names(startable([job("big", 30)], [], machine)) == ["big"]  # ...until it would run alone
+    assert names(startable([job("k", 1, cpus=2), job("e", 1), job("f", 1)], [job("a", 1)], Capacity(
+        cpus=3, memory_bytes=None))) == ["k"]
+    assert names(startable([job("x", 1, cpus=8)], [], Capacity(cpus=2, memory_bytes=None))) == ["x"]
+
+
+def test_capacity_reads_the_memory_seam(monkeypatch):
+    from zootool.executor_local import machine_capacity
+
+    monkeypatch.setenv("ZOO_AVAILABLE_MEMORY_BYTES", "1234567")
+    capacity = machine_capacity(max_builds=1)
+    assert capacity.memory_bytes == 1234567 and capacity.cpus == 1
+
+
+def test_ray_tasks_ask_for_the_plan_s_resources_at_most_a_whole_node():
+    from zootool.executor_ray import task_resources
+
+    node = {"CPU": 2, "memory": 16 * 10**9}
+    assert task_resources(job("small", 1), node) == {"num_cpus": 1, "memory": 10**9}
+    assert task_resources(job("big", 30, cpus=4), node) == {"num_cpus": 2, "memory": 16 * 10**9}
+
+
+# -- progress views ----------------------------------------------------------------------------
+
+def events():
+    from zootool.jobs import JobEvent
+
+    return [JobEvent(model="m", target="mac", kind="waiting", at=100.0),
+            JobEvent(model="m", target="mac", kind="start", at=100.0),
+            JobEvent(model="m", target="mac", kind="stage", stage="export", at=103.0),
+            JobEvent(model="m", target="mac", kind="done", text="exit 0", at=140.0)]
+
+
+def test_progress_is_plain_lines_when_not_a_terminal():
+    from rich.console import Console
+
+    from zootool.batch_view import BatchProgress
+
+    out = io.StringIO()
+    with BatchProgress(Console(file=out, force_terminal=False, width=100)) as progress:
+        for event in events():
+            progress(event)
+    assert out.getvalue().splitlines() == [
+        "build m --target mac: waiting", "build m --target mac: started",
+        "build m --target mac: export (3 s)", "build m --target mac: finished, exit 0 (40 s)"]
+
+
+def test_progress_on_a_terminal_is_a_live_table():
+    from rich.console import Console
+
+    from zootool.batch_view import BatchProgress
+
+    out = io.StringIO()
+    with BatchProgress(Console(file=out, force_terminal=True, width=100)) as progress:
+        for event in events()[:3]:
+            progress(event)
+        console = Console(file=io.StringIO(), width=100)
+        console.print(progress.table())
+    text = console.file.getvalue()
+    assert re.search(r"│ m +│ mac +│ running +│ export +│ \d+ s +│", text), text
+    assert "build m --target mac: started" not in out.getvalue()  # no plain lines under the live table
