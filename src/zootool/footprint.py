@@ -9,31 +9,30 @@ each phase of an export of a 101.5M-parameter synthetic LFM2-MoE from a bf16 che
 
 **export** (``export.export_model``, in a child process), two phases:
 
-* *load and quantize*: the decode graph is built on the meta device and filled tensor by
-  tensor from the checkpoint, cast to the working dtype, fp16 (``export.build_graph``):
-  ``params x 2``. Loading a stacked expert tensor makes about three copies of it in the
-  checkpoint dtype (per-expert concatenations, the stack, the cast); quantization then
-  replaces one tensor at a time, and ``quantize_symmetric`` holds about three fp32 copies
-  of the tensor it works on (``numel x 4 x 3``, measured 96 MB for a 33.5 MB fp32 tensor).
+* *load and quantize*: the decode graph is built on the meta device and filled unit by unit
+  (one decoder layer, or one top-level module) from the checkpoint, cast to fp16, and each
+  unit is quantized as soon as it is complete (``export.build_graph``); glibc is asked to
+  return the freed pages and the checkpoint's maps are dropped after each unit. Resident:
+  the stored weights so far, plus one unit at fp16 (``largest layer x 2``), plus the
+  temporaries of the tensor at work: about three checkpoint-dtype copies of a stacked
+  expert tensor while it loads (per-expert concatenations, the stack, the cast), and fp32
+  temporaries of one expert slab while ``quantize_symmetric`` works (``slab x 4 x 3``).
   4-bit k-means (``backends.kmeans``) works on 4096-row chunks, one per worker thread (at
   most ``parallel.MAX_WORKERS``), each holding fp32 rows, int64 sort order, sorted rows and
   fp64 prefix sums plus compaction copies (about 30 bytes an element), and gathers the
   whole tensor's uint8 codes twice (the chunk results, then ``cat``).
-* *convert and save*: the converter keeps one copy of the stored (quantized, fp16) weights
-  as constants and the save serialises another: ``CONVERTER_COPIES = 2`` times the stored
-  bytes, measured 0.96-0.97x each (sym8 and fp16). The working copy is counted here too:
-  weights that quantization frees in small pieces stay with the process (glibc keeps them
-  for reuse); tensors above glibc's 32 MiB mmap threshold go back to the system, so for a
-  full-size model this phase may need up to ``params x 2 - stored bytes`` less.
+* *convert and save*: the converter copies each stored weight into the Core AI program and
+  drops the torch copy as it goes (``backends.coreai_consume``), and the save hashes the
+  file in pieces instead of reading it back whole (``backends.coreai_save``): one copy of
+  the stored weights (``CONVERTER_COPIES``) plus the largest tensor, alive twice for a moment.
 
 Both add ``EXPORT_RUNTIME_BYTES`` for Python, torch, the Core AI stack and the fixed cost of
-``torch.export`` and the converter (0.29 GB after the imports; the 6.3M-parameter tiny
-fixture's export peaks at 0.50 GB). Measured peak RSS of the 101.5M-parameter export, against
-this model: sym8 0.96 GB (predicted 0.93), fp16 1.12 GB (1.11), int4km 1.01 GB (0.97); about
-0.16 GB of each measured peak are file-backed pages (libraries, the mmapped checkpoint)
-that the kernel can reclaim. Disk: the ``.aimodel`` is written once beside its final name
-and renamed (``backends.coreai._save``): the stored bytes plus ``DISK_MARGIN`` for the
-tokenizer, metadata and the size estimate's own error.
+``torch.export`` and the converter (0.24-0.35 GB after the imports). Measured on a 4-layer
+LFM2.5-8B-A1B (1.05B parameters, sym8, 1.44 GB stored): load and quantize 3.35 GB peak
+(predicted 4.0), convert 2.46 GB (2.46); on the full flagship see README "The flagship at
+full size". Disk: the ``.aimodel`` is written once beside its final name and renamed
+(``backends.coreai._save``): the stored bytes plus ``DISK_MARGIN`` for the tokenizer,
+metadata and the size estimate's own error.
 
 **gate** (in the build process), phases one after another: the streamed fp32 oracle
 (``oracle``) holds one decoder layer in fp32 and the transients of loading it, measured
@@ -73,12 +72,12 @@ ORACLE_RUNTIME_BYTES = GB // 10  # transformers on top of the export's runtime
 GENERATE_RUNTIME_BYTES = GB * 45 // 100  # zootool.synthetic streams slices: constant memory
 DOWNLOAD_RUNTIME_BYTES = GB * 3 // 10  # huggingface_hub streams files to disk
 LOAD_COPIES = 3  # checkpoint-dtype copies of one stacked expert tensor while it loads
-QUANT_TEMPORARIES = 3  # fp32 copies of one tensor alive in quantize_symmetric
+QUANT_TEMPORARIES = 3  # fp32 copies of one expert slab (or 2-D tensor) alive in quantize_symmetric
 KMEANS_CHUNK_ROWS = 4096  # backends.kmeans.kmeans_rows works on this many rows at once
 KMEANS_WORKERS = 4  # parallel.MAX_WORKERS: chunks in flight at once
 KMEANS_BYTES_PER_CHUNK_ELEMENT = 30  # fp32 rows, int64 order, sorted rows, fp64 prefix sums, compaction
 KMEANS_CODE_COPIES = 2  # uint8 codes of the whole tensor: the chunk results, then torch.cat
-CONVERTER_COPIES = 2  # the converter's constants + the asset being serialised, each the stored bytes
+CONVERTER_COPIES = 1  # stored-weight copies alive while converting (backends.coreai_consume)
 ORACLE_LAYER_FACTOR = 3  # measured 2.7x one fp32 layer (zootool.oracle)
 HEAD_BLOCK_ROWS = 8192  # oracle.HEAD_BLOCK_ROWS: head rows (and logits) read at once
 DISK_MARGIN = 1.1
@@ -121,7 +120,7 @@ def resource_estimate(
     """Predict fetch, export and gate needs; ``generated``: the checkpoint is a seeded fixture."""
     fp16_bytes = sum(spec.numel * FP16_BYTES for spec in tensors)
     transient = _transient(tensors, scheme.quantize)
-    export = export_phases(sizes.params, sizes.weight_bytes, transient)
+    export = export_phases(tensors, sizes.weight_bytes, transient)
     return ResourceEstimate(stages={
         "fetch": _fetch(sizes.params, generated),
         "export": _stage(export, sizes.weight_bytes * DISK_MARGIN, "build"),
@@ -129,12 +128,12 @@ def resource_estimate(
     })
 
 
-def export_phases(params: int, stored_bytes: int, transient: int) -> dict[str, int]:
-    """Load and quantize (the working copy and the temporaries), then convert and save."""
-    resident = EXPORT_RUNTIME_BYTES + params * WORKING_BYTES
+def export_phases(tensors: list[TensorSpec], stored_bytes: int, transient: int) -> dict[str, int]:
+    """Load and quantize unit by unit, then convert (consuming the torch copy) and save."""
+    largest = max((spec.numel for spec in tensors), default=0) * WORKING_BYTES
     return {
-        "load_and_quantize": resident + transient,
-        "convert_and_save": resident + stored_bytes * CONVERTER_COPIES,
+        "load_and_quantize": EXPORT_RUNTIME_BYTES + stored_bytes + _largest_layer(tensors) * WORKING_BYTES + transient,
+        "convert_and_save": EXPORT_RUNTIME_BYTES + stored_bytes * CONVERTER_COPIES + largest,
     }
 
 
@@ -152,7 +151,8 @@ def _tensor_transient(spec: TensorSpec, quant: QuantSpec | None) -> int:
         rows = min(KMEANS_CHUNK_ROWS * KMEANS_WORKERS, math.prod(spec.shape[:-1]))
         chunks = rows * spec.shape[-1] * KMEANS_BYTES_PER_CHUNK_ELEMENT
         return max(load, chunks + spec.numel * KMEANS_CODE_COPIES)
-    return max(load, spec.numel * FP32_BYTES * QUANT_TEMPORARIES)
+    slab = math.prod(spec.shape[-2:])  # quantize_symmetric works one expert at a time
+    return max(load, slab * FP32_BYTES * QUANT_TEMPORARIES)
 
 
 def _fetch(params: int, generated: bool) -> StageResources:
@@ -170,10 +170,10 @@ def _gate(tensors: list[TensorSpec], sizes: SizeEstimate, kernel: Kernel, fp16_b
     oracle = (EXPORT_RUNTIME_BYTES + ORACLE_RUNTIME_BYTES + HEAD_BLOCK_ROWS * hidden * FP32_BYTES * 2
               + _largest_layer(tensors) * FP32_BYTES * ORACLE_LAYER_FACTOR)
     load = _transient(tensors, {})
-    phases = {"oracle": oracle, **_prefixed("fp16", export_phases(sizes.params, fp16_bytes, load))}
+    phases = {"oracle": oracle, **_prefixed("fp16", export_phases(tensors, fp16_bytes, load))}
     twin = 0 if kernel.runs_on_linux else sizes.weight_bytes
     if twin:
-        phases |= _prefixed("twin", export_phases(sizes.params, twin, transient))
+        phases |= _prefixed("twin", export_phases(tensors, twin, transient))
     return _stage(phases, (fp16_bytes + twin) * DISK_MARGIN, "temp")
 
 
