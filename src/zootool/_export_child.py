@@ -22,6 +22,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 CRASH_ENV = "ZOO_TEST_EXPORT_CRASH"
 PARENT_POLL_SECONDS = 1.0
@@ -66,7 +67,9 @@ def _export(request):
     from .child import ExportResult
     from .export import export_model
 
-    model = export_model(request.plan, request.checkpoint, request.out_dir, request.stem)
+    unquantized = {"scheme": SimpleNamespace(quantize={}), "scheme_id": "fp16"} if request.fp16 else {}
+    model = export_model(request.plan, request.checkpoint, request.out_dir, request.stem, kernel=request.kernel,
+                         **unquantized)
     return ExportResult(model=model)
 
 

@@ -47,6 +47,8 @@ class ExportRequest(BaseModel):
     checkpoint: Path
     out_dir: Path
     stem: str
+    kernel: str | None = None  # None: the plan's (the gate's twins ask for gather_mm)
+    fp16: bool = False  # the gate's fp16 ceiling: no weight quantization
 
 
 class ExportResult(BaseModel):

@@ -173,7 +173,7 @@ def _ceiling(plan: BuildPlan, checkpoint: Path, transcript: Transcript, tmp: Pat
             return Side.model_validate_json(path.read_text())
         except ValueError:
             pass  # a damaged cache entry is recomputed
-    ceiling = twin_model_dir(plan, checkpoint, tmp, scheme=_fp16(), scheme_id="fp16")
+    ceiling = twin_model_dir(plan, checkpoint, tmp, fp16=True)
     side = candidate_side(ceiling, transcript, _runtime_name(plan, False))
     if path is not None:
         write_json_atomic(path, side.model_dump(mode="json"))
@@ -196,12 +196,19 @@ def ceiling_key(plan: BuildPlan, checkpoint: Path, transcript: Transcript) -> st
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def twin_model_dir(plan: BuildPlan, checkpoint: Path, out: Path, **export: Any) -> Path:
-    """A model folder like the bundle's (metadata, tokenizer), exported with the kernel-free GatherMM."""
-    from .export import export_model
+def twin_model_dir(plan: BuildPlan, checkpoint: Path, out: Path, *, fp16: bool = False) -> Path:
+    """A model folder like the bundle's (metadata, tokenizer), exported with the kernel-free GatherMM.
+
+    ``fp16``: without weight quantization (the ceiling). The export runs in a child process
+    (``child``), as the build's does: its memory is returned when it ends, and a native
+    crash or an out-of-memory kill becomes a typed error instead of ending the gate.
+    """
+    from .child import ExportRequest, run_export
     from .package import package_model_dir
 
-    model = export_model(plan, checkpoint, out, "twin", kernel="gather_mm", **export)
+    out.mkdir(parents=True, exist_ok=True)
+    request = ExportRequest(plan=plan, checkpoint=checkpoint, out_dir=out, stem="twin", kernel="gather_mm", fp16=fp16)
+    model = run_export(request, log=None, scratch=out)
     package_model_dir(plan, checkpoint, out, model)
     return out
 
@@ -214,12 +221,6 @@ def finish(transcript: Transcript, out: Path) -> Transcript:
     transcript.versions = tool_versions()
     write_json_atomic(out, transcript.model_dump(mode="json"))
     return transcript
-
-
-def _fp16() -> Any:
-    from types import SimpleNamespace
-
-    return SimpleNamespace(quantize={})
 
 
 def _runnable(plan: BuildPlan, checkpoint: Path, model_dir: Path, twin_dir: Path) -> tuple[Path, bool]:
