@@ -484,3 +484,25 @@ def test_dense_schemes_quantize_attention_and_store_a_tied_head_once(tmp_path, q
     fp16_saved = storage["sym8"]["Float16"] - storage["int8-all"]["Float16"]
     assert (emb + attn) * 0.95 < fp16_saved <= emb + attn - (emb + attn) // 32
     assert storage["mix48"]["Float16"] == storage["int8-all"]["Float16"]
+
+
+@pytest.mark.parametrize("name", ["sym8", "int8-all"])
+def test_quantizing_while_loading_equals_quantizing_the_loaded_model(qwen3, name):
+    """Unit by unit (as the export loads) gives the very weights of quantizing afterwards, tied head included."""
+    from zootool.arch.llama_model import build_decode_graph, decode_tokens, load_weights
+    from zootool.backends.coreai_quant import TiedBlockQuantHead, quantize_module, resolve_plan
+
+    checkpoint, ids = qwen3
+    scheme = zoo_scheme(name)
+    config = json.loads((checkpoint / "config.json").read_text())
+    whole = qwen3_graph(checkpoint)
+    quantize_module(whole, resolve_plan(scheme), use_kernel=False)
+    with torch.device("meta"):
+        streamed = build_decode_graph(config, LFM2_CONTEXT, torch.float16)
+    load_weights(streamed, checkpoint, lambda unit: backend.quantize_unit(streamed, scheme, "gather_mm", unit))
+    assert not any(t.is_meta for t in [*streamed.parameters(), *streamed.buffers()])
+    assert isinstance(streamed.lm_head, TiedBlockQuantHead) == (name == "int8-all")
+    assert streamed.state_dict().keys() == whole.state_dict().keys()
+    for key, value in whole.state_dict().items():
+        assert torch.equal(streamed.state_dict()[key], value), key
+    assert torch.equal(decode_tokens(streamed.eval(), ids), decode_tokens(whole, ids))
