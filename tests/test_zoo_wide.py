@@ -80,7 +80,8 @@ def test_fresh_clone_builds_exactly_the_never_built_tiny_targets(local):
         (FLAGSHIP, "mac"): "skipped", (FLAGSHIP, "iphone"): "skipped"}
     assert all(r["exit_code"] == 0 for r in rows.values())
     for target in TARGETS:
-        assert rows[(MODEL, target)]["gate"] == "CLEAN" and manifest(local["root"], target)["publishable"]
+        # Passing (CLEAN or PASS: int8-all may introduce one allowed flip) and publishable.
+        assert rows[(MODEL, target)]["gate"] in ("CLEAN", "PASS") and manifest(local["root"], target)["publishable"]
         result = run_zoo("verify", str(local["root"] / "build" / MODEL / target), root=local["root"])
         assert result.returncode == 0, result.stderr
     states = {(r["model"], r["target"]): r["state"] for r in zoo_json("status", root=local["root"])}
@@ -103,7 +104,9 @@ def test_a_changed_scheme_rebuilds_that_row_only_and_failing_rows_do_not_stop_it
     path = root / "recipes" / f"{MODEL}.toml"
     text = path.read_text()
     start = text.index("[targets.iphone]")
-    path.write_text(text[:start] + text[start:].replace('quant = "sym8"', 'quant = "fp16"', 1))
+    changed = re.sub(r'quant = "[^"]+"', 'quant = "fp16"', text[start:], count=1)
+    assert changed != text[start:]
+    path.write_text(text[:start] + changed)
     states = {(r["model"], r["target"]): r["state"] for r in zoo_json("status", root=root)}
     assert states[(MODEL, "iphone")] == "outdated" and states[(MODEL, "mac")] == "gated"
     mac_before = (root / "build" / MODEL / "mac" / "manifest.json").stat().st_mtime_ns
