@@ -18,7 +18,7 @@ FACTS = {"description": "d", "bundle_dir": "gpu-pipelined/X", "main_asset": "X.a
 def card(model: str, target: str) -> tuple[dict, str]:
     zoo = Zoo(REPO)
     recipe, path = get(zoo, model)
-    text = render_card(resolve(recipe, target, zoo, recipe_file=str(path)), zoo.cards_dir, FACTS, recipe.model.tags)
+    text = render_card(resolve(recipe, target, zoo, recipe_file=str(path)), zoo.cards_dir, FACTS)
     return front_matter(text), text
 
 

@@ -73,6 +73,7 @@ def test_child_export_gives_the_bundle_an_in_process_export_gives(zoo_root: Path
     from zootool.backends.coreai import read_metadata, storage_summary
     from zootool.engine import teacher_forced_logits
     from zootool.export import export_model
+    from zootool.manifest import Manifest
     from zootool.package import package_model_dir
     from zootool.rebuild_plan import plan_of
     from zootool.zoo_data import Zoo
@@ -82,7 +83,7 @@ def test_child_export_gives_the_bundle_an_in_process_export_gives(zoo_root: Path
     bundle = zoo_root / "build" / MODEL / "iphone"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert run_zoo("verify", str(bundle), root=zoo_root).returncode == 0
-    plan = plan_of(Zoo(zoo_root), manifest, bundle)
+    plan = plan_of(Zoo(zoo_root), Manifest.model_validate(manifest), bundle)
     child_dir = bundle / manifest["model_dir"]
     stem = child_dir.name
     here_dir = tmp_path / stem

@@ -12,6 +12,7 @@ from zootool.errors import ConfigError
 from zootool.index import check_index, render_index, write_index
 from zootool.index_cli import index_command
 from zootool.index_md import MARKER, MARKER_LINE
+from zootool.manifest import Manifest
 from zootool.plan import gb, resolve
 from zootool.records import read_record, record_build, record_path, record_publish
 from zootool.registry import get, load_all
@@ -28,10 +29,10 @@ def current_plan(zoo: Zoo, target: str = "mac", model: str = MODEL):
     return resolve(recipe, target, zoo, recipe_file=f"recipes/{path.name}")
 
 
-def fake_manifest(zoo: Zoo, target: str = "mac", verdict: str = "CLEAN", **extra) -> dict:
+def fake_manifest(zoo: Zoo, target: str = "mac", verdict: str = "CLEAN", **extra) -> Manifest:
     """A bundle manifest as the builder writes it, for the current plan of ``target``."""
     plan = current_plan(zoo, target)
-    return {
+    return Manifest.model_validate({
         "manifest_version": 1, "recipe": MODEL, "target": target, "platform": plan.platform_id,
         "plan_hash": plan.plan_hash, "build_key": "cd3659302b182224", "scheme": plan.scheme_id,
         "kernel": plan.kernel_id, "model_dir": f"gpu-pipelined/Tiny-LFM2-MoE-{plan.scheme_id}",
@@ -46,7 +47,7 @@ def fake_manifest(zoo: Zoo, target: str = "mac", verdict: str = "CLEAN", **extra
         "total_bytes": 7_459_602,
         "files": [{"path": "LICENSE", "size": 1076, "sha256": "d6" * 32}],
         **extra,
-    }
+    })
 
 
 def rendered(zoo: Zoo) -> dict[str, str]:

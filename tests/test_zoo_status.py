@@ -73,6 +73,7 @@ def test_editing_one_quant_scheme_makes_exactly_that_row_outdated(zoo_root: Path
 
 
 def test_states_from_records_gates_and_budget(zoo_root: Path):
+    from zootool.manifest import Manifest
     from zootool.records import record_build, record_publish
     from zootool.zoo_data import Zoo
 
@@ -81,7 +82,7 @@ def test_states_from_records_gates_and_budget(zoo_root: Path):
     manifest = {"recipe": "tiny-lfm2-moe", "target": "mac", "plan_hash": mac["plan_hash"], "scheme": "sym8",
                 "kernel": "gather_qmm", "size": {}, "gate": {"verdict": "PASS", "line": "PASS", "passed": True},
                 "publishable": True}
-    record_build(Zoo(zoo_root), manifest)
+    record_build(Zoo(zoo_root), Manifest.model_validate(manifest))
     record_publish(Zoo(zoo_root), "tiny-lfm2-moe", "mac", "coreai-zoo/Tiny", "a" * 40, "v1")
     fake_bundle(zoo_root, "tiny-lfm2-moe", "iphone", iphone["plan_hash"], verdict="FAIL")
     set_quant(zoo_root, "lfm2.5-8b-a1b", "iphone", "fp16")  # 17 GB on a 6 GB budget

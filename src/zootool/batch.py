@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from .errors import ZooError
 from .jobs import BuildJob, JobEvent, JobResult, failed, needs_of
+from .manifest import Manifest
 from .selection import Selection
 from .status import Row, finished
 from .zoo_data import Zoo
@@ -91,19 +92,19 @@ def _job(row: Row, options: BatchOptions) -> BuildJob:
                     ignore_resources=options.ignore_resources)
 
 
-def _reused(zoo: Zoo, row: Row, manifest: dict, record: bool) -> JobResult:
+def _reused(zoo: Zoo, row: Row, manifest: Manifest, record: bool) -> JobResult:
     from .records import record_build
 
     model, target = row.status.key
-    gate = manifest["gate"]
+    gate = manifest.gate
     try:
         if record:
             record_build(zoo, manifest)
     except ZooError as exc:
         return failed(model, target, exc)
-    return JobResult(model=model, target=target, outcome="reused", exit_code=6 if gate["verdict"] == "FAIL" else 0,
-                     message=gate["line"], bundle=f"build/{model}/{target}", plan_hash=manifest["plan_hash"],
-                     gate=gate["verdict"])
+    return JobResult(model=model, target=target, outcome="reused", exit_code=6 if gate.verdict == "FAIL" else 0,
+                     message=gate.line, bundle=f"build/{model}/{target}", plan_hash=manifest.plan_hash,
+                     gate=gate.verdict)
 
 
 def _execute(zoo: Zoo, jobs: list[BuildJob], options: BatchOptions, emit: Emit) -> list[JobResult]:

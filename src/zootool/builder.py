@@ -25,10 +25,11 @@ from .bundle import (
 from .card import render_card
 from .errors import BudgetExceededError, GateFailedError, ResourceError, ZooError
 from .fetch import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
-from .manifest import mismatches, read_manifest, write_manifest
+from .manifest import BundleSizes, GateSummary, Manifest, ManifestSource, mismatches, read_manifest, write_manifest
+from .manifest import write_json_atomic
 from .contract import require_contract
 from .package import copy_license, dir_bytes, package_model_dir
-from .plan import BuildPlan, gb
+from .plan import PLAN_FILE, BuildPlan, gb
 from .quiet import captured
 from .records import record_build
 from .recipe import HubSource
@@ -50,7 +51,7 @@ class BuildOptions:
 class BuildResult:
     bundle: Path
     cached: bool
-    manifest: dict[str, Any]
+    manifest: Manifest
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
 
@@ -110,9 +111,9 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
         if options.record:
             record_build(zoo, manifest)
     result = BuildResult(final, False, manifest, stages.timings, stages.peak_rss_mb)
-    if manifest["gate"]["verdict"] == "FAIL":
+    if manifest.gate.verdict == "FAIL":
         raise GateFailedError(
-            f"{plan.recipe_id} --target {plan.target}: {manifest['gate']['line']}; bundle kept at {final} "
+            f"{plan.recipe_id} --target {plan.target}: {manifest.gate.line}; bundle kept at {final} "
             "(not publishable)",
             "inspect gate.json; choose a gentler scheme or raise gate.max-introduced-flips in the recipe",
         )
@@ -150,9 +151,10 @@ def _pointing_at(log: Path) -> Iterator[None]:
         raise
 
 
-def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log: Path) -> dict[str, Any]:
+def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log: Path) -> Manifest:
     stem = asset_name(plan.model_name, plan.scheme_id)
     model_dir = stage / PIPELINE_DIR / stem
+    write_json_atomic(stage / PLAN_FILE, plan.to_json())
     with stages("export"):
         from .child import ExportRequest, run_export
 
@@ -206,7 +208,7 @@ def _check_budget(plan: BuildPlan, actual: int) -> None:
 
 def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate) -> None:
     facts = {
-        "description": plan.model_name,
+        "description": plan.description or plan.model_name,
         "bundle_dir": f"{PIPELINE_DIR}/{stem}",
         "main_asset": model_file,
         "actual_size": gb(sum(p.stat().st_size for p in stage.rglob("*") if p.is_file())),
@@ -214,40 +216,27 @@ def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate) -
         "gate_detail": gate.get("detail", gate["line"]),
         "zootool_version": __version__,
     }
-    from .registry import get
-
-    recipe, _ = get(zoo, plan.recipe_id)
-    facts["description"] = recipe.model.description or plan.model_name
-    text = render_card(plan, zoo.cards_dir, facts, recipe.model.tags)
-    (stage / "README.md").write_text(text)
+    (stage / "README.md").write_text(render_card(plan, zoo.cards_dir, facts))
 
 
-def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> dict[str, Any]:
-    source = plan.source
-    return {
-        "recipe": plan.recipe_id,
-        "target": plan.target,
-        "platform": plan.platform_id,
-        "plan_hash": plan.plan_hash,
-        "build_key": key,
-        "bundle_version": f"{plan.recipe_id}-{plan.target}-{plan.plan_hash}",
-        "scheme": plan.scheme_id,
-        "kernel": plan.kernel_id,
-        "model_dir": f"{PIPELINE_DIR}/{stem}",
-        "source": {"hub": getattr(source, "hub", None), "revision": getattr(source, "revision", None),
-                   "generated_seed": getattr(source, "seed", None)},
-        "size": sizes,
-        "gate": {k: v for k, v in gate.items() if k != "detail"},
-        "publishable": bool(gate.get("passed")),
-        "overrides": cli_overrides(plan),
-    }
-
-
-def cli_overrides(plan: BuildPlan) -> dict[str, Any]:
-    """Settings the command line changed, so a later `zoo gate` resolves the same plan."""
-    fields = {"quant": plan.scheme_id, "kernel": plan.kernel_id,
-              "context_length": plan.context_length, "source.revision": getattr(plan.source, "revision", None)}
-    return {k: v for k, v in fields.items() if plan.origins.get(k) and plan.origins[k].file == "command line"}
+def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> Manifest:
+    summary = GateSummary.model_validate({k: v for k, v in gate.items() if k != "detail"})
+    return Manifest(
+        recipe=plan.recipe_id,
+        target=plan.target,
+        platform=plan.platform_id,
+        plan_hash=plan.plan_hash,
+        build_key=key,
+        bundle_version=f"{plan.recipe_id}-{plan.target}-{plan.plan_hash}",
+        scheme=plan.scheme_id,
+        kernel=plan.kernel_id,
+        model_dir=f"{PIPELINE_DIR}/{stem}",
+        source=ManifestSource.model_validate(plan.source_fields()),
+        size=BundleSizes.model_validate(sizes),
+        gate=summary,
+        publishable=summary.passed,
+        overrides=plan.overrides,
+    )
 
 
 def build_key(plan: BuildPlan, checkpoint: Path, options: BuildOptions) -> str:
@@ -267,4 +256,4 @@ def is_cached(final: Path, key: str) -> bool:
         manifest = read_manifest(final)
     except (OSError, ValueError):
         return False
-    return manifest.get("build_key") == key and not mismatches(final, manifest)
+    return manifest.build_key == key and not mismatches(final, manifest)

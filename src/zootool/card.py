@@ -16,7 +16,7 @@ BACKEND_CARD = {
 COMMON_TAGS = ("apple-silicon", "on-device")
 
 
-def card_data(plan: BuildPlan, tags: tuple[str, ...]) -> Any:
+def card_data(plan: BuildPlan) -> Any:
     """Front matter as the Hub expects it for a quantized Core AI derivative."""
     from huggingface_hub import ModelCardData
 
@@ -31,11 +31,11 @@ def card_data(plan: BuildPlan, tags: tuple[str, ...]) -> Any:
         base_model_relation="quantized" if hub else None,
         library_name=library,
         pipeline_tag="text-generation",
-        tags=list(dict.fromkeys((*backend_tags, *COMMON_TAGS, plan.scheme_id, plan.platform.os, *tags))),
+        tags=list(dict.fromkeys((*backend_tags, *COMMON_TAGS, plan.scheme_id, plan.platform.os, *plan.tags))),
     )
 
 
-def render_card(plan: BuildPlan, template_dir: Path, facts: dict[str, Any], tags: tuple[str, ...] = ()) -> str:
+def render_card(plan: BuildPlan, template_dir: Path, facts: dict[str, Any]) -> str:
     """The card text: front matter + body filled from the plan and build ``facts``."""
     from huggingface_hub import ModelCard
 
@@ -43,7 +43,7 @@ def render_card(plan: BuildPlan, template_dir: Path, facts: dict[str, Any], tags
     if not template.is_file():
         raise ConfigError(f"card template {template} not found", "add it under cards/ or fix model.card")
     values = {**plan_facts(plan), **facts}
-    card = ModelCard.from_template(card_data(plan, tags), template_path=str(template), **values)
+    card = ModelCard.from_template(card_data(plan), template_path=str(template), **values)
     return str(card)
 
 

@@ -319,7 +319,7 @@ def verify(
                    "problems": report.problems})
     require(report)
     if not as_json:
-        say(f"verified {bundle}: {len(report.manifest.get('files', []))} files match the manifest; "
+        say(f"verified {bundle}: {len(report.manifest.files)} files match the manifest; "
             f"publishable: {'yes' if report.publishable else 'no'}")
 
 

@@ -110,8 +110,7 @@ def oracle_transcript(plan: BuildPlan, checkpoint: Path) -> Transcript:
     rows = streaming_top_k(checkpoint, prompt_ids + forced[:-1], TOP_K)[len(prompt_ids) - 1:]
     return Transcript(
         recipe=plan.recipe_id, target=plan.target, plan_hash=plan.plan_hash,
-        source={"hub": getattr(plan.source, "hub", None), "revision": getattr(plan.source, "revision", None),
-                "generated_seed": getattr(plan.source, "seed", None)},
+        source=plan.source_fields(),
         margin=plan.gate_margin, max_introduced_flips=plan.gate_max_introduced_flips,
         positions=plan.gate_positions, prompt=PROMPT, paragraph=PARAGRAPH, input_ids=prompt_ids,
         forced_tokens=forced, oracle_tokens=[row.tokens[0] for row in rows], oracle_top=rows,

@@ -9,7 +9,7 @@ from .builder import ceiling_cache
 from .bundle import bundle_dir, checkpoint_record, recorded_checkpoint
 from .errors import ConfigError, VerifyError
 from .fetch import fetch_checkpoint
-from .manifest import read_manifest
+from .manifest import Manifest, read_manifest
 from .plan import BuildPlan
 from .quiet import captured
 from .rebuild_plan import plan_of
@@ -25,7 +25,7 @@ def run_gate_command(
 
     bundle = Path(model) if replay_json else None
     manifest, plan, bundle = _locate(zoo, model, target, bundle)
-    model_dir = bundle / manifest["model_dir"]
+    model_dir = bundle / (manifest.model_dir or "")
     needed = not replay_json or not plan.kernel.runs_on_linux
     record = checkpoint_record(zoo.root, plan.recipe_id, plan.target)
     checkpoint = _checkpoint(zoo, plan, weights or recorded_checkpoint(record), needed)
@@ -38,7 +38,7 @@ def run_gate_command(
     return {**transcript.summary(), "transcript": str(transcript_path)}
 
 
-def _locate(zoo: Zoo, model: str, target: str | None, bundle: Path | None) -> tuple[dict, BuildPlan, Path]:
+def _locate(zoo: Zoo, model: str, target: str | None, bundle: Path | None) -> tuple[Manifest, BuildPlan, Path]:
     if bundle is None:
         if not target:
             raise ConfigError("zoo gate MODEL needs --target", "e.g. zoo gate tiny-lfm2-moe --target mac")

@@ -133,11 +133,11 @@ def _build(root: Path, job: BuildJob, event) -> JobResult:
         result.bundle, result.plan_hash, result.gate = _kept(root, job), plan.plan_hash, "FAIL"
         return result
     manifest = built.manifest
-    verdict = manifest["gate"]["verdict"]
+    verdict = manifest.gate.verdict
     return JobResult(
         model=job.model, target=job.target, outcome="reused" if built.cached else "built",
-        exit_code=GateFailedError.exit_code if verdict == "FAIL" else 0, message=manifest["gate"]["line"],
-        bundle=_relative(built.bundle, root), plan_hash=manifest["plan_hash"], gate=verdict, timings=built.timings,
+        exit_code=GateFailedError.exit_code if verdict == "FAIL" else 0, message=manifest.gate.line,
+        bundle=_relative(built.bundle, root), plan_hash=manifest.plan_hash, gate=verdict, timings=built.timings,
     )
 
 

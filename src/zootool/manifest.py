@@ -12,7 +12,9 @@ import platform as _platform
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -21,12 +23,94 @@ TOOLS = (
 )
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+class FileEntry(BaseModel):
+    """One bundle file: its path relative to the bundle, size and sha256."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    path: str
+    size: int
+    sha256: str
+
+
+class ManifestSource(BaseModel):
+    """Where the weights came from: a pinned Hub revision or a generator seed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    hub: str | None = None
+    revision: str | None = None
+    generated_seed: int | None = None
+
+
+class BundleSizes(BaseModel):
+    """Predicted and measured sizes; ``bundle_bytes`` is measured before the manifest exists."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    estimated_bytes: int | None = None
+    model_bytes: int | None = None
+    budget_bytes: int | None = None
+    bundle_bytes: int | None = None
+
+
+class GateSummary(BaseModel):
+    """The gate's verdict as the manifest keeps it; the transcript itself is ``gate.json``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    verdict: str | None = None
+    line: str | None = None
+    passed: bool = False
+    flips: int | None = None
+    fp16_flips: int | None = None
+    introduced: int | None = None
+    positions: int | None = None
+    candidate_runtime: str | None = None
+
+
+class Manifest(BaseModel):
+    """``manifest.json``: what build writes and verify, publish, status and records read.
+
+    The build fields are optional so that a manifest written by hand (or by an older
+    zootool) still lists its files; stages that need them say which are missing.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    manifest_version: Literal[1] = MANIFEST_VERSION
+    recipe: str | None = None
+    target: str | None = None
+    platform: str | None = None
+    plan_hash: str | None = None
+    build_key: str | None = None
+    bundle_version: str | None = None
+    scheme: str | None = None
+    kernel: str | None = None
+    model_dir: str | None = None
+    source: ManifestSource | None = None
+    size: BundleSizes | None = None
+    gate: GateSummary | None = None
+    publishable: bool = False
+    overrides: dict[str, Any] = {}
+    tool_versions: dict[str, str] = {}
+    total_bytes: int = 0
+    files: list[FileEntry] = []
+
+    @property
+    def gate_line(self) -> str | None:
+        return self.gate.line if self.gate else None
+
+    @property
+    def sizes(self) -> BundleSizes:
+        return self.size or BundleSizes()
+
+
+def file_digest(path: Path, digest: Any, chunk: int = 1 << 20) -> str:
+    """Feed ``path`` to a hashlib ``digest`` in chunks; its hex digest."""
     with path.open("rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, hashlib.sha256())
 
 
 def bundle_files(root: Path) -> list[Path]:
@@ -35,9 +119,9 @@ def bundle_files(root: Path) -> list[Path]:
     return sorted(p for p in files if p.as_posix() != MANIFEST)
 
 
-def file_entries(root: Path) -> list[dict[str, Any]]:
+def file_entries(root: Path) -> list[FileEntry]:
     return [
-        {"path": rel.as_posix(), "size": (root / rel).stat().st_size, "sha256": sha256_file(root / rel)}
+        FileEntry(path=rel.as_posix(), size=(root / rel).stat().st_size, sha256=sha256_file(root / rel))
         for rel in bundle_files(root)
     ]
 
@@ -66,37 +150,33 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def write_manifest(root: Path, fields: dict[str, Any]) -> dict[str, Any]:
-    """Hash the bundle and write its manifest; ``fields`` adds recipe/plan/size/gate data."""
+def write_manifest(root: Path, build: Manifest) -> Manifest:
+    """Hash the bundle and write its manifest; ``build`` holds the recipe/plan/size/gate fields."""
     files = file_entries(root)
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        **fields,
-        "tool_versions": tool_versions(),
-        "total_bytes": sum(f["size"] for f in files),
-        "files": files,
-    }
-    write_json_atomic(root / MANIFEST, manifest)
+    manifest = build.model_copy(update={
+        "tool_versions": tool_versions(), "total_bytes": sum(f.size for f in files), "files": files,
+    })
+    write_json_atomic(root / MANIFEST, manifest.model_dump(mode="json"))
     return manifest
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    with (root / MANIFEST).open() as handle:
-        return json.load(handle)
+def read_manifest(root: Path) -> Manifest:
+    """The bundle's manifest; ``OSError`` or ``ValueError`` (bad JSON, bad fields) when unreadable."""
+    return Manifest.model_validate_json((root / MANIFEST).read_bytes())
 
 
-def mismatches(root: Path, manifest: dict[str, Any]) -> list[str]:
+def mismatches(root: Path, manifest: Manifest) -> list[str]:
     """Differences between the files on disk and the manifest, one sentence each."""
     problems = []
-    listed = {entry["path"]: entry for entry in manifest.get("files", [])}
+    listed = {entry.path: entry for entry in manifest.files}
     present = {rel.as_posix() for rel in bundle_files(root)}
     for path in sorted(present - set(listed)):
         problems.append(f"{path}: not listed in the manifest (stray file)")
     for path, entry in sorted(listed.items()):
         if path not in present:
             problems.append(f"{path}: listed in the manifest but missing")
-        elif (root / path).stat().st_size != entry["size"]:
-            problems.append(f"{path}: size {(root / path).stat().st_size} != manifest {entry['size']}")
-        elif sha256_file(root / path) != entry["sha256"]:
+        elif (root / path).stat().st_size != entry.size:
+            problems.append(f"{path}: size {(root / path).stat().st_size} != manifest {entry.size}")
+        elif sha256_file(root / path) != entry.sha256:
             problems.append(f"{path}: sha256 differs from the manifest")
     return problems

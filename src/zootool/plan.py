@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .arch import Architecture
 from .errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
 from .estimate import SizeEstimate, estimate
 from .footprint import ResourceEstimate, resource_estimate
@@ -27,6 +28,10 @@ from .zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zo
 
 NESTED = ("gate", "publish")
 CLI = "command line"
+PLAN_FILE = "plan.json"
+# Not part of what is built: provenance, the predicted machine needs (re-measured constants),
+# the card's prose, and the command line's values (already in the fields they set).
+UNHASHED = frozenset({"origins", "resources", "description", "tags", "overrides"})
 
 
 class Origin(BaseModel):
@@ -56,6 +61,8 @@ class BuildPlan(BaseModel):
 
     recipe_id: str
     model_name: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
     target: str
     platform_id: str
     platform: Platform
@@ -75,21 +82,28 @@ class BuildPlan(BaseModel):
     license_id: str
     license: License
     card: str
-    architecture: Any
+    architecture: Architecture
     estimate: SizeEstimate
     budget: Budget
     resources: ResourceEstimate
-    origins: dict[str, Origin]
+    # What the command line changed (dotted key -> value), so a rebuild can resolve the same plan.
+    overrides: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
 
     @property
     def plan_hash(self) -> str:
-        """sha256 of the canonical plan.
-
-        Provenance (``origins``) and the machine needs (``resources``, a prediction derived
-        from the rest, whose constants get re-measured) do not change it.
-        """
-        payload = self.model_dump_json(exclude={"origins", "resources"})
+        """sha256 of the canonical plan; the fields in ``UNHASHED`` do not change it."""
+        payload = self.model_dump_json(exclude=set(UNHASHED))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def source_fields(self) -> dict[str, Any]:
+        """The source as manifests and gate transcripts record it: Hub repo and revision, or a seed."""
+        return {"hub": getattr(self.source, "hub", None), "revision": getattr(self.source, "revision", None),
+                "generated_seed": getattr(self.source, "seed", None)}
+
+    def to_json(self) -> dict[str, Any]:
+        """``plan.json`` of a bundle: the plan without origins (they hold local recipe paths)."""
+        return self.model_dump(mode="json", exclude={"origins"})
 
     def summary(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
@@ -137,9 +151,12 @@ def resolve(
     _platform_backend(values, origins, platform, platform_id)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
     sizes, needs = _predictions(recipe, refs["scheme"], refs["kernel"])
+    source = _pinned_source(recipe, revision, origins)
     return BuildPlan(
         recipe_id=recipe.id,
         model_name=recipe.model.name,
+        description=recipe.model.description,
+        tags=recipe.model.tags,
         target=target,
         platform_id=platform_id,
         platform=platform,
@@ -155,7 +172,7 @@ def resolve(
         gate_positions=values["gate.positions"],
         publish_repo=values.get("publish.repo"),
         publish_private=values.get("publish.private", False),
-        source=_pinned_source(recipe, revision, origins),
+        source=source,
         license_id=recipe.model.license,
         license=refs["license"],
         card=recipe.model.card,
@@ -163,8 +180,15 @@ def resolve(
         estimate=sizes,
         budget=_budget(platform, sizes.weight_bytes),
         resources=needs,
+        overrides=_command_line(overrides, revision),
         origins=origins,
     )
+
+
+def _command_line(overrides: Settings | None, revision: str | None) -> dict[str, Any]:
+    """The settings the command line gave, by dotted key (``--revision`` as ``source.revision``)."""
+    given = cascade([(overrides, CLI, CLI)])[0] if overrides is not None else {}
+    return given | ({"source.revision": revision} if revision is not None else {})
 
 
 def _predictions(recipe: Recipe, scheme: Scheme, kernel: Kernel) -> tuple[SizeEstimate, ResourceEstimate]:

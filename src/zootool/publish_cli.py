@@ -9,6 +9,7 @@ from typing import Any
 from . import __version__
 from .bundle import bundle_dir
 from .errors import ConfigError, VerifyError
+from .manifest import Manifest
 from .rebuild_plan import plan_of
 from .registry import get
 from .verify import front_matter, require, verify_bundle
@@ -31,8 +32,8 @@ def publish_command(
     manifest = report.manifest
     plan = plan_of(zoo, manifest, bundle)
     _published_as_the_recipe_says(manifest, bundle, model, target)
-    if manifest.get("total_bytes", 0) > plan.budget.budget_bytes:
-        raise VerifyError(f"{bundle}: {manifest['total_bytes']} bytes exceed the {plan.platform_id} budget "
+    if manifest.total_bytes > plan.budget.budget_bytes:
+        raise VerifyError(f"{bundle}: {manifest.total_bytes} bytes exceed the {plan.platform_id} budget "
                           f"of {plan.budget.budget_bytes}", "rebuild with a smaller scheme")
     repo_id = repo or plan.publish_repo
     if not repo_id:
@@ -46,14 +47,14 @@ def publish_command(
     if record if record is not None else (endpoint or os.environ.get("HF_ENDPOINT")) in (None, PUBLIC_HUB):
         from .records import record_publish
 
-        record_publish(zoo, manifest["recipe"], manifest["target"], repo_id, result["commit_sha"], result["tag"],
+        record_publish(zoo, manifest.recipe, manifest.target, repo_id, result["commit_sha"], result["tag"],
                        manifest=manifest)
     return result
 
 
-def _published_as_the_recipe_says(manifest: dict, bundle: Path, model: str, target: str) -> None:
+def _published_as_the_recipe_says(manifest: Manifest, bundle: Path, model: str, target: str) -> None:
     """Only a pinned revision may come from the command line; other overrides stay local experiments."""
-    extra = sorted(k for k in manifest.get("overrides") or {} if k != "source.revision")
+    extra = sorted(k for k in manifest.overrides if k != "source.revision")
     if extra:
         raise VerifyError(
             f"{bundle}: built with command-line overrides ({', '.join(extra)}); the zoo publishes what the recipe says",
@@ -73,14 +74,14 @@ def _dry_run(bundle: Path, repo_id: str, private: bool) -> dict[str, Any]:
     }
 
 
-def _publish(bundle: Path, manifest: dict, repo_id: str, private: bool, revision, endpoint) -> dict[str, Any]:
+def _publish(bundle: Path, manifest: Manifest, repo_id: str, private: bool, revision, endpoint) -> dict[str, Any]:
     from .publisher import publish_bundle
 
     message = (
-        f"Publish {manifest['recipe']} ({manifest['target']}), plan {manifest['plan_hash']}, zootool {__version__}"
+        f"Publish {manifest.recipe} ({manifest.target}), plan {manifest.plan_hash}, zootool {__version__}"
     )
     result = publish_bundle(
         bundle, repo_id, token=None, endpoint=endpoint, private=private, revision=revision,
-        commit_message=message, tag=manifest.get("bundle_version"),
+        commit_message=message, tag=manifest.bundle_version,
     )
     return {"dry_run": False, "repo": repo_id, **result.model_dump(mode="json")}

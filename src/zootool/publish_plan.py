@@ -12,23 +12,18 @@ import hashlib
 import json
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import VerifyError
+from .manifest import MANIFEST as MANIFEST_NAME
+from .manifest import FileEntry, Manifest, file_digest, sha256_file
 
-MANIFEST_NAME = "manifest.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class PlannedFile(BaseModel):
-    """One bundle file that takes part in a publish."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    path: str
-    size: int
-    sha256: str
+# One bundle file that takes part in a publish: a manifest entry, checked against the disk.
+PlannedFile = FileEntry
 
 
 class PublishPlan(BaseModel):
@@ -48,7 +43,7 @@ def plan_publish(bundle_dir: Path, *, allow_patterns: list[str] | None = None) -
     bundle_dir = Path(bundle_dir)
     manifest = _read_manifest(bundle_dir)
     planned: dict[str, PlannedFile] = {}
-    for item in manifest["files"]:
+    for item in manifest.files:
         entry = _checked_entry(bundle_dir, item)
         if entry.path in planned:
             raise VerifyError(f"{MANIFEST_NAME} lists {entry.path} twice")
@@ -60,7 +55,7 @@ def plan_publish(bundle_dir: Path, *, allow_patterns: list[str] | None = None) -
     return PublishPlan(files=files, total_bytes=sum(f.size for f in files))
 
 
-def _read_manifest(bundle_dir: Path) -> dict[str, Any]:
+def _read_manifest(bundle_dir: Path) -> Manifest:
     path = bundle_dir / MANIFEST_NAME
     hint = "build the bundle with `zoo build`, which writes manifest.json"
     if not path.is_file():
@@ -73,22 +68,25 @@ def _read_manifest(bundle_dir: Path) -> dict[str, Any]:
         raise VerifyError(f"{path}: expected manifest_version 1", hint)
     if not isinstance(manifest.get("files"), list):
         raise VerifyError(f"{path}: 'files' must be a list of {{path, size, sha256}}", hint)
-    return manifest
+    try:
+        return Manifest.model_validate(manifest)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise VerifyError(f"{MANIFEST_NAME}: malformed entry at {where} ({first['msg']})", hint) from None
 
 
-def _checked_entry(bundle_dir: Path, item: object) -> PlannedFile:
-    if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-        raise VerifyError(f"{MANIFEST_NAME}: malformed file entry {item!r}")
-    path, size, sha = item["path"], item.get("size"), item.get("sha256")
+def _checked_entry(bundle_dir: Path, item: FileEntry) -> PlannedFile:
+    path, size, sha = item.path, item.size, item.sha256
     _check_relative(path)
     local = bundle_dir / path
     if not local.is_file():
         raise VerifyError(f"{path} is listed in {MANIFEST_NAME} but missing from the bundle")
     if not local.resolve().is_relative_to(bundle_dir.resolve()):
         raise VerifyError(f"{path} resolves outside the bundle (symlink?); refusing to publish it")
-    if not isinstance(size, int) or local.stat().st_size != size:
+    if local.stat().st_size != size:
         raise VerifyError(f"{path}: size on disk differs from {MANIFEST_NAME}", "rebuild the bundle")
-    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+    if not _SHA256.fullmatch(sha):
         raise VerifyError(f"{path}: sha256 in {MANIFEST_NAME} is not 64 lowercase hex digits")
     return PlannedFile(path=path, size=size, sha256=sha)
 
@@ -111,17 +109,6 @@ def selected(path: str, patterns: list[str] | None) -> bool:
     return any(fnmatch.fnmatchcase(path, p + "*" if p.endswith("/") else p) for p in patterns)
 
 
-def _file_digest(path: Path, digest: Any) -> str:
-    with path.open("rb") as src:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    return _file_digest(path, hashlib.sha256())
-
-
 def git_blob_oid(path: Path) -> str:
     digest = hashlib.sha1(b"blob %d\x00" % path.stat().st_size)
-    return _file_digest(path, digest)
+    return file_digest(path, digest)

@@ -10,7 +10,6 @@ guarded by ``parent_commit`` -> tag. An unchanged bundle makes no commit and sen
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import PublishError
 from .publish_errors import HubContext, translated
+from .manifest import Manifest
 from .publish_plan import MANIFEST_NAME, PlannedFile, PublishPlan, git_blob_oid, plan_publish, selected, sha256_file
 
 __all__ = ["PlannedFile", "PublishPlan", "PublishResult", "plan_publish", "publish_bundle", "validate_card"]
@@ -146,21 +146,18 @@ def _previously_published(api: Any, repo_id: str, remote: _Remote, bundle_dir: P
     if previous is None:
         return set()
     if _same_content(bundle_dir / MANIFEST_NAME, previous):
-        return {f["path"] for f in _manifest_files(bundle_dir / MANIFEST_NAME)} | {MANIFEST_NAME}
+        return _manifest_paths(bundle_dir / MANIFEST_NAME) | {MANIFEST_NAME}
     with tempfile.TemporaryDirectory(prefix="zoo-publish-") as tmp:
         local = Path(api.hf_hub_download(repo_id, MANIFEST_NAME, revision=remote.head, cache_dir=tmp))
-        return {f["path"] for f in _manifest_files(local)} | {MANIFEST_NAME}
+        return _manifest_paths(local) | {MANIFEST_NAME}
 
 
-def _manifest_files(path: Path) -> list[dict[str, Any]]:
-    """The ``files`` entries of a manifest; a malformed one counts as listing nothing."""
+def _manifest_paths(path: Path) -> set[str]:
+    """The paths a manifest lists; a malformed one counts as listing nothing."""
     try:
-        files = json.loads(path.read_text(encoding="utf-8")).get("files")
-    except (UnicodeDecodeError, ValueError, AttributeError):
-        return []
-    if not isinstance(files, list):
-        return []
-    return [f for f in files if isinstance(f, dict) and isinstance(f.get("path"), str)]
+        return {entry.path for entry in Manifest.model_validate_json(path.read_bytes()).files}
+    except (OSError, ValueError):
+        return set()
 
 
 def _diff(

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .manifest import write_json_atomic
+from .manifest import Manifest, write_json_atomic
 from .recipe import COMMIT_SHA, HUB_REPO, check_model_id
 from .zoo_data import Zoo
 
@@ -56,7 +56,7 @@ def read_record(zoo: Zoo, recipe_id: str, target: str) -> dict[str, Any] | None:
     return data
 
 
-def record_build(zoo: Zoo, manifest: dict[str, Any], *, built: _dt.date | None = None) -> Path:
+def record_build(zoo: Zoo, manifest: Manifest, *, built: _dt.date | None = None) -> Path:
     """Record a finished build from its bundle ``manifest``; keeps an earlier publish entry.
 
     ``built`` defaults to today (UTC). Recording the same result again (a reused bundle)
@@ -80,7 +80,7 @@ def record_build(zoo: Zoo, manifest: dict[str, Any], *, built: _dt.date | None =
 
 def record_publish(
     zoo: Zoo, recipe_id: str, target: str, repo: str, commit: str | None, tag: str | None,
-    *, manifest: dict[str, Any] | None = None, published: _dt.date | None = None,
+    *, manifest: Manifest | None = None, published: _dt.date | None = None,
 ) -> Path:
     """Record that the target's latest build is on the Hub at ``repo`` / ``commit`` (and ``tag``).
 
@@ -89,8 +89,8 @@ def record_publish(
     first, e.g. for a bundle built before records existed.
     """
     if manifest is not None:
-        if (manifest.get("recipe"), manifest.get("target")) != (recipe_id, target):
-            raise ConfigError(f"the manifest is of {manifest.get('recipe')} --target {manifest.get('target')}, "
+        if (manifest.recipe, manifest.target) != (recipe_id, target):
+            raise ConfigError(f"the manifest is of {manifest.recipe} --target {manifest.target}, "
                               f"not {recipe_id} --target {target}")
         record_build(zoo, manifest)
     record = read_record(zoo, recipe_id, target)
@@ -113,30 +113,31 @@ def record_publish(
     return path
 
 
-def _build_fields(manifest: dict[str, Any]) -> dict[str, Any]:
-    missing = [k for k in ("recipe", "target", "plan_hash", "scheme", "kernel", "size", "gate") if k not in manifest]
+def _build_fields(manifest: Manifest) -> dict[str, Any]:
+    needed = ("recipe", "target", "plan_hash", "scheme", "kernel", "size", "gate")
+    missing = [key for key in needed if getattr(manifest, key) is None]
     if missing:
         raise ConfigError(f"bundle manifest lacks {', '.join(missing)}: cannot record the build",
                           "rebuild the target with this zootool")
-    size, gate, tools = manifest["size"], manifest["gate"], manifest.get("tool_versions", {})
+    size, gate = manifest.size.model_dump(), manifest.gate.model_dump()
     return {
-        "recipe": manifest["recipe"],
-        "target": manifest["target"],
-        "platform": manifest.get("platform"),
-        "plan_hash": manifest["plan_hash"],
-        "scheme": manifest["scheme"],
-        "kernel": manifest["kernel"],
-        "model_dir": manifest.get("model_dir"),
+        "recipe": manifest.recipe,
+        "target": manifest.target,
+        "platform": manifest.platform,
+        "plan_hash": manifest.plan_hash,
+        "scheme": manifest.scheme,
+        "kernel": manifest.kernel,
+        "model_dir": manifest.model_dir,
         "size": {key: size.get(key) for key in SIZE_KEYS} | {"bundle_bytes": _bundle_bytes(manifest)},
         "gate": {key: gate.get(key) for key in GATE_KEYS},
-        "publishable": bool(manifest.get("publishable")),
-        "tools": {name: tools.get(name, "unknown") for name in TOOLS},
+        "publishable": manifest.publishable,
+        "tools": {name: manifest.tool_versions.get(name, "unknown") for name in TOOLS},
     }
 
 
-def _bundle_bytes(manifest: dict[str, Any]) -> int | None:
+def _bundle_bytes(manifest: Manifest) -> int | None:
     # size.bundle_bytes is measured before the manifest exists; total_bytes is what is published.
-    return manifest.get("total_bytes") or manifest["size"].get("bundle_bytes")
+    return manifest.total_bytes or manifest.sizes.bundle_bytes
 
 
 def _check_publish(repo: str, commit: str | None, tag: str | None) -> None:

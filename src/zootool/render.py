@@ -97,19 +97,19 @@ def _source(plan: BuildPlan) -> str:
 def build_summary(result: Any) -> dict[str, Any]:
     """What ``zoo build`` reports (also its ``--json``)."""
     manifest = result.manifest
-    size = manifest.get("size", {})
+    size = manifest.sizes
     return {
         "bundle": str(result.bundle),
         "cached": result.cached,
-        "plan_hash": manifest.get("plan_hash"),
-        "bundle_bytes": manifest.get("total_bytes"),
-        "bundle_size": gb(manifest.get("total_bytes", 0)),
-        "model_size": gb(size.get("model_bytes", 0)),
-        "estimated_size": gb(size.get("estimated_bytes", 0)),
-        "budget_size": gb(size.get("budget_bytes", 0)),
-        "size": size,
-        "gate": manifest.get("gate", {}).get("line"),
-        "publishable": manifest.get("publishable", False),
+        "plan_hash": manifest.plan_hash,
+        "bundle_bytes": manifest.total_bytes,
+        "bundle_size": gb(manifest.total_bytes),
+        "model_size": gb(size.model_bytes or 0),
+        "estimated_size": gb(size.estimated_bytes or 0),
+        "budget_size": gb(size.budget_bytes or 0),
+        "size": size.model_dump(),
+        "gate": manifest.gate_line,
+        "publishable": manifest.publishable,
         "timings": result.timings,
         "peak_rss_mb": result.peak_rss_mb,
     }

@@ -25,7 +25,7 @@ from .bundle import bundle_dir
 from .duration import estimated_seconds
 from .errors import ConfigError, ZooError
 from .jobs import needs_of
-from .manifest import mismatches, read_manifest
+from .manifest import Manifest, mismatches, read_manifest
 from .plan import BuildPlan
 from .recipe import HubSource
 from .zoo_data import Zoo
@@ -120,8 +120,7 @@ def row_status(zoo: Zoo, plan: BuildPlan) -> RowStatus:
     manifest = _manifest(final)
     record = read_record(zoo, plan.recipe_id, plan.target)
     last = manifest or record
-    built_hash = last.get("plan_hash") if last else None
-    gate = (last or {}).get("gate") or {}
+    built_hash, gate = _last_build(manifest, record)
     published_hash = ((record or {}).get("publish") or {}).get("plan_hash")
     current = built_hash == plan.plan_hash
     state = _state(plan, built_hash, gate.get("verdict"), published_hash == plan.plan_hash)
@@ -153,15 +152,23 @@ def _state(plan: BuildPlan, built_hash: str | None, verdict: str | None, publish
     return {"PASS": "gated", "CLEAN": "gated", "FAIL": "gate failed"}.get(verdict or "", "built")
 
 
-def _manifest(final: Path) -> dict[str, Any] | None:
+def _last_build(manifest: Manifest | None, record: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
+    """(plan hash, gate summary) of the bundle in build/, else of the committed record."""
+    if manifest is not None:
+        return manifest.plan_hash, manifest.gate.model_dump() if manifest.gate else {}
+    if record is not None:
+        return record.get("plan_hash"), record.get("gate") or {}
+    return None, {}
+
+
+def _manifest(final: Path) -> Manifest | None:
     try:
-        manifest = read_manifest(final)
+        return read_manifest(final)
     except (OSError, ValueError):
         return None
-    return manifest if isinstance(manifest, dict) else None
 
 
-def finished(zoo: Zoo, plan: BuildPlan, gate: bool) -> dict[str, Any] | None:
+def finished(zoo: Zoo, plan: BuildPlan, gate: bool) -> Manifest | None:
     """The manifest of a bundle this zootool built from ``plan`` whose files are intact, else None.
 
     Zoo-wide runs skip such rows before handing them to an executor, so a bundle that came
@@ -169,10 +176,11 @@ def finished(zoo: Zoo, plan: BuildPlan, gate: bool) -> dict[str, Any] | None:
     """
     final = bundle_dir(zoo.root, plan.recipe_id, plan.target)
     manifest = _manifest(final)
-    if manifest is None or manifest.get("plan_hash") != plan.plan_hash:
+    if manifest is None or manifest.plan_hash != plan.plan_hash:
         return None
-    if manifest.get("tool_versions", {}).get("zootool") != __version__ or manifest.get("overrides"):
+    if manifest.tool_versions.get("zootool") != __version__ or manifest.overrides:
         return None
-    if (manifest.get("gate", {}).get("verdict") != "NOT GATED") != gate or mismatches(final, manifest):
+    verdict = manifest.gate.verdict if manifest.gate else None
+    if (verdict != "NOT GATED") != gate or mismatches(final, manifest):
         return None
     return manifest

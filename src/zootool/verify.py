@@ -9,11 +9,11 @@ from typing import Any
 
 from .errors import VerifyError
 from .contract import contract_problems
-from .manifest import MANIFEST, bundle_files, mismatches, read_manifest
+from .manifest import MANIFEST, Manifest, bundle_files, mismatches, read_manifest
 
 # fnmatch's "*" also crosses "/", so "*.aimodel/*" covers the asset's whole tree (same for .mlpackage).
 ALLOWED = (
-    "README.md", "LICENSE", "gate.json",
+    "README.md", "LICENSE", "gate.json", "plan.json",
     "gpu-pipelined/*/metadata.json",
     "gpu-pipelined/*/tokenizer/*",
     "gpu-pipelined/*/*.aimodel/*",
@@ -26,7 +26,7 @@ CARD_KEYS = ("license", "library_name", "pipeline_tag", "tags")
 class VerifyReport:
     bundle: Path
     problems: list[str] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
 
     @property
     def ok(self) -> bool:
@@ -34,7 +34,7 @@ class VerifyReport:
 
     @property
     def publishable(self) -> bool:
-        return self.ok and bool(self.manifest.get("publishable"))
+        return self.ok and self.manifest.publishable
 
 
 def verify_bundle(bundle: Path, budget_bytes: int | None = None) -> VerifyReport:
@@ -59,8 +59,7 @@ def require(report: VerifyReport, *, publishable: bool = False) -> None:
     """Raise ``VerifyError`` naming every problem (and an unpassed gate when publishing)."""
     problems = list(report.problems)
     if publishable and report.ok and not report.publishable:
-        gate = report.manifest.get("gate", {})
-        problems.append(f"gate: {gate.get('line') or 'missing'}: only a bundle that passed its gate is published")
+        problems.append(f"gate: {report.manifest.gate_line or 'missing'}: only a bundle that passed its gate is published")
     if problems:
         raise VerifyError(
             f"{report.bundle}: " + "; ".join(problems),
@@ -108,28 +107,27 @@ def front_matter(text: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _engine_contract(bundle: Path, manifest: dict[str, Any]) -> list[str]:
-    model_dir = bundle / str(manifest.get("model_dir", ""))
+def _engine_contract(bundle: Path, manifest: Manifest) -> list[str]:
+    model_dir = bundle / (manifest.model_dir or "")
     if not model_dir.is_dir():
-        return [f"manifest: model_dir '{manifest.get('model_dir')}' is not in the bundle"]
+        return [f"manifest: model_dir '{manifest.model_dir}' is not in the bundle"]
     return [f"engine contract: {problem}" for problem in contract_problems(model_dir)]
 
 
-def _budget(manifest: dict[str, Any], budget_bytes: int | None) -> list[str]:
-    size = manifest.get("size", {})
-    budget = budget_bytes if budget_bytes is not None else size.get("budget_bytes")
-    total = manifest.get("total_bytes", 0)
+def _budget(manifest: Manifest, budget_bytes: int | None) -> list[str]:
+    budget = budget_bytes if budget_bytes is not None else manifest.sizes.budget_bytes
+    total = manifest.total_bytes
     if budget is not None and total > budget:
         return [f"size: {total} bytes exceeds the platform budget of {budget} bytes"]
     return []
 
 
-def _gate(bundle: Path, manifest: dict[str, Any]) -> list[str]:
-    gate = manifest.get("gate", {})
-    if gate.get("verdict") in (None, "NOT GATED"):
+def _gate(bundle: Path, manifest: Manifest) -> list[str]:
+    gate = manifest.gate
+    if gate is None or gate.verdict in (None, "NOT GATED"):
         return []
     if not (bundle / "gate.json").is_file():
         return ["gate.json: the manifest records a gate but the transcript is missing"]
-    if manifest.get("publishable") and not gate.get("passed"):
+    if manifest.publishable and not gate.passed:
         return ["manifest: marked publishable although its gate did not pass"]
     return []
