@@ -22,14 +22,13 @@ from zootool.backends.coreai_quant import (  # noqa: E402
     BlockQuantLinear,
     ExpertMatmul,
     PalettizedExperts,
-    QuantPlan,
-    WeightFormat,
     kmeans_rows,
     quantize_symmetric,
     tensor_group,
 )
 from zootool.backends.coreai_runtime import AimodelSession  # noqa: E402
 from zootool.errors import BackendFailedError, BackendUnavailableError, ConfigError  # noqa: E402
+from zootool.zoo_data import QuantSpec, Scheme  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HIDDEN, VOCAB, EXPERTS, TOP_K, INTER = 64, 96, 4, 2, 64
@@ -82,9 +81,16 @@ class TinyMoE(nn.Module):
 EXAMPLE = {"input_ids": torch.tensor([[5]]), "state": torch.zeros(1, HIDDEN)}
 
 
+def custom_scheme(name: str, quantize: dict) -> Scheme:
+    """A scheme that is not in zoo/schemes.toml: ``quantize`` per group, every other group fp16."""
+    from zootool.arch.base import TENSOR_GROUPS
+
+    return Scheme(id=name, summary=name, quantize=quantize, keep_fp16=[g for g in TENSOR_GROUPS if g not in quantize])
+
+
 def export_tiny(tmp_path: Path, scheme, kernel: str = "gather_mm", **kwargs) -> tuple[TinyMoE, Path]:
     model = TinyMoE()
-    out = tmp_path / f"tiny-{getattr(scheme, 'name', scheme)}-{kernel}.aimodel"
+    out = tmp_path / f"tiny-{getattr(scheme, 'id', scheme)}-{kernel}.aimodel"
     backend.export_aimodel(model, EXAMPLE, out, scheme=scheme, kernel=kernel, **kwargs)
     return model, out
 
@@ -132,8 +138,8 @@ def test_a_tied_head_reads_the_quantized_embedding_table():
 
     tied, untied = TinyMoE(), TinyMoE()
     tied.lm_head.weight = tied.embed.weight
-    int8 = WeightFormat("symmetric", 8)
-    plan = QuantPlan("e8", {"embedding": int8, "lm-head": int8})
+    int8 = QuantSpec(method="symmetric", bits=8, block_size=32)
+    plan = custom_scheme("e8", {"embedding": int8, "lm-head": int8})
     for model in (tied, untied):
         quantize_module(model, plan, use_kernel=False)
         assert isinstance(model.embed, BlockQuantEmbedding)
@@ -186,7 +192,7 @@ def test_int4km_palettizes_experts(tmp_path):
 
 @pytest.mark.slow
 def test_symmetric_int4_block_storage(tmp_path):
-    int4 = QuantPlan("sym4", {"experts": WeightFormat("symmetric", 4)})
+    int4 = custom_scheme("sym4", {"experts": QuantSpec(method="symmetric", bits=4, block_size=32)})
     model, out = export_tiny(tmp_path, int4)
     codes, scales = stored(model, BlockQuantExperts, "wq", "ws")
     storage = backend.storage_summary(out)["storage"]
@@ -333,7 +339,7 @@ def lfm2_graph(checkpoint: Path, dtype):
 
 def model_folder(tmp_path: Path, graph, scheme, query_len, kernel: str = "gather_mm", consume: bool = False) -> Path:
     """An exported graph beside the ``metadata.json`` the engine driver reads (``scheme``: an id or object)."""
-    folder = tmp_path / f"{getattr(scheme, 'name', scheme)}-{query_len}-{kernel}-{consume}"
+    folder = tmp_path / f"{getattr(scheme, 'id', scheme)}-{query_len}-{kernel}-{consume}"
     folder.mkdir()
     backend.export_decode_graph(graph, folder / "m.aimodel", query_len=query_len, scheme=scheme, kernel=kernel,
                                 metadata={}, consume_weights=consume)
@@ -435,12 +441,10 @@ def qwen3_graph(checkpoint: Path):
 
 
 def zoo_scheme(name: str):
-    """A scheme of zoo/schemes.toml as the build passes it to the backend (no BUILTIN_PLANS entry)."""
-    from types import SimpleNamespace
-
+    """A scheme of zoo/schemes.toml as the build passes it to the backend."""
     from zootool.zoo_data import Zoo
 
-    return SimpleNamespace(name=name, quantize=Zoo(SRC.parent).schemes[name].quantize)
+    return Zoo(SRC.parent).schemes[name]
 
 
 def matrix_elements(graph: nn.Module) -> dict[str, int]:
@@ -490,13 +494,13 @@ def test_dense_schemes_quantize_attention_and_store_a_tied_head_once(tmp_path, q
 def test_quantizing_while_loading_equals_quantizing_the_loaded_model(qwen3, name):
     """Unit by unit (as the export loads) gives the very weights of quantizing afterwards, tied head included."""
     from zootool.arch.llama_model import build_decode_graph, decode_tokens, load_weights
-    from zootool.backends.coreai_quant import TiedBlockQuantHead, quantize_module, resolve_plan
+    from zootool.backends.coreai_quant import TiedBlockQuantHead, quantize_module
 
     checkpoint, ids = qwen3
     scheme = zoo_scheme(name)
     config = json.loads((checkpoint / "config.json").read_text())
     whole = qwen3_graph(checkpoint)
-    quantize_module(whole, resolve_plan(scheme), use_kernel=False)
+    quantize_module(whole, scheme, use_kernel=False)
     with torch.device("meta"):
         streamed = build_decode_graph(config, LFM2_CONTEXT, torch.float16)
     load_weights(streamed, checkpoint, lambda unit: backend.quantize_unit(streamed, scheme, "gather_mm", unit))

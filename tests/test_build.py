@@ -104,7 +104,7 @@ def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, t
     import torch
 
     from zootool.arch.lfm2_moe_model import build_decode_graph, decode_tokens, load_weights
-    from zootool.backends.coreai_quant import quantize_module, resolve_plan
+    from zootool.backends.coreai_quant import quantize_module
     from zootool.backends.coreai_runtime import KernelNotExecutableError
     from zootool.engine import EngineDriver, teacher_forced_logits
     from zootool.gate import twin_model_dir
@@ -117,7 +117,7 @@ def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, t
     graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), plan.context_length,
                                dtype=torch.float16)
     load_weights(graph, checkpoint)
-    quantize_module(graph, resolve_plan("sym8"), use_kernel=False)
+    quantize_module(graph, plan.scheme, use_kernel=False)
     tokens = [1, 17, 300, 42, 7, 512, 99, 3]
     with torch.no_grad():
         expected = decode_tokens(graph.eval(), tokens).float().numpy()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ from zootool.backends.coremltools_runtime import (  # noqa: E402
 )
 from zootool.checkpoint import generate_tiny_checkpoint  # noqa: E402
 from zootool.errors import BackendFailedError, ConfigError, NotImplementedFeatureError  # noqa: E402
-from zootool.zoo_data import Zoo  # noqa: E402
+from zootool.zoo_data import QuantSpec, Zoo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_CONTEXT = 16
@@ -62,7 +61,7 @@ def packages(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     out = tmp_path_factory.mktemp("mlpackage")
     paths = {}
     for name in ("sym8", "pal4", "int8-all", "mix48"):
-        quant = SimpleNamespace(name=name, quantize=scheme(name).quantize)
+        quant = scheme(name)
         paths[name] = export_mlpackage(module_for(checkpoint), out / f"{name}.mlpackage",
                                        scheme=quant, target="iOS18", metadata=metadata_for(checkpoint))
     return paths
@@ -137,7 +136,7 @@ def test_mix48_readback_is_the_int4_block_weight(checkpoint, packages):
 def test_a_tied_head_is_stored_once_in_int8(tmp_path):
     """Qwen3 ties its head: under int8-all the package holds one int8 table, and the readback runs it."""
     checkpoint = generate_tiny_checkpoint(tmp_path / "qwen3", TINY["qwen3"], seed=5)
-    quant = SimpleNamespace(name="int8-all", quantize=scheme("int8-all").quantize)
+    quant = scheme("int8-all")
     package = export_mlpackage(module_for(checkpoint), tmp_path / "tied.mlpackage", scheme=quant, target="iOS18",
                                metadata=metadata_for(checkpoint))
     weights = storage_summary(package)
@@ -209,7 +208,8 @@ def test_unknown_target_and_unsupported_formats_are_config_errors(checkpoint, tm
     module = module_for(checkpoint)
     with pytest.raises(ConfigError, match="no deployment target 'iOS99'"):
         export_mlpackage(module, tmp_path / "x.mlpackage", target="iOS99")
-    odd = SimpleNamespace(name="odd", quantize={"linear": SimpleNamespace(method="symmetric", bits=3, block_size=32)})
+    odd = scheme("int8-all").model_copy(update={"id": "odd", "quantize": {
+        "linear": QuantSpec(method="symmetric", bits=3, block_size=32)}})
     with pytest.raises(ConfigError, match="cannot store symmetric 3-bit"):
         export_mlpackage(module, tmp_path / "x.mlpackage", scheme=odd)
     with pytest.raises(ConfigError, match="must end in .mlpackage"):

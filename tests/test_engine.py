@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,7 +30,7 @@ def metadata(vocab: int, main: str, fmt: str) -> dict:
 
 
 def graph_for(family: str, checkpoint: Path, dtype=torch.float32):
-    from zootool.export import family_functions
+    from zootool.arch.families import family_functions
 
     build, load = family_functions(family)
     graph = build(json.loads((checkpoint / "config.json").read_text()), CONTEXT, dtype)
@@ -40,7 +39,7 @@ def graph_for(family: str, checkpoint: Path, dtype=torch.float32):
 
 
 def export(folder: Path, family: str, checkpoint: Path, scheme_id: str, backend: str) -> None:
-    quant = SimpleNamespace(name=scheme_id, quantize=Zoo(REPO).schemes[scheme_id].quantize)
+    quant = Zoo(REPO).schemes[scheme_id]
     folder.mkdir()
     graph = graph_for(family, checkpoint)
     if backend == "coreai":
@@ -61,11 +60,11 @@ def export(folder: Path, family: str, checkpoint: Path, scheme_id: str, backend:
 def reference(family: str, checkpoint: Path, scheme_id: str, ids: list[int]) -> np.ndarray:
     """The fp16 torch graph with the same weight quantization (Core AI storage ops, dequantized)."""
     from zootool.arch.decode_graph import decode_tokens
-    from zootool.backends.coreai_quant import quantize_module, resolve_plan
+    from zootool.backends.coreai_quant import quantize_module
 
     graph = graph_for(family, checkpoint, torch.float16)
     if scheme_id in ("sym8", "int4km"):
-        quantize_module(graph, resolve_plan(scheme_id), use_kernel=False)
+        quantize_module(graph, Zoo(REPO).schemes[scheme_id], use_kernel=False)
     return decode_tokens(graph, ids).float().numpy()
 
 

@@ -22,7 +22,6 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 CRASH_ENV = "ZOO_TEST_EXPORT_CRASH"
 PARENT_POLL_SECONDS = 1.0
@@ -66,10 +65,11 @@ def _print_traceback(exc: Exception) -> None:
 def _export(request):
     from .child import ExportResult
     from .export import export_model
+    from .zoo_data import Scheme
 
-    unquantized = {"scheme": SimpleNamespace(quantize={}), "scheme_id": "fp16"} if request.fp16 else {}
+    scheme = Scheme.unquantized() if request.fp16 else None
     model = export_model(request.plan, request.checkpoint, request.out_dir, request.stem, kernel=request.kernel,
-                         **unquantized)
+                         scheme=scheme)
     return ExportResult(model=model)
 
 

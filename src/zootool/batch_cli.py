@@ -37,7 +37,7 @@ def check_executor(executor: str | None, **ray_only: Any) -> None:
 
 def status_command(zoo: Zoo, models: list[str], targets: list[str], as_json: bool) -> None:
     from .batch_view import status_table
-    from .cli import _report, console, emit_json
+    from .cli_output import console, emit_json, report
     from .errors import ConfigError
     from .selection import select
 
@@ -48,7 +48,7 @@ def status_command(zoo: Zoo, models: list[str], targets: list[str], as_json: boo
     else:
         console().print(status_table(rows))
     for problem in selection.errors:
-        _report(f"{problem.model}{' --target ' + problem.target if problem.target else ''}: {problem.message}",
+        report(f"{problem.model}{' --target ' + problem.target if problem.target else ''}: {problem.message}",
                 problem.hint)
     if selection.errors:
         raise ConfigError(f"{len(selection.errors)} recipe(s) or target(s) do not resolve (listed above)")
@@ -83,7 +83,7 @@ def _progress(as_json: bool, verb: str):
     from rich.console import Console
 
     from .batch_view import BatchProgress
-    from .cli import console
+    from .cli_output import console
 
     err = console(stderr=True)
     return BatchProgress(Console(stderr=True, markup=False, emoji=False, force_terminal=err.is_terminal),
@@ -92,7 +92,7 @@ def _progress(as_json: bool, verb: str):
 
 def _dry_run(selection, as_json: bool) -> None:
     from .batch_view import status_table
-    from .cli import console, emit_json, say
+    from .cli_output import console, emit_json, say
 
     rows = [row.status for row in selection.rows]
     if as_json:
@@ -110,7 +110,7 @@ def _dry_run(selection, as_json: bool) -> None:
 
 def _finish(results, as_json: bool, title: str) -> None:
     from .batch_view import summary_table
-    from .cli import console, emit_json, say
+    from .cli_output import console, emit_json, say
     from .jobs import worst
 
     if as_json:
@@ -125,6 +125,6 @@ def _finish(results, as_json: bool, title: str) -> None:
 
 
 def _display(zoo: Zoo):
-    from .cli import _rel
+    from .paths import relative
 
-    return lambda path: _rel(path, zoo)
+    return lambda path: relative(path, zoo.root)

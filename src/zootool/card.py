@@ -5,14 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .backends.registry import backend
 from .errors import ConfigError
 from .plan import BuildPlan, gb
 
-# backend -> (library_name, tags, runtime name, file format)
-BACKEND_CARD = {
-    "coreai": ("coreai", ("coreai", "aimodel"), "Core AI", ".aimodel"),
-    "coremltools": ("coreml", ("coreml", "mlpackage"), "Core ML", ".mlpackage"),
-}
 COMMON_TAGS = ("apple-silicon", "on-device")
 
 
@@ -22,16 +18,16 @@ def card_data(plan: BuildPlan) -> Any:
 
     hub = getattr(plan.source, "hub", None)
     custom = plan.license.hub_license == "other"
-    library, backend_tags, _, _ = BACKEND_CARD[plan.backend]
+    facts = backend(plan.backend).card
     return ModelCardData(
         license=plan.license.hub_license,
         license_name=plan.license_id if custom else None,
         license_link=plan.license.link if custom else None,
         base_model=hub,
         base_model_relation="quantized" if hub else None,
-        library_name=library,
+        library_name=facts.library_name,
         pipeline_tag="text-generation",
-        tags=list(dict.fromkeys((*backend_tags, *COMMON_TAGS, plan.scheme_id, plan.platform.os, *plan.tags))),
+        tags=list(dict.fromkeys((*facts.tags, *COMMON_TAGS, plan.scheme_id, plan.platform.os, *plan.tags))),
     )
 
 
@@ -49,18 +45,18 @@ def render_card(plan: BuildPlan, template_dir: Path, facts: dict[str, Any]) -> s
 
 def plan_facts(plan: BuildPlan) -> dict[str, Any]:
     arch = plan.architecture
-    _, _, runtime_name, asset_format = BACKEND_CARD[plan.backend]
+    chosen = backend(plan.backend)
     return {
-        "runtime_name": runtime_name,
-        "asset_format": asset_format,
-        "is_coreai": plan.backend == "coreai",
+        "runtime_name": chosen.card.runtime_name,
+        "asset_format": chosen.card.asset_format,
+        "is_coreai": chosen.language_bundle,
         "model_name": plan.model_name,
         "recipe_id": plan.recipe_id,
         "plan_hash": plan.plan_hash,
         "target": plan.target,
         "device": plan.platform.device,
         "platform_name": plan.platform.display_name,
-        "os_name": {"ios": "iOS", "ipados": "iPadOS", "macos": "macOS"}[plan.platform.os],
+        "os_name": plan.platform.os_name,
         "min_os": plan.platform.min_os,
         "base_model": getattr(plan.source, "hub", None),
         "revision": getattr(plan.source, "revision", None),
@@ -71,7 +67,7 @@ def plan_facts(plan: BuildPlan) -> dict[str, Any]:
         "kernel_id": plan.kernel_id,
         "runs_on_linux": plan.kernel.runs_on_linux,
         "kernel_summary": plan.kernel.summary,
-        "query_len": plan.kernel.query_len if plan.backend == "coreai" else None,
+        "query_len": plan.kernel.query_len if chosen.language_bundle else None,
         "context_length": plan.context_length,
         "estimated_size": gb(plan.budget.estimated_bytes),
         "budget_size": gb(plan.budget.budget_bytes),

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from .bundle import PIPELINE_DIR, asset_name
+from .paths import relative
 from .plan import BuildPlan, resolve
+from .recipe import PUBLIC_HUB, Recipe
 from .records import read_record
-from .recipe import Recipe
 from .registry import load_all
 from .zoo_data import Zoo
 
-HUB = "https://huggingface.co"
 KIND = "llm"  # the only kind package.app_metadata writes today
 COREAIKIT_BACKEND = "coreai"  # CoreAIKit loads Core AI bundles; Core ML packages are not its catalog's
 VARIANT_KEY = {"macos": "macos", "ios": "ios", "ipados": "ios"}  # CoreAIKit knows macos and ios variants
@@ -72,7 +72,7 @@ class TargetRow:
         """URL of the published ``gate.json``; None until a gated build is published."""
         if not self.revision or (self.record or {}).get("gate", {}).get("verdict") == NOT_GATED:
             return None
-        return f"{HUB}/{self.publish['repo']}/blob/{self.revision}/gate.json"
+        return f"{PUBLIC_HUB}/{self.publish['repo']}/blob/{self.revision}/gate.json"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def catalog(zoo: Zoo) -> list[ModelEntry]:
     """Every recipe (sorted by id) with every target resolved and joined with its record."""
     entries = []
     for recipe, path in load_all(zoo):
-        recipe_file = _relative(path, zoo.root)
+        recipe_file = relative(path, zoo.root, outside=Path(path).name)
         rows = tuple(
             TargetRow(resolve(recipe, target, zoo, recipe_file=recipe_file), read_record(zoo, recipe.id, target))
             for target in sorted(recipe.targets)
@@ -169,10 +169,3 @@ def _coreaikit_entry(entry: ModelEntry, rows: list[TargetRow], single: bool) -> 
 def _size_mb(size: int | None) -> int | None:
     # Whole megabytes: an app decoding sizeMB as an integer must not choke on a fraction.
     return None if size is None else max(1, round(size / 1e6))
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.name

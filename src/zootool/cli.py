@@ -5,18 +5,16 @@
 
 import json
 import os
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from . import __version__
 from .errors import EXIT_CODES, ZooError
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from .cli_output import console, emit_json, report, say
+from .paths import relative
 
 
 class ZooGroup(TyperGroup):
@@ -33,11 +31,11 @@ class ZooGroup(TyperGroup):
             raise  # Typer's own control flow: help, usage errors, explicit exits
         except ZooError as exc:
             _unless_debugging(exc)
-            _report(exc.message, exc.hint)
+            report(exc.message, exc.hint)
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:  # noqa: BLE001 - last resort: no traceback unless asked
             _unless_debugging(exc)
-            _report(f"unexpected {type(exc).__name__}: {exc}", "run again with ZOO_DEBUG=1 for a traceback")
+            report(f"unexpected {type(exc).__name__}: {exc}", "run again with ZOO_DEBUG=1 for a traceback")
             raise typer.Exit(1) from None
 
 
@@ -67,21 +65,6 @@ AllFlag = Annotated[bool, typer.Option("--all", help="Every model x target of th
 ChangedFlag = Annotated[bool, typer.Option("--changed", help="Only rows zoo status marks never built or outdated.")]
 
 
-def console(stderr: bool = False) -> "Console":
-    """A console made when printing, so it sees the terminal width (and COLUMNS) of now.
-
-    Markup and emoji codes are off: recipes and zoo data reach the screen as written.
-    """
-    from rich.console import Console
-
-    return Console(stderr=stderr, markup=False, emoji=False)
-
-
-def say(text: str) -> None:
-    """One plain message line; long lines are left to the terminal to wrap."""
-    console().print(text, soft_wrap=True, highlight=False)
-
-
 def _version(value: bool) -> None:
     if value:
         say(f"zootool {__version__}")
@@ -101,10 +84,6 @@ def zoo():
 
     root = _options["root"]
     return Zoo(check_root(root.resolve(), "--root") if root else find_root())
-
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def overrides(**values: Any):
@@ -132,13 +111,13 @@ def list_models(as_json: JsonFlag = False) -> None:
     from .render import list_table, plan_row
 
     z = zoo()
-    plans, errors = resolve_all(z, lambda path: _rel(path, z))
+    plans, errors = resolve_all(z, lambda path: relative(path, z.root))
     if as_json:
         emit_json([plan_row(p) for p in plans])
     else:
         console().print(list_table(plans))
     for problem in errors[:-1]:
-        _report(problem.message, problem.hint)
+        report(problem.message, problem.hint)
     if errors:
         raise ConfigError(errors[-1].message, errors[-1].hint)
 
@@ -152,11 +131,11 @@ def show(model: str, as_json: JsonFlag = False) -> None:
 
     z = zoo()
     recipe, path = get(z, model)
-    plans = [resolve(recipe, t, z, recipe_file=_rel(path, z)) for t in recipe.targets]
+    plans = [resolve(recipe, t, z, recipe_file=relative(path, z.root)) for t in recipe.targets]
     if as_json:
         emit_json({"recipe": recipe.model_dump(mode="json", by_alias=True), "plans": [p.summary() for p in plans]})
         return
-    say(f"{recipe.model.name} ({recipe.id})  {_rel(path, z)}")
+    say(f"{recipe.model.name} ({recipe.id})  {relative(path, z.root)}")
     say(recipe.model.description)
     say(f"family: {recipe.architecture.family}   license: {recipe.model.license}")
     console().print(list_table(plans))
@@ -179,7 +158,7 @@ def plan(
     z = zoo()
     recipe, path = get(z, model)
     cli = overrides(quant=quant, kernel=kernel, context_length=context_length)
-    resolved = resolve(recipe, target, z, recipe_file=_rel(path, z), overrides=cli)
+    resolved = resolve(recipe, target, z, recipe_file=relative(path, z.root), overrides=cli)
     require_fits(resolved, recipe, z)
     if as_json:
         emit_json(resolved.summary())
@@ -286,7 +265,7 @@ def build(
 
     z = zoo()
     recipe, path = get(z, model)
-    resolved = resolve(recipe, target, z, recipe_file=_rel(path, z),
+    resolved = resolve(recipe, target, z, recipe_file=relative(path, z.root),
                        overrides=overrides(quant=quant, kernel=kernel), revision=revision)
     require_fits(resolved, recipe, z)
     options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record,
@@ -446,24 +425,9 @@ def summary_text(summary: dict[str, Any]) -> str:
     )
 
 
-def _rel(path: Path, z) -> str:
-    try:
-        return str(path.resolve().relative_to(z.root))
-    except ValueError:
-        return str(path)
-
-
 def main() -> None:
     """Console-script entry; errors become message, hint and exit code in ``ZooGroup``."""
     # Discovering pydantic plugins scans every installed distribution's entry points (~6 ms
     # of each start); zootool's models take none. Set the variable empty to load them anyway.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     app()
-
-
-def _report(message: str, hint: str | None) -> None:
-    err = console(stderr=True)
-    err.print("error:", style="bold red", end=" ")
-    err.print(message, highlight=False, soft_wrap=True)
-    if hint:
-        err.print(f"  hint: {hint}", highlight=False, soft_wrap=True)

@@ -230,12 +230,9 @@ def _runnable(plan: BuildPlan, checkpoint: Path, model_dir: Path, twin_dir: Path
 
 
 def _runtime_name(plan: BuildPlan, twin: bool) -> str:
-    if plan.backend == "coremltools":
-        from .backends.coremltools_runtime import runtime_name
+    from .backends.registry import backend
 
-        return runtime_name()
-    where = f"Core AI runtime on {_platform.system()} {_platform.machine()} CPU, through the engine driver"
-    return where + (" (kernel-free twin: GatherMM composite, same quantized weights)" if twin else "")
+    return backend(plan.backend).runtime_name(twin)
 
 
 def load_transcript(path: Path) -> Transcript:

@@ -17,6 +17,7 @@ from pathlib import Path
 from .catalog import ModelEntry, catalog, coreaikit_models, zoo_models
 from .errors import ConfigError
 from .index_md import MARKER, MARKER_LINE, card, readme
+from .paths import relative
 from .zoo_data import Zoo
 
 INDEX_SCHEMA_VERSION = 1
@@ -61,8 +62,8 @@ def write_index(zoo: Zoo) -> list[Path]:
 def check_index(zoo: Zoo) -> list[str]:
     """Zoo-relative names of generated files that are missing, stale or orphaned (empty: up to date)."""
     expected = render_index(zoo)
-    stale = [_name(zoo, path) for path, text in expected.items() if _current(path) != text]
-    stale += [f"{_name(zoo, path)} (no recipe any more)" for path in _orphans(zoo, set(expected))]
+    stale = [relative(path, zoo.root) for path, text in expected.items() if _current(path) != text]
+    stale += [f"{relative(path, zoo.root)} (no recipe any more)" for path in _orphans(zoo, set(expected))]
     return stale
 
 
@@ -100,7 +101,3 @@ def _write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _name(zoo: Zoo, path: Path) -> str:
-    return path.relative_to(zoo.root).as_posix()

@@ -6,6 +6,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .index import check_index, render_index, write_index
+from .paths import relative
 from .zoo_data import Zoo
 
 
@@ -16,7 +17,7 @@ def index_command(zoo: Zoo, check: bool) -> dict[str, Any]:
     was written or removed; empty for ``check``), ``up_to_date``. A stale catalog under
     ``check`` raises ``ConfigError`` (exit code 2) naming the stale files.
     """
-    files = [_name(zoo, path) for path in render_index(zoo)]
+    files = [relative(path, zoo.root) for path in render_index(zoo)]
     if check:
         stale = check_index(zoo)
         if stale:
@@ -24,9 +25,5 @@ def index_command(zoo: Zoo, check: bool) -> dict[str, Any]:
                 f"the zoo catalog is out of date: {', '.join(stale)}", "run `zoo index` and commit"
             )
         return {"files": files, "changed": [], "up_to_date": True}
-    changed = [_name(zoo, path) for path in write_index(zoo)]
+    changed = [relative(path, zoo.root) for path in write_index(zoo)]
     return {"files": files, "changed": changed, "up_to_date": True}
-
-
-def _name(zoo: Zoo, path) -> str:
-    return path.relative_to(zoo.root).as_posix()

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from .errors import GateFailedError, ZooError
+from .paths import relative
 from .plan import BuildPlan
 
 Outcome = Literal["built", "reused", "published", "unchanged", "would publish", "failed", "skipped"]
@@ -116,7 +117,7 @@ def _build(root: Path, job: BuildJob, event) -> JobResult:
 
     zoo = Zoo(root)
     recipe, path = get(zoo, job.model)
-    plan = resolve(recipe, job.target, zoo, recipe_file=_relative(path, root))
+    plan = resolve(recipe, job.target, zoo, recipe_file=relative(path, root))
     require_fits(plan, recipe, zoo)
 
     def observer(stage: str, kind: str, seconds: float) -> None:
@@ -137,7 +138,7 @@ def _build(root: Path, job: BuildJob, event) -> JobResult:
     return JobResult(
         model=job.model, target=job.target, outcome="reused" if built.cached else "built",
         exit_code=GateFailedError.exit_code if verdict == "FAIL" else 0, message=manifest.gate.line,
-        bundle=_relative(built.bundle, root), plan_hash=manifest.plan_hash, gate=verdict, timings=built.timings,
+        bundle=relative(built.bundle, root), plan_hash=manifest.plan_hash, gate=verdict, timings=built.timings,
     )
 
 
@@ -145,11 +146,4 @@ def _kept(root: Path, job: BuildJob) -> str | None:
     from .bundle import bundle_dir
 
     final = bundle_dir(root, job.model, job.target)
-    return _relative(final, root) if (final / "manifest.json").is_file() else None
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return str(path)
+    return relative(final, root) if (final / "manifest.json").is_file() else None

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .backends.registry import backend
 from .errors import FetchError
 from .app_metadata import MAIN_ROLE, METADATA_FILE, METADATA_VERSION, AppMetadata
 from .manifest import write_json_atomic
@@ -21,7 +22,6 @@ TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
     "generation_config.json", "chat_template.jinja",
 )
-OS_TARGET = {"ios": "iOS", "ipados": "iPadOS", "macos": "macOS"}
 
 
 def copy_tokenizer(checkpoint: Path, dest: Path) -> list[str]:
@@ -50,16 +50,15 @@ def _template_file(dest: Path) -> list[str]:
 def package_model_dir(plan: BuildPlan, checkpoint: Path, model_dir: Path, model: Path) -> None:
     """Beside the model file: ``tokenizer/`` and the ``metadata.json`` the engines read."""
     copy_tokenizer(checkpoint, model_dir / "tokenizer")
-    write_app_metadata(plan, model_dir, model.name, state_kinds(model))
+    kinds = state_kinds(model) if backend(plan.backend).language_bundle else {}
+    write_app_metadata(plan, model_dir, model.name, kinds)
 
 
 def state_kinds(model: Path) -> dict[str, str]:
-    """``{state: kind}`` as the engines classify them: a dynamic axis grows (KV), the rest is fixed.
+    """``{state: kind}`` of a Core AI asset as the engines classify them: a dynamic axis grows (KV), the rest is fixed.
 
     Read from the asset itself; Core ML packages are not LanguageBundles and get none.
     """
-    if model.suffix != ".aimodel":
-        return {}
     from .backends.coreai import storage_summary
     from .contract import parse_descriptor
 
@@ -84,7 +83,7 @@ def app_metadata(plan: BuildPlan, model_file: str, state_kinds: dict[str, str]) 
     if state_kinds:
         language["states"] = dict(state_kinds)
     assets: dict[str, Any] = {"main": model_file}
-    if model_file.endswith(".mlpackage"):
+    if not backend(plan.backend).language_bundle:
         # Core ML, not Core AI: apps load it with MLModel (swift-transformers), not LanguageBundle.
         assets["format"] = "mlpackage"
     data: dict[str, Any] = {
@@ -98,7 +97,7 @@ def app_metadata(plan: BuildPlan, model_file: str, state_kinds: dict[str, str]) 
         "compression": {"scheme": plan.scheme_id},
         "compilation": {
             "date": _dt.date.today().isoformat(),
-            "targets": [f"{OS_TARGET[plan.platform.os]}{plan.platform.min_os}"],
+            "targets": [f"{plan.platform.os_name}{plan.platform.min_os}"],
         },
     }
     AppMetadata.model_validate(data)  # what we write must be what the loaders accept

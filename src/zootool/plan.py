@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from .arch import Architecture
 from .errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
@@ -24,6 +24,7 @@ from .estimate import SizeEstimate, estimate
 from .footprint import ResourceEstimate, resource_estimate
 from .recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
 from .schema_base import did_you_mean
+from .backends.registry import scheme_refusal
 from .zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
 
 NESTED = ("gate", "publish")
@@ -95,6 +96,13 @@ class BuildPlan(BaseModel):
         """sha256 of the canonical plan; the fields in ``UNHASHED`` do not change it."""
         payload = self.model_dump_json(exclude=set(UNHASHED))
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @model_validator(mode="after")
+    def _scheme_named(self) -> "BuildPlan":
+        # plan.json leaves the scheme's id out (it is not hashed); scheme_id is the same name.
+        if self.scheme.id != self.scheme_id:
+            object.__setattr__(self, "scheme", self.scheme.named(self.scheme_id))
+        return self
 
     def source_fields(self) -> dict[str, Any]:
         """The source as manifests and gate transcripts record it: Hub repo and revision, or a seed."""
@@ -300,6 +308,10 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
             "schemes for this backend: "
             + ", ".join(k for k, v in zoo.schemes.items() if values["backend"] in v.backends),
         )
+    refusal = scheme_refusal(values["backend"], zoo.schemes[values["quant"]])
+    if refusal:
+        raise ConfigError(f"{origins['quant']}: scheme '{values['quant']}': {refusal}",
+                          "give the tensor group a format this backend stores, in zoo/schemes.toml")
     _known(values["kernel"], zoo.kernels, origins["kernel"], "kernel")
     kernel = zoo.kernels[values["kernel"]]
     _kernel_applies(kernel, values, origins["kernel"], recipe.architecture.family)
@@ -362,7 +374,7 @@ def _fitting_schemes(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> list[tuple[st
     fitting = []
     for scheme_id, scheme in zoo.schemes.items():
         kernel = _kernel_for(plan, scheme_id, recipe, zoo)
-        if plan.backend not in scheme.backends or kernel is None:
+        if plan.backend not in scheme.backends or kernel is None or scheme_refusal(plan.backend, scheme):
             continue  # `--quant` with this scheme would be refused on this target
         size = estimate(recipe.architecture.tensors(), scheme, kernel).weight_bytes
         if size <= plan.budget.budget_bytes:

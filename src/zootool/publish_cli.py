@@ -11,11 +11,11 @@ from .bundle import bundle_dir
 from .errors import ConfigError, VerifyError
 from .manifest import Manifest
 from .rebuild_plan import plan_of
+from .recipe import PUBLIC_HUB
 from .registry import get
 from .verify import front_matter, require, verify_bundle
 from .zoo_data import Zoo
 
-PUBLIC_HUB = "https://huggingface.co"
 
 
 def publish_command(

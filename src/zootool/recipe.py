@@ -18,6 +18,7 @@ from .errors import RecipeError
 from .schema_base import INT32_MAX, Array, Strict, read_toml, validate
 
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+PUBLIC_HUB = "https://huggingface.co"
 HUB_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 

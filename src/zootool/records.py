@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .manifest import Manifest, write_json_atomic
+from .paths import relative
 from .recipe import COMMIT_SHA, HUB_REPO, check_model_id
 from .zoo_data import Zoo
 
@@ -48,10 +49,10 @@ def read_record(zoo: Zoo, recipe_id: str, target: str) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{_shown(zoo, path)}: unreadable build record ({exc})",
+        raise ConfigError(f"{relative(path, zoo.root)}: unreadable build record ({exc})",
                           "restore it from git, or rebuild the target") from None
     if not isinstance(data, dict) or data.get("schema_version") != RECORD_SCHEMA_VERSION:
-        raise ConfigError(f"{_shown(zoo, path)}: not a schema {RECORD_SCHEMA_VERSION} build record",
+        raise ConfigError(f"{relative(path, zoo.root)}: not a schema {RECORD_SCHEMA_VERSION} build record",
                           "restore it from git, or rebuild the target")
     return data
 
@@ -170,10 +171,3 @@ def _strings(value: Any) -> list[str]:
 
 def _today() -> _dt.date:
     return _dt.datetime.now(_dt.timezone.utc).date()
-
-
-def _shown(zoo: Zoo, path: Path) -> str:
-    try:
-        return str(path.relative_to(zoo.root))
-    except ValueError:
-        return str(path)

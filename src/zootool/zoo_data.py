@@ -12,9 +12,13 @@ from pydantic import Field, model_validator
 from .arch.base import TENSOR_GROUPS
 from .errors import ConfigError, RecipeError
 from .recipe import GateSettings, PublishSettings, Settings
-from .schema_base import INT32_MAX, Array, Count, FieldError, Strict, read_toml, validate
+from .schema_base import INT32_MAX, Array, Count, FieldError, Strict, did_you_mean, read_toml, validate
 
+# Ids of the registered backends (``backends.registry``), as zoo data and recipes may name them.
 BACKENDS = ("coreai", "coremltools")
+FP16 = "fp16"
+# How Apple spells each platform OS: cards, app metadata targets, Core ML deployment targets.
+OS_NAMES = {"ios": "iOS", "ipados": "iPadOS", "macos": "macOS"}
 PIPELINES = ("gpu-pipelined-decode",)
 
 
@@ -47,6 +51,10 @@ class Platform(Strict):
             raise FieldError("budget-bytes", f"{self.budget_bytes:,} is more than ram-bytes ({self.ram_bytes:,})")
         return self
 
+    @property
+    def os_name(self) -> str:
+        return OS_NAMES[self.os]
+
 
 class QuantSpec(Strict):
     """How one tensor group is stored: ``bits`` per weight plus per-block overhead.
@@ -72,8 +80,14 @@ class QuantSpec(Strict):
 
 
 class Scheme(Strict):
-    """A quant scheme: a storage format for every tensor group, nothing left implicit."""
+    """A quant scheme: a storage format for every tensor group, nothing left implicit.
 
+    The one scheme object: read from ``zoo/schemes.toml``, carried by the plan and handed
+    to the backends' quantizers as it is. ``id`` is its key in that file; it names the
+    scheme in asset metadata but is not part of what is built (nor of the plan hash).
+    """
+
+    id: str = Field(default="", exclude=True)
     summary: str
     quantize: dict[str, QuantSpec] = {}
     keep_fp16: Array[str]
@@ -91,6 +105,14 @@ class Scheme(Strict):
         if len(named) != len(set(named)):
             raise ValueError("a tensor group is both quantized and kept fp16")
         return self
+
+    @classmethod
+    def unquantized(cls) -> "Scheme":
+        """fp16 everywhere: the gate's quality ceiling."""
+        return cls(id=FP16, summary="fp16 weights, no weight quantization", keep_fp16=TENSOR_GROUPS)
+
+    def named(self, scheme_id: str) -> "Scheme":
+        return self if self.id == scheme_id else self.model_copy(update={"id": scheme_id})
 
 
 class Kernel(Strict):
@@ -146,7 +168,7 @@ class Zoo:
 
     @cached_property
     def schemes(self) -> dict[str, Scheme]:
-        return self._table("schemes.toml", "schemes", Scheme)
+        return {key: scheme.named(key) for key, scheme in self._table("schemes.toml", "schemes", Scheme).items()}
 
     @cached_property
     def kernels(self) -> dict[str, Kernel]:
@@ -170,6 +192,16 @@ class Zoo:
         if not isinstance(entries, dict) or not entries:
             raise RecipeError(path, key, f"expected a non-empty [{key}.<id>] table")
         return {name: validate(model, value, path, (key, name)) for name, value in entries.items()}
+
+
+def as_scheme(scheme: Scheme | str) -> Scheme:
+    """``scheme`` itself, or the scheme of that id in the zoo this process runs in (found as the CLI finds it)."""
+    if isinstance(scheme, Scheme):
+        return scheme
+    schemes = Zoo(find_root()).schemes
+    if scheme not in schemes:
+        raise ConfigError(f"unknown scheme {scheme!r}", did_you_mean(scheme, schemes) or "pick a scheme from zoo/schemes.toml")
+    return schemes[scheme]
 
 
 def find_root(start: Path | None = None) -> Path:

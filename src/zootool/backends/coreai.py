@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendFailedError, BackendUnavailableError, ConfigError
+from ..kernels.rules import GATHER_QMM, GATHER_QMM_HINT, gather_qmm_refusal
 
-KERNELS = ("gather_mm", "gather_qmm")
+KERNELS = ("gather_mm", GATHER_QMM)
 METADATA_FIELDS = {"author": "author", "license": "license", "description": "model_description"}
-
-_KERNEL_HINT = "use kernel = \"gather_mm\" for this scheme, or a scheme with sym8 experts"
 _STAGE_HINTS = {
     "quantize": "check the scheme against the model's tensor groups (see docs/coreai-notes.md)",
     "export": "the module must be torch.export-able: no data-dependent shapes or Python control flow on tensors",
@@ -71,18 +70,18 @@ def export_aimodel(
         raise ConfigError(f"unknown expert kernel {kernel!r}", f"use one of: {', '.join(KERNELS)}")
     if Path(out_path).suffix != ".aimodel":
         raise ConfigError(f"{out_path}: a Core AI asset path must end in .aimodel")
-    plan = _quantize(module, scheme, kernel)
+    scheme = _quantize(module, scheme, kernel)
     names, args = _prepare_inputs(module, example_inputs)
     states = list(state_names if state_names is not None else _declared_names(module, "state_names"))
     inputs = [name for name in names if name not in states]
     outputs = list(output_names or _declared_names(module, "output_names"))
     program = _stage("export", lambda: _export(module, args, dynamic_shapes))
-    if kernel == "gather_qmm" and not _calls_kernel(program):
-        raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts for it", _KERNEL_HINT)
+    if kernel == GATHER_QMM and not _calls_kernel(program):
+        raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts for it", GATHER_QMM_HINT)
     ai_program = _stage("convert", lambda: _convert(program, inputs, outputs, states, kernel, consume_weights))
     del program  # with consume_weights its tensors are empty already; else the module keeps them
     asset = _stage("save", lambda: _save(ai_program, Path(out_path)))
-    custom = {"zootool.scheme": plan.name, "zootool.kernel": kernel, **dict((metadata or {}).get("custom", {}))}
+    custom = {"zootool.scheme": scheme.id, "zootool.kernel": kernel, **dict((metadata or {}).get("custom", {}))}
     _stage("metadata", lambda: write_metadata(asset, {**dict(metadata or {}), "custom": custom}))
     return Path(out_path)
 
@@ -134,21 +133,16 @@ def quantize_unit(module: Any, scheme: Any, kernel: str, unit: tuple[str, ...]) 
 
 
 def _quantize(module: Any, scheme: Any, kernel: str, within: tuple[str, ...] | None = None) -> Any:
-    from .coreai_quant import quantize_module, resolve_plan
+    """Quantize ``module`` in place; returns the scheme object (an id is looked up in the zoo)."""
+    from ..zoo_data import as_scheme
+    from .coreai_quant import quantize_module
 
-    try:
-        plan = resolve_plan(scheme)
-    except ValueError as exc:
-        raise ConfigError(str(exc), "pick a scheme from zoo/schemes.toml") from exc
-    experts = plan.formats.get("experts")
-    if kernel == "gather_qmm" and experts is not None and (experts.method, experts.bits) != ("symmetric", 8):
-        raise ConfigError(
-            f"kernel gather_qmm reads sym8 expert weights; scheme {plan.name!r} stores them as "
-            f"{experts.method} {experts.bits}-bit",
-            _KERNEL_HINT,
-        )
-    _stage("quantize", lambda: quantize_module(module, plan, use_kernel=kernel == "gather_qmm", within=within))
-    return plan
+    scheme = as_scheme(scheme)
+    refusal = gather_qmm_refusal(scheme) if kernel == GATHER_QMM else None
+    if refusal:
+        raise ConfigError(refusal, GATHER_QMM_HINT)
+    _stage("quantize", lambda: quantize_module(module, scheme, use_kernel=kernel == GATHER_QMM, within=within))
+    return scheme
 
 
 def _prepare_inputs(module: Any, example_inputs: Any) -> tuple[list[str], tuple[Any, ...]]:

@@ -9,14 +9,14 @@ turns into compressed constants (see docs/coreai-notes.md):
   indices into fp16 look-up tables (summary storage ``UInt4`` for 16 entries).
 
 This module swaps a model's linears, embeddings and stacked experts for modules that
-hold those forms. A head tied to the embedding keeps sharing its storage, so the matrix
+hold those forms, as a ``zoo_data.Scheme`` (``zoo/schemes.toml``) says per tensor group.
+A head tied to the embedding keeps sharing its storage, so the matrix
 is stored once (as the size estimate counts it). Importing it needs torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -24,55 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels import gather_qmm as gq
+from ..kernels.rules import gather_qmm_refusal
+from ..zoo_data import QuantSpec, Scheme
 from .kmeans import kmeans_rows
 
 ZOO_GROUP_ATTR = "zoo_group"  # a module may name its tensor group explicitly
 ATTENTION_LEAVES = frozenset({"q_proj", "k_proj", "v_proj", "o_proj"})
 ROUTER_LEAVES = frozenset({"gate", "router"})
-
-
-@dataclass(frozen=True)
-class WeightFormat:
-    """How one tensor group is stored: ``symmetric`` int blocks or ``kmeans`` LUTs."""
-
-    method: str
-    bits: int
-    block_size: int = gq.BLOCK
-
-
-@dataclass(frozen=True)
-class QuantPlan:
-    """Storage format per tensor group; a group that is absent stays fp16."""
-
-    name: str
-    formats: Mapping[str, WeightFormat] = field(default_factory=dict)
-
-
-SYM8 = WeightFormat("symmetric", 8)
-BUILTIN_PLANS = {
-    "fp16": QuantPlan("fp16"),
-    "sym8": QuantPlan("sym8", {"experts": SYM8, "linear": SYM8}),
-    "int4km": QuantPlan("int4km", {"experts": WeightFormat("kmeans", 4), "linear": SYM8}),
-}
-
-
-def resolve_plan(scheme: Any) -> QuantPlan:
-    """A :class:`QuantPlan` from a scheme id, a plan, or an object with ``.quantize``.
-
-    The last form matches ``zoo_data.Scheme``: ``quantize`` maps a tensor group to
-    an object with ``method``, ``bits`` and ``block_size``.
-    """
-    if isinstance(scheme, QuantPlan):
-        return scheme
-    if isinstance(scheme, str):
-        if scheme not in BUILTIN_PLANS:
-            raise ValueError(f"unknown scheme {scheme!r}; built in: {', '.join(BUILTIN_PLANS)}")
-        return BUILTIN_PLANS[scheme]
-    quantize = getattr(scheme, "quantize", None)
-    if quantize is None:
-        raise ValueError(f"cannot read a quant scheme from {type(scheme).__name__}")
-    formats = {g: WeightFormat(s.method, s.bits, s.block_size) for g, s in quantize.items()}
-    return QuantPlan(getattr(scheme, "name", "custom"), formats)
 
 
 class ExpertMatmul(nn.Module):
@@ -101,7 +59,7 @@ def routed(fn: Any, hidden: torch.Tensor, indices: torch.Tensor, *weights: torch
 class BlockQuantExperts(nn.Module):
     """Expert weight as symmetric int blocks (8-bit: the ``gather_qmm`` layout)."""
 
-    def __init__(self, weight: torch.Tensor, fmt: WeightFormat, use_kernel: bool) -> None:
+    def __init__(self, weight: torch.Tensor, fmt: QuantSpec, use_kernel: bool) -> None:
         super().__init__()
         k_pad = -(-weight.shape[-1] // gq.K_MULTIPLE) * gq.K_MULTIPLE
         q, s = quantize_symmetric(gq.pad_k(weight, k_pad), fmt.bits, fmt.block_size)
@@ -119,7 +77,7 @@ class BlockQuantExperts(nn.Module):
 class PalettizedExperts(nn.Module):
     """Expert weight as ``bits``-bit k-means indices with one fp16 LUT per (expert, row)."""
 
-    def __init__(self, weight: torch.Tensor, fmt: WeightFormat) -> None:
+    def __init__(self, weight: torch.Tensor, fmt: QuantSpec) -> None:
         super().__init__()
         experts, rows, cols = weight.shape
         lut, codes = kmeans_rows(weight.reshape(experts * rows, cols), 2**fmt.bits)
@@ -135,7 +93,7 @@ class PalettizedExperts(nn.Module):
 class BlockQuantLinear(nn.Module):
     """``nn.Linear`` with symmetric int8/int4 block-quantized weight storage."""
 
-    def __init__(self, linear: nn.Linear, fmt: WeightFormat) -> None:
+    def __init__(self, linear: nn.Linear, fmt: QuantSpec) -> None:
         super().__init__()
         q, s = quantize_symmetric(linear.weight.detach(), fmt.bits, fmt.block_size)
         self.register_buffer("wq", q)
@@ -154,7 +112,7 @@ class BlockQuantEmbedding(nn.Module):
     (:class:`TiedBlockQuantHead`) multiplies by the very same stored constant.
     """
 
-    def __init__(self, embedding: nn.Embedding, fmt: WeightFormat) -> None:
+    def __init__(self, embedding: nn.Embedding, fmt: QuantSpec) -> None:
         super().__init__()
         q, s = quantize_symmetric(embedding.weight.detach(), fmt.bits, fmt.block_size)
         self.register_buffer("wq", q)
@@ -242,28 +200,28 @@ def expert_weight_names(module: nn.Module) -> list[str]:
 
 
 def quantize_module(
-    module: nn.Module, plan: QuantPlan, *, use_kernel: bool, within: tuple[str, ...] | None = None,
+    module: nn.Module, scheme: Scheme, *, use_kernel: bool, within: tuple[str, ...] | None = None,
 ) -> nn.Module:
-    """Swap, in place, the weights of every group ``plan`` quantizes (``ValueError`` if impossible).
+    """Swap, in place, the weights of every group ``scheme`` quantizes (``ValueError`` if impossible).
 
     A linear whose weight *is* a quantized embedding's table (a tied head) reads that
-    table instead of storing a second copy, whatever the plan says of ``lm-head``: the
+    table instead of storing a second copy, whatever the scheme says of ``lm-head``: the
     estimate counts a tied head as part of the embedding. ``within`` limits it to some
     submodules (``("layers.3",)``) and what they hold. Quantized modules are left alone,
     so quantizing twice changes nothing.
     """
     children = [c for c in _children(module) if within is None or _inside(c[0], within)]
-    embeddings = _quantize_embeddings(children, plan)
+    embeddings = _quantize_embeddings(children, scheme)
     for name, parent, child_name, child in children:
         if isinstance(child, nn.Linear) and id(child.weight) in embeddings:
             setattr(parent, child_name, TiedBlockQuantHead(embeddings[id(child.weight)]))
             continue
         group = tensor_group(name, child)
-        fmt = plan.formats.get(group or "")
+        fmt = scheme.quantize.get(group or "")
         if fmt is None or group == "embedding":
             continue
         if group == "experts":
-            _quantize_experts(name, child, fmt, use_kernel)
+            _quantize_experts(name, child, scheme, use_kernel)
         elif isinstance(child, nn.Linear):
             _check_symmetric(fmt)
             setattr(parent, child_name, BlockQuantLinear(child, fmt))
@@ -272,9 +230,9 @@ def quantize_module(
     return module
 
 
-def _quantize_embeddings(children: list, plan: QuantPlan) -> dict[int, BlockQuantEmbedding]:
-    """Swap the embeddings the plan quantizes; ``id(original weight) -> replacement``."""
-    fmt = plan.formats.get("embedding")
+def _quantize_embeddings(children: list, scheme: Scheme) -> dict[int, BlockQuantEmbedding]:
+    """Swap the embeddings the scheme quantizes; ``id(original weight) -> replacement``."""
+    fmt = scheme.quantize.get("embedding")
     done: dict[int, BlockQuantEmbedding] = {}
     for name, parent, child_name, child in children:
         if fmt is None or tensor_group(name, child) != "embedding":
@@ -297,7 +255,11 @@ def _children(module: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Modul
             yield f"{parent_name}.{child_name}".lstrip("."), parent, child_name, child
 
 
-def _quantize_experts(name: str, host: nn.Module, fmt: WeightFormat, use_kernel: bool) -> None:
+def _quantize_experts(name: str, host: nn.Module, scheme: Scheme, use_kernel: bool) -> None:
+    refusal = gather_qmm_refusal(scheme) if use_kernel else None
+    if refusal:
+        raise ValueError(refusal)
+    fmt = scheme.quantize["experts"]
     weights = expert_weight_names(host)
     if not weights:
         raise ValueError(f"{name}: group 'experts' needs [E, N, K] parameters and a `matmul` child")
@@ -308,17 +270,13 @@ def _quantize_experts(name: str, host: nn.Module, fmt: WeightFormat, use_kernel:
     host.matmul = ExpertMatmul()
 
 
-def _expert_module(weight: torch.Tensor, fmt: WeightFormat, use_kernel: bool) -> nn.Module:
+def _expert_module(weight: torch.Tensor, fmt: QuantSpec, use_kernel: bool) -> nn.Module:
     if fmt.method == "kmeans":
-        if use_kernel:
-            raise ValueError("gather_qmm reads sym8 slabs; k-means experts have no kernel yet")
         return PalettizedExperts(weight, fmt)
     _check_symmetric(fmt)
-    if use_kernel and fmt.bits != 8:
-        raise ValueError(f"gather_qmm reads int8 slabs; got {fmt.bits}-bit experts")
     return BlockQuantExperts(weight, fmt, use_kernel)
 
 
-def _check_symmetric(fmt: WeightFormat) -> None:
+def _check_symmetric(fmt: QuantSpec) -> None:
     if fmt.method != "symmetric" or fmt.bits not in (4, 8):
         raise ValueError(f"unsupported weight format {fmt.method} {fmt.bits}-bit (have: symmetric 4/8, kmeans)")

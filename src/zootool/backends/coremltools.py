@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendFailedError, BackendUnavailableError, ConfigError, ZooError
+from ..zoo_data import OS_NAMES
+from .coremltools_names import ALIASES_KEY, const_name
 
 MIN_TARGETS = {"iOS": 18, "macOS": 15}  # per-block int8 and per-row LUTs need the iOS 18 opset
-OS_NAMES = {"ios": "iOS", "ipados": "iOS", "macos": "macOS"}
-WEIGHT_SUFFIX = "_to_fp16"  # what the fp16 pass appends to a weight constant's name
-ALIASES_KEY = "zootool.weight_aliases"
+# coremltools has no iPadOS targets: iPadOS runs the iOS ones.
+TARGET_FAMILY = {"iPadOS": "iOS"}
 _INSTALL_HINT = "install coremltools (pip install 'coremltools>=9') in the zoo's environment"
 _STAGE_HINTS = {
     "quantize": "check the scheme's formats: symmetric/affine int8 or int4 blocks, or k-means LUTs",
@@ -43,14 +44,9 @@ _STAGE_HINTS = {
 }
 
 
-def const_name(parameter_name: str) -> str:
-    """The converted model's weight constant for a torch parameter path (jit frontend naming)."""
-    return parameter_name.replace(".", "_") + WEIGHT_SUFFIX
-
-
 def deployment_target(os_name: str, min_os: int) -> str:
     """The coremltools target name (``iOS18``, ``macOS15``) for a platform's OS and minimum version."""
-    family = OS_NAMES.get(os_name)
+    family = TARGET_FAMILY.get(OS_NAMES.get(os_name, ""), OS_NAMES.get(os_name))
     if family is None:
         raise ConfigError(f"no Core ML deployment target for OS {os_name!r}", f"use one of {', '.join(OS_NAMES)}")
     if min_os < MIN_TARGETS[family]:
@@ -89,15 +85,15 @@ def export_mlpackage(
     from .coremltools_compress import cluster_kmeans_groups, compression_configs, resolve_formats
     from .coremltools_stateful import StatefulCoreMLGraph
 
-    plan = _stage("quantize", lambda: resolve_formats(scheme))
+    chosen = _stage("quantize", lambda: resolve_formats(scheme))
     module = _stage("trace", lambda: StatefulCoreMLGraph(graph))
-    clustered = _stage("quantize", lambda: cluster_kmeans_groups(module, plan))
+    clustered = _stage("quantize", lambda: cluster_kmeans_groups(module, chosen))
     traced = _stage("trace", lambda: _trace(module))
     model = _stage("convert", lambda: _convert(ct, traced, module, getattr(ct.target, target)))
     aliases = _stage("convert", lambda: weight_aliases(model, module))
-    model = _stage("compress", lambda: _compress(model, compression_configs(module, plan, clustered)))
+    model = _stage("compress", lambda: _compress(model, compression_configs(module, chosen, clustered)))
     custom = {
-        "zootool.scheme": plan.name, "zootool.deployment_target": target, ALIASES_KEY: json.dumps(aliases),
+        "zootool.scheme": chosen.id, "zootool.deployment_target": target, ALIASES_KEY: json.dumps(aliases),
         **dict((metadata or {}).get("custom", {})),
     }
     write_metadata(model, {**dict(metadata or {}), "custom": custom})

@@ -8,42 +8,35 @@ backends. Importing this module needs torch.
 
 from __future__ import annotations
 
-from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, NotImplementedFeatureError
-from .coremltools import const_name
-from .coreai_quant import QuantPlan, WeightFormat, expert_weight_names, kmeans_rows, resolve_plan, tensor_group
+from .coremltools_names import const_name
+from ..zoo_data import QuantSpec, Scheme, as_scheme
+from .storage import coreml_refusal
+from .coreai_quant import expert_weight_names, kmeans_rows, tensor_group
 
 _MODES = {"symmetric": "linear_symmetric", "affine": "linear"}
 
 
-def resolve_formats(scheme: Any) -> QuantPlan:
-    """The scheme as a per-group :class:`QuantPlan`; formats Core ML cannot store are refused."""
-    try:
-        plan = resolve_plan(scheme)
-    except ValueError as exc:
-        raise ConfigError(str(exc), "pick a scheme from zoo/schemes.toml") from exc
-    for group, fmt in plan.formats.items():
+def resolve_formats(scheme: Scheme | str) -> Scheme:
+    """The scheme object; formats Core ML cannot store are refused."""
+    scheme = as_scheme(scheme)
+    for group, fmt in scheme.quantize.items():
         _check_format(group, fmt)
-    return plan
+    return scheme
 
 
-def _check_format(group: str, fmt: WeightFormat) -> None:
-    if fmt.method == "kmeans" and fmt.bits in (1, 2, 3, 4, 6, 8):
-        return
-    if fmt.method in _MODES and fmt.bits in (4, 8):
-        return
-    raise ConfigError(
-        f"tensor group {group!r}: Core ML cannot store {fmt.method} {fmt.bits}-bit weights",
-        "use symmetric/affine 4 or 8 bits, or k-means with 1, 2, 3, 4, 6 or 8 bits",
-    )
+def _check_format(group: str, fmt: QuantSpec) -> None:
+    refusal = coreml_refusal(group, fmt)
+    if refusal:
+        raise ConfigError(refusal, "use symmetric/affine 4 or 8 bits, or k-means with 1, 2, 3, 4, 6 or 8 bits")
 
 
-def quantized_weights(module: nn.Module, plan: QuantPlan) -> dict[str, tuple[nn.Module, WeightFormat]]:
-    """``parameter path -> (owning module, format)`` for every weight the plan compresses."""
+def quantized_weights(module: nn.Module, scheme: Scheme) -> dict[str, tuple[nn.Module, QuantSpec]]:
+    """``parameter path -> (owning module, format)`` for every weight the scheme compresses."""
     chosen = {}
     for name, child in module.named_modules():
         if expert_weight_names(child):
@@ -52,7 +45,7 @@ def quantized_weights(module: nn.Module, plan: QuantPlan) -> dict[str, tuple[nn.
                 "build MoE families with the Core AI backend",
             )
         group = tensor_group(name, child)
-        fmt = plan.formats.get(group or "")
+        fmt = scheme.quantize.get(group or "")
         weight = getattr(child, "weight", None)
         if fmt is not None and isinstance(weight, torch.Tensor) and weight.dim() == 2:
             chosen[f"{name}.weight"] = (child, fmt)
@@ -60,14 +53,14 @@ def quantized_weights(module: nn.Module, plan: QuantPlan) -> dict[str, tuple[nn.
 
 
 @torch.no_grad()
-def cluster_kmeans_groups(module: nn.Module, plan: QuantPlan) -> set[str]:
+def cluster_kmeans_groups(module: nn.Module, scheme: Scheme) -> set[str]:
     """Replace every k-means weight by its per-row clustered value; returns their parameter paths.
 
     Each row keeps at most ``2**bits`` distinct fp16 values, which Core ML's ``unique``
     palettization then stores losslessly as indices plus one LUT per row.
     """
     clustered = set()
-    for path, (owner, fmt) in quantized_weights(module, plan).items():
+    for path, (owner, fmt) in quantized_weights(module, scheme).items():
         if fmt.method != "kmeans":
             continue
         weight = owner.weight
@@ -78,12 +71,12 @@ def cluster_kmeans_groups(module: nn.Module, plan: QuantPlan) -> set[str]:
     return clustered
 
 
-def compression_configs(module: nn.Module, plan: QuantPlan, clustered: set[str]) -> tuple[dict, dict]:
+def compression_configs(module: nn.Module, scheme: Scheme, clustered: set[str]) -> tuple[dict, dict]:
     """``(linear-quantizer configs, palettizer configs)`` keyed by weight constant name."""
     import coremltools.optimize.coreml as cto
 
     quantized, palettized = {}, {}
-    for path, (_, fmt) in quantized_weights(module, plan).items():
+    for path, (_, fmt) in quantized_weights(module, scheme).items():
         name = const_name(path)
         if path in clustered:
             palettized[name] = cto.OpPalettizerConfig(

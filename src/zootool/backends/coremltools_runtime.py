@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendFailedError, BackendUnavailableError
-from .coremltools import ALIASES_KEY, WEIGHT_SUFFIX, const_name
+from .coremltools_names import ALIASES_KEY, WEIGHT_SUFFIX, const_name
 
 COMPRESSED_SUFFIXES = ("_quantized", "_palettized")
 CORE_ML_RUNS_HERE = platform.system() == "Darwin"
@@ -164,7 +164,7 @@ def _readback_graph(path: Path) -> Any:
     """The package's graph in torch fp16, every weight taken from the package itself."""
     import torch
 
-    from ..export import family_functions
+    from ..arch.families import family_functions
     from .coremltools import weight_tensors
     from .coremltools_stateful import StatefulCoreMLGraph
 

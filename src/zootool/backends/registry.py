@@ -1,0 +1,135 @@
+"""The ``Backend`` protocol and the registry of the two backends, Core AI and Core ML.
+
+Everything that differs by backend is asked of its entry here: the model file it writes,
+which weight formats it can store (checked when planning, before any download), how it
+exports and quantizes, how its models run for the gate, and what its card says. Importing
+this module is cheap: each backend imports its conversion stack inside the method that
+needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .storage import coreai_refusal, coreml_refusal
+
+if TYPE_CHECKING:
+    from ..plan import BuildPlan
+    from ..zoo_data import QuantSpec, Scheme
+
+# convert(graph, model path, asset metadata) -> the model path
+Converter = Callable[[Any, Path, dict], Path]
+# quantize(graph, just-loaded unit prefixes)
+UnitQuantizer = Callable[[Any, tuple[str, ...]], None]
+# A dense family has no expert matmul; the Core AI exporter still takes a kernel name.
+NO_KERNEL = "none"
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What a model card says of the backend."""
+
+    library_name: str
+    tags: tuple[str, ...]
+    runtime_name: str
+    asset_format: str
+
+
+class Backend(Protocol):
+    """One way of turning a decode graph into the bundle's model file."""
+
+    id: str
+    suffix: str
+    card: CardFacts
+    # A LanguageBundle is what CoreAIKit's engines load (Core ML packages are not).
+    language_bundle: bool
+
+    def storage_refusal(self, group: str, spec: QuantSpec) -> str | None:
+        """Why this backend cannot store ``group`` weights as ``spec``, or None."""
+
+    def converter(self, plan: BuildPlan, scheme: Scheme, kernel: str) -> Converter:
+        """``convert(graph, path, metadata)`` writing the plan's model file."""
+
+    def unit_quantizer(self, scheme: Scheme, kernel: str) -> UnitQuantizer | None:
+        """Quantize while the weights load (None: the backend quantizes its own program)."""
+
+    def runtime_name(self, twin: bool) -> str:
+        """How the gate runs this backend's models on this machine (``twin``: the kernel-free twin)."""
+
+
+def expert_kernel(kernel: str) -> str:
+    """The Core AI exporter's expert kernel for a plan's kernel id (a dense model has none)."""
+    return "gather_mm" if kernel == NO_KERNEL else kernel
+
+
+class CoreAI:
+    id = "coreai"
+    suffix = ".aimodel"
+    card = CardFacts("coreai", ("coreai", "aimodel"), "Core AI", ".aimodel")
+    language_bundle = True
+
+    def storage_refusal(self, group: str, spec: QuantSpec) -> str | None:
+        return coreai_refusal(group, spec)
+
+    def converter(self, plan: BuildPlan, scheme: Scheme, kernel: str) -> Converter:
+        from .coreai import export_decode_graph
+
+        # The bundle's kernel fixes tokens per call (gather_qmm: 1); its gate twins keep that shape.
+        fixed = plan.kernel.query_len
+        return lambda graph, path, meta: export_decode_graph(
+            graph, path, query_len=fixed, scheme=scheme, kernel=expert_kernel(kernel), metadata=meta,
+            consume_weights=True,  # export_model drops the graph after the export
+        )
+
+    def unit_quantizer(self, scheme: Scheme, kernel: str) -> UnitQuantizer | None:
+        from .coreai import quantize_unit
+
+        return lambda graph, unit: quantize_unit(graph, scheme, expert_kernel(kernel), unit)
+
+    def runtime_name(self, twin: bool) -> str:
+        import platform
+
+        where = f"Core AI runtime on {platform.system()} {platform.machine()} CPU, through the engine driver"
+        return where + (" (kernel-free twin: GatherMM composite, same quantized weights)" if twin else "")
+
+
+class CoreML:
+    id = "coremltools"
+    suffix = ".mlpackage"
+    card = CardFacts("coreml", ("coreml", "mlpackage"), "Core ML", ".mlpackage")
+    language_bundle = False
+
+    def storage_refusal(self, group: str, spec: QuantSpec) -> str | None:
+        return coreml_refusal(group, spec)
+
+    def converter(self, plan: BuildPlan, scheme: Scheme, kernel: str) -> Converter:
+        from .coremltools import deployment_target, export_mlpackage
+
+        target = deployment_target(plan.platform.os, plan.platform.min_os)
+        return lambda graph, path, meta: export_mlpackage(graph, path, scheme=scheme, target=target, metadata=meta)
+
+    def unit_quantizer(self, scheme: Scheme, kernel: str) -> UnitQuantizer | None:
+        return None  # Core ML compresses the converted program's constants, not torch modules
+
+    def runtime_name(self, twin: bool) -> str:
+        from .coremltools_runtime import runtime_name
+
+        return runtime_name()
+
+
+# Keyed by the ids zoo data may name (zoo_data.BACKENDS); tests check the two agree.
+REGISTRY: dict[str, Backend] = {backend.id: backend for backend in (CoreAI(), CoreML())}
+
+
+def backend(backend_id: str) -> Backend:
+    """The registered backend of that id; ids are validated when zoo data and recipes are read."""
+    return REGISTRY[backend_id]
+
+
+def scheme_refusal(backend_id: str, scheme: Scheme) -> str | None:
+    """The first tensor group of ``scheme`` that the backend cannot store, said as a sentence."""
+    chosen = backend(backend_id)
+    return next((why for group, spec in scheme.quantize.items() if (why := chosen.storage_refusal(group, spec))), None)
