@@ -205,6 +205,25 @@ def test_fp16_bundle_gates_clean(tmp_path: Path):
 
 
 @pytest.mark.slow
+def test_the_bundle_carries_its_plan_and_verify_checks_it(built: Path, tmp_path: Path):
+    from zootool.plan import BuildPlan
+
+    plan, _ = plan_and_checkpoint(built)
+    recorded = BuildPlan.model_validate_json((bundle(built) / "plan.json").read_bytes())
+    assert recorded.plan_hash == plan.plan_hash == manifest(built)["plan_hash"]
+    assert (recorded.description, recorded.tags, recorded.overrides) == (plan.description, plan.tags, {})
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle(built), copy)
+    data = json.loads((copy / "plan.json").read_text())
+    data["context_length"] -= 1
+    (copy / "plan.json").write_text(json.dumps(data))
+    result = run_zoo("verify", str(copy), root=built)
+    assert result.returncode == 8
+    assert f"plan.json: plan {recorded.model_copy(update={'context_length': plan.context_length - 1}).plan_hash} " \
+        f"is not the manifest's {plan.plan_hash}" in result.stderr
+
+
+@pytest.mark.slow
 def test_tampered_or_stray_files_fail_verify(built: Path, tmp_path: Path):
     copy = tmp_path / "bundle"
     shutil.copytree(bundle(built), copy)

@@ -25,8 +25,10 @@ from .bundle import (
 from .card import render_card
 from .errors import BudgetExceededError, GateFailedError, ResourceError, ZooError
 from .fetch import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
-from .manifest import BundleSizes, GateSummary, Manifest, ManifestSource, mismatches, read_manifest, write_manifest
-from .manifest import write_json_atomic
+from .manifest import (
+    MANIFEST, BundleSizes, GateSummary, Manifest, ManifestSource, mismatches, read_manifest, write_json_atomic,
+    write_manifest,
+)
 from .contract import require_contract
 from .package import copy_license, dir_bytes, package_model_dir
 from .plan import PLAN_FILE, BuildPlan, gb
@@ -89,7 +91,7 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
     final = bundle_dir(zoo.root, plan.recipe_id, plan.target)
     log = final.parent / f"{final.name}.log"
     preflight = _preflight(plan, zoo, final, options)
-    if options.force or not (final / "manifest.json").is_file():
+    if options.force or not (final / MANIFEST).is_file():
         preflight.up_front()  # the bundle will be built: refuse now, before anything is written
     stages.before = preflight.before
     with build_lock(final), _pointing_at(log), captured(log):

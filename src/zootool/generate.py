@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from .contract import render_chat
 from .errors import ConfigError
+from .manifest import MANIFEST, read_manifest
 
 
 class Generation(BaseModel):
@@ -28,8 +29,8 @@ class Generation(BaseModel):
 
 def model_folder(path: Path) -> Path:
     """A bundle (``manifest.json`` names its model folder) or a model folder itself."""
-    if (path / "manifest.json").is_file():
-        return path / json.loads((path / "manifest.json").read_text())["model_dir"]
+    if (path / MANIFEST).is_file():
+        return path / (read_manifest(path).model_dir or "")
     if (path / "metadata.json").is_file():
         return path
     raise ConfigError(f"{path}: neither a bundle (manifest.json) nor a model folder (metadata.json)",

@@ -52,6 +52,7 @@ def verify_bundle(bundle: Path, budget_bytes: int | None = None) -> VerifyReport
     report.problems += _engine_contract(bundle, report.manifest)
     report.problems += _budget(report.manifest, budget_bytes)
     report.problems += _gate(bundle, report.manifest)
+    report.problems += _plan(bundle, report.manifest)
     return report
 
 
@@ -119,6 +120,22 @@ def _budget(manifest: Manifest, budget_bytes: int | None) -> list[str]:
     total = manifest.total_bytes
     if budget is not None and total > budget:
         return [f"size: {total} bytes exceeds the platform budget of {budget} bytes"]
+    return []
+
+
+def _plan(bundle: Path, manifest: Manifest) -> list[str]:
+    """``plan.json`` is the plan the manifest names (bundles built before it existed have none)."""
+    from .plan import PLAN_FILE, BuildPlan
+
+    path = bundle / PLAN_FILE
+    if not path.is_file():
+        return []
+    try:
+        plan_hash = BuildPlan.model_validate_json(path.read_bytes()).plan_hash
+    except ValueError:
+        return [f"{PLAN_FILE}: not a build plan"]
+    if plan_hash != manifest.plan_hash:
+        return [f"{PLAN_FILE}: plan {plan_hash} is not the manifest's {manifest.plan_hash}"]
     return []
 
 
