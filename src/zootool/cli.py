@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .errors import EXIT_CODES, ZooError
+from .lazy_coercion import defer_coercion
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,7 +25,18 @@ class ZooGroup(TyperGroup):
 
     It sits inside the Typer app (not around it) so that in-process runners such as
     ``typer.testing.CliRunner`` take the same exit path as the ``zoo`` command.
+    Parameters build Typer's pydantic coercion only for a value given (see ``lazy_coercion``).
     """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        defer_coercion(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            defer_coercion(command.get_params(ctx))
+        return name, command, rest
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
