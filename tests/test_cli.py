@@ -16,6 +16,7 @@ from conftest import REPO, invoke_zoo, run_zoo
 from typer.main import get_command
 
 from zootool.cli import app
+from zootool.list_rows import ListRow
 from zootool.list_view import cells
 from zootool.registry import resolve_all
 from zootool.zoo_data import Zoo
@@ -91,7 +92,7 @@ def test_list_never_cuts_an_id_or_a_number(columns):
     assert "…" not in result.stdout
     rows = json.loads(invoke_zoo("list", "--json").stdout)
     for plan in repo_plans():
-        shown = cells(plan)
+        shown = cells(ListRow.from_plan(plan))
         whole = [plan.recipe_id, plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id,
                  shown["params"], shown["estimate"], shown["budget"]]
         missing = [word for word in whole if not any(re.search(rf"(^|\s){re.escape(word)}(,|:|\s|$)", line)
@@ -103,7 +104,7 @@ def test_list_never_cuts_an_id_or_a_number(columns):
 def test_list_at_80_columns_keeps_one_target_per_line():
     lines = invoke_zoo("list", env={"COLUMNS": "80"}).stdout.splitlines()
     for plan in repo_plans():
-        shown = cells(plan)
+        shown = cells(ListRow.from_plan(plan))
         row = [plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id, shown["estimate"], shown["budget"]]
         assert any(all(word in line for word in row) for line in lines), row
 

@@ -108,11 +108,17 @@ def _main(
     _options["root"] = root
 
 
-def zoo():
-    from .zoo_data import Zoo, check_root, find_root
+def zoo_root() -> Path:
+    from .zoo_root import check_root, find_root
 
     root = _options["root"]
-    return Zoo(check_root(root.resolve(), "--root") if root else find_root())
+    return check_root(root.resolve(), "--root") if root else find_root()
+
+
+def zoo():
+    from .zoo_data import Zoo
+
+    return Zoo(zoo_root())
 
 
 def emit_json(data: Any) -> None:
@@ -140,15 +146,16 @@ def single_only(**values: Any) -> None:
 def list_models(as_json: JsonFlag = False) -> None:
     """Every model x target with its size estimate against the platform budget."""
     from .errors import ConfigError
-    from .registry import resolve_all
-    from .render import list_table, plan_row
+    from .list_cache import list_rows
 
-    z = zoo()
-    plans, errors = resolve_all(z, lambda path: _rel(path, z))
+    root = zoo_root()
+    rows, errors = list_rows(root, lambda path: _rel_to(path, root))
     if as_json:
-        emit_json([plan_row(p) for p in plans])
+        emit_json([row.to_json() for row in rows])
     else:
-        console().print(list_table(plans))
+        from .list_view import ListView
+
+        console().print(ListView(rows))
     for problem in errors[:-1]:
         _report(problem.message, problem.hint)
     if errors:
@@ -459,8 +466,12 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def _rel(path: Path, z) -> str:
+    return _rel_to(path, z.root)
+
+
+def _rel_to(path: Path, root: Path) -> str:
     try:
-        return str(path.resolve().relative_to(z.root))
+        return str(path.resolve().relative_to(root))
     except ValueError:
         return str(path)
 
