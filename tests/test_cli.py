@@ -154,3 +154,14 @@ def test_list_does_not_import_heavy_stacks():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "HEAVY=" in result.stderr
     assert result.stderr.strip().endswith("HEAVY="), result.stderr
+
+
+def test_given_values_are_still_coerced_by_typer():
+    """Typer's coercion is built on a parameter's first value (zootool/lazy_coercion.py), so a
+    bad value still gets Typer's own usage error, exit 2, and a good one its type."""
+    bad_int = invoke_zoo("run", "build/x/mac", "--prompt", "hi", "--max-tokens", "0")
+    assert bad_int.exit_code == 2 and "greater than or equal to 1" in bad_int.stderr
+    not_an_int = invoke_zoo("build", "--all", "--jobs", "many", "--dry-run")
+    assert not_an_int.exit_code == 2 and "--jobs" in not_an_int.stderr
+    as_path = invoke_zoo("verify", "no-such-bundle")
+    assert as_path.exit_code != 0 and "no-such-bundle: not a directory" in as_path.stderr
