@@ -15,11 +15,6 @@ def verdict(plan: BuildPlan) -> str:
     return "fits" if plan.budget.fits else "OVER BUDGET"
 
 
-def plan_row(plan: BuildPlan) -> dict[str, Any]:
-    """One row of ``zoo list --json``."""
-    return ListRow.from_plan(plan).to_json()
-
-
 def list_table(plans: list[BuildPlan]) -> Any:
     """Every plan, one per target, laid out to fit the terminal (see ``list_view``)."""
     from .list_view import ListView
