@@ -19,8 +19,9 @@ x floor as wall / cpu):
 - ``zoo list`` before: 2.70 / 2.73x (Typer's adapters, then the recipe and zoo-data pydantic
   models built and validated, 12 plans resolved, Rich). It now answers from
   ``.zoo-cache/list.json`` while the recipes, zoo data and zootool's code are unchanged:
-  1.32 / 1.33x, ``--json`` 0.85 / 0.90x (no pydantic import at all). The run that resolves
-  and writes the cache (the first after a change): 2.62 / 2.63x.
+  1.32 / 1.33x (1.26 / 1.26x on a quieter machine), ``--json`` 0.85 / 0.90x (no pydantic
+  import at all). The run that resolves and writes the cache (the first after a change):
+  2.62 / 2.63x.
 """
 
 from __future__ import annotations
