@@ -16,6 +16,7 @@ from conftest import REPO, invoke_zoo, run_zoo
 from typer.main import get_command
 
 from zootool.cli import app
+from zootool.list_rows import ListRow
 from zootool.list_view import cells
 from zootool.registry import resolve_all
 from zootool.zoo_data import Zoo
@@ -91,7 +92,7 @@ def test_list_never_cuts_an_id_or_a_number(columns):
     assert "…" not in result.stdout
     rows = json.loads(invoke_zoo("list", "--json").stdout)
     for plan in repo_plans():
-        shown = cells(plan)
+        shown = cells(ListRow.from_plan(plan))
         whole = [plan.recipe_id, plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id,
                  shown["params"], shown["estimate"], shown["budget"]]
         missing = [word for word in whole if not any(re.search(rf"(^|\s){re.escape(word)}(,|:|\s|$)", line)
@@ -103,7 +104,7 @@ def test_list_never_cuts_an_id_or_a_number(columns):
 def test_list_at_80_columns_keeps_one_target_per_line():
     lines = invoke_zoo("list", env={"COLUMNS": "80"}).stdout.splitlines()
     for plan in repo_plans():
-        shown = cells(plan)
+        shown = cells(ListRow.from_plan(plan))
         row = [plan.target, plan.platform_id, plan.scheme_id, plan.kernel_id, shown["estimate"], shown["budget"]]
         assert any(all(word in line for word in row) for line in lines), row
 
@@ -153,3 +154,14 @@ def test_list_does_not_import_heavy_stacks():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "HEAVY=" in result.stderr
     assert result.stderr.strip().endswith("HEAVY="), result.stderr
+
+
+def test_given_values_are_still_coerced_by_typer():
+    """Typer's coercion is built on a parameter's first value (zootool/lazy_coercion.py), so a
+    bad value still gets Typer's own usage error, exit 2, and a good one its type."""
+    bad_int = invoke_zoo("run", "build/x/mac", "--prompt", "hi", "--max-tokens", "0")
+    assert bad_int.exit_code == 2 and "greater than or equal to 1" in bad_int.stderr
+    not_an_int = invoke_zoo("build", "--all", "--jobs", "many", "--dry-run")
+    assert not_an_int.exit_code == 2 and "--jobs" in not_an_int.stderr
+    as_path = invoke_zoo("verify", "no-such-bundle")
+    assert as_path.exit_code != 0 and "no-such-bundle: not a directory" in as_path.stderr

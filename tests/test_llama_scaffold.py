@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 from llama_configs import REAL
 
-from conftest import run_zoo
+from conftest import REPO, run_zoo
 from zootool.recipe import load_recipe
 
 torch = pytest.importorskip("torch")
@@ -49,16 +50,30 @@ def test_new_round_trip(zoo_root: Path, tmp_path: Path, model_type: str):
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(upstream_config(repo))
     assert summary["estimate"]["params"] == sum(p.numel() for p in model.parameters())
-    assert summary["backend"] == "coremltools" and summary["scheme_id"] == "sym8"
+    assert summary["backend"] == "coremltools" and summary["scheme_id"] == "int8-all"
 
 
-def test_seven_billion_at_four_bits_is_over_the_ios18_phone_budget(zoo_root: Path, tmp_path: Path):
+def test_new_writes_what_the_committed_dense_recipes_use(zoo_root: Path, tmp_path: Path):
+    """The scaffold of Qwen3-0.6B has the committed recipe's defaults and targets (publish aside)."""
+    config = write_config(tmp_path / "upstream", CASES["qwen3"])
+    result = run_zoo("new", "--config", str(config), "--license", "apache-2.0", "--id", "new-qwen3", root=zoo_root)
+    assert result.returncode == 0, result.stderr
+    written = tomllib.loads((zoo_root / "recipes" / "new-qwen3.toml").read_text())
+    committed = tomllib.loads((REPO / "recipes" / "qwen3-0.6b.toml").read_text())
+    assert written["defaults"] == committed["defaults"]
+    unpublished = {name: {k: v for k, v in table.items() if k != "publish"}
+                   for name, table in committed["targets"].items()}
+    assert written["targets"] == unpublished
+    assert {table["quant"] for table in written["targets"].values()} == {"int8-all"}
+
+
+def test_seven_billion_at_eight_bits_is_over_the_ios18_phone_budget(zoo_root: Path, tmp_path: Path):
     config = write_config(tmp_path / "upstream", CASES["mistral"])
     created = run_zoo("new", "--config", str(config), "--license", "apache-2.0", "--id", "big", root=zoo_root)
     assert created.returncode == 0, created.stderr
     result = run_zoo("plan", "big", "--target", "iphone-ios18", root=zoo_root)
     assert result.returncode == 3
-    assert "with 'pal4' exceeds the iphone-ios18 budget of 3.50 GB" in result.stderr
+    assert "with 'int8-all' exceeds the iphone-ios18 budget of 3.50 GB" in result.stderr
 
 
 def test_dense_lfm2_is_recognised_but_refused(zoo_root: Path, tmp_path: Path):

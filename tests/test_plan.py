@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from zootool.arch.llama import LlamaArch
 from zootool.errors import BudgetExceededError
 from zootool.plan import cascade, require_fits, resolve
 from zootool.recipe import GateSettings, Settings
@@ -127,6 +129,15 @@ def test_dense_recipes_default_to_int8_all_on_every_target(model):
         assert plan.scheme_id == "int8-all" and plan.kernel_id == "none", target
         assert plan.origins["quant"].key == f"targets.{target}.quant"
         assert plan.gate_max_introduced_flips == 1 and plan.budget.fits
+
+
+@pytest.mark.parametrize("model", ["tiny-llama", "qwen3-0.6b"])
+def test_dense_recipes_hold_what_zoo_new_writes(model):
+    """A dense recipe's kernel, gate and per-target scheme are the llama family's scaffold (one definition)."""
+    recipe = tomllib.loads((REPO / "recipes" / f"{model}.toml").read_text())
+    for target, table in LlamaArch.scaffold_targets.items():
+        assert {key: recipe["targets"][target][key] for key in table} == table, target
+    assert {key: recipe["defaults"][key] for key in LlamaArch.scaffold_defaults} == LlamaArch.scaffold_defaults
 
 
 def test_dense_schemes_quantize_attention_in_the_qwen3_estimate():

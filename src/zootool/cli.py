@@ -15,6 +15,7 @@ from . import __version__
 from .errors import EXIT_CODES, ZooError
 from .cli_output import console, emit_json, report, say
 from .paths import relative
+from .lazy_coercion import defer_coercion
 
 
 class ZooGroup(TyperGroup):
@@ -22,7 +23,18 @@ class ZooGroup(TyperGroup):
 
     It sits inside the Typer app (not around it) so that in-process runners such as
     ``typer.testing.CliRunner`` take the same exit path as the ``zoo`` command.
+    Parameters build Typer's pydantic coercion only for a value given (see ``lazy_coercion``).
     """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        defer_coercion(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            defer_coercion(command.get_params(ctx))
+        return name, command, rest
 
     def invoke(self, ctx: typer.Context) -> Any:
         try:
@@ -79,11 +91,17 @@ def _main(
     _options["root"] = root
 
 
-def zoo():
-    from .zoo_data import Zoo, check_root, find_root
+def zoo_root() -> Path:
+    from .zoo_root import check_root, find_root
 
     root = _options["root"]
-    return Zoo(check_root(root.resolve(), "--root") if root else find_root())
+    return check_root(root.resolve(), "--root") if root else find_root()
+
+
+def zoo():
+    from .zoo_data import Zoo
+
+    return Zoo(zoo_root())
 
 
 def overrides(**values: Any):
@@ -107,15 +125,16 @@ def single_only(**values: Any) -> None:
 def list_models(as_json: JsonFlag = False) -> None:
     """Every model x target with its size estimate against the platform budget."""
     from .errors import ConfigError
-    from .registry import resolve_all
-    from .render import list_table, plan_row
+    from .list_cache import list_rows
 
-    z = zoo()
-    plans, errors = resolve_all(z, lambda path: relative(path, z.root))
+    root = zoo_root()
+    rows, errors = list_rows(root, lambda path: relative(path, root))
     if as_json:
-        emit_json([plan_row(p) for p in plans])
+        emit_json([row.to_json() for row in rows])
     else:
-        console().print(list_table(plans))
+        from .list_view import ListView
+
+        console().print(ListView(rows))
     for problem in errors[:-1]:
         report(problem.message, problem.hint)
     if errors:

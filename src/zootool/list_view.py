@@ -15,7 +15,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from .plan import BuildPlan, gb
+from .list_rows import ListRow
+from .units import gb
 
 TITLE = "zoo models x targets"
 MODEL_COLUMNS = ("model", "params")
@@ -24,19 +25,19 @@ NUMBERS = ("params", "estimate", "budget")
 UNLIMITED = 100_000
 
 
-def cells(plan: BuildPlan) -> dict[str, str]:
-    """One plan's cells, by column, as they are shown."""
-    params = plan.estimate.params
+def cells(row: ListRow) -> dict[str, str]:
+    """One row's cells, by column, as they are shown."""
+    params = row.params
     return {
-        "model": plan.recipe_id,
+        "model": row.model,
         "params": f"{params / 1e9:.3f}B" if params >= 1e8 else f"{params:,}",
-        "target": plan.target,
-        "platform": plan.platform_id,
-        "scheme": plan.scheme_id,
-        "kernel": plan.kernel_id,
-        "estimate": gb(plan.budget.estimated_bytes),
-        "budget": gb(plan.budget.budget_bytes),
-        "verdict": "fits" if plan.budget.fits else "OVER BUDGET",
+        "target": row.target,
+        "platform": row.platform,
+        "scheme": row.scheme,
+        "kernel": row.kernel,
+        "estimate": gb(row.estimated_bytes),
+        "budget": gb(row.budget_bytes),
+        "verdict": "fits" if row.fits else "OVER BUDGET",
     }
 
 
@@ -44,10 +45,10 @@ def cells(plan: BuildPlan) -> dict[str, str]:
 class ListView:
     """A Rich renderable that chooses its layout from the width it is given."""
 
-    plans: list[BuildPlan]
+    rows: list[ListRow]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        rows = [cells(plan) for plan in self.plans]
+        rows = [cells(row) for row in self.rows]
         # Measured without a width limit (a measurement is otherwise clamped to it), and
         # without rows: the column widths already hold the widest cell, so it is as wide.
         unlimited = options.update_width(UNLIMITED)

@@ -25,6 +25,7 @@ from .footprint import ResourceEstimate, resource_estimate
 from .recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
 from .schema_base import did_you_mean
 from .backends.registry import scheme_refusal
+from .units import gb
 from .zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
 
 NESTED = ("gate", "publish")
@@ -388,11 +389,3 @@ def _kernel_for(plan: BuildPlan, scheme_id: str, recipe: Recipe, zoo: Zoo) -> Ke
     candidates = [plan.kernel, *zoo.kernels.values()]
     return next((k for k in candidates if scheme_id in k.schemes and plan.backend in k.backends
                  and family in k.families), None)
-
-
-def gb(n: int) -> str:
-    """Human size in decimal units, as the zoo's published sizes are."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n} B"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .list_rows import ListRow
 from .plan import BuildPlan, gb
 
 if TYPE_CHECKING:
@@ -14,27 +15,11 @@ def verdict(plan: BuildPlan) -> str:
     return "fits" if plan.budget.fits else "OVER BUDGET"
 
 
-def plan_row(plan: BuildPlan) -> dict[str, Any]:
-    """One row of ``zoo list --json``."""
-    return {
-        "model": plan.recipe_id,
-        "target": plan.target,
-        "platform": plan.platform_id,
-        "scheme": plan.scheme_id,
-        "kernel": plan.kernel_id,
-        "params": plan.estimate.params,
-        "estimated_bytes": plan.budget.estimated_bytes,
-        "budget_bytes": plan.budget.budget_bytes,
-        "fits": plan.budget.fits,
-        "plan_hash": plan.plan_hash,
-    }
-
-
 def list_table(plans: list[BuildPlan]) -> Any:
     """Every plan, one per target, laid out to fit the terminal (see ``list_view``)."""
     from .list_view import ListView
 
-    return ListView(plans)
+    return ListView([ListRow.from_plan(plan) for plan in plans])
 
 
 def plan_table(plan: BuildPlan) -> "Table":

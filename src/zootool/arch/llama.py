@@ -54,13 +54,16 @@ class LlamaArch(Strict):
     family_tag: ClassVar[str] = "llama"
     hf_model_type: ClassVar[str] = "llama"
     hf_model_types: ClassVar[tuple[str, ...]] = ("llama", "qwen3", "mistral")
-    # What `zoo new` writes: no expert kernel; Core AI targets for OS 27, Core ML ones before it.
-    scaffold_defaults: ClassVar[dict[str, Any]] = {"kernel": "none"}
+    # What `zoo new` writes, and what the committed dense recipes hold to (tests/test_plan.py):
+    # no expert kernel; Core AI targets for OS 27, Core ML ones before it (the platform picks
+    # the backend); every target int8-all, whose int8 embedding and head may flip one gate
+    # position (recipes/tiny-llama.toml), so the gate allows one introduced flip.
+    scaffold_defaults: ClassVar[dict[str, Any]] = {
+        "kernel": "none", "gate": {"margin": 0.1, "max-introduced-flips": 1},
+    }
     scaffold_targets: ClassVar[dict[str, Any]] = {
-        "mac": {"platform": "mac", "quant": "sym8"},
-        "iphone": {"platform": "iphone", "quant": "sym8"},
-        "mac-macos15": {"platform": "mac-macos15", "backend": "coremltools", "quant": "sym8"},
-        "iphone-ios18": {"platform": "iphone-ios18", "backend": "coremltools", "quant": "pal4"},
+        target: {"platform": target, "quant": "int8-all"}
+        for target in ("mac", "iphone", "mac-macos15", "iphone-ios18")
     }
 
     family: Literal["llama"]
