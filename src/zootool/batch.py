@@ -116,7 +116,7 @@ def _execute(zoo: Zoo, jobs: list[BuildJob], options: BatchOptions, emit: Emit) 
                        land=lambda job, result, archive: _land(zoo, job, result, archive))
     from .executor_local import machine_capacity, run_local
 
-    return run_local(zoo.root, jobs, emit, machine_capacity(options.max_builds))
+    return run_local(zoo.root, jobs, emit, machine_capacity(zoo.root, options.max_builds))
 
 
 def _land(zoo: Zoo, job: BuildJob, result: JobResult, archive: bytes) -> JobResult:

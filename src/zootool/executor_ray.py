@@ -34,6 +34,7 @@ class ClusterUnavailableError(BackendUnavailableError):
 def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], *, address: str | None,
             storage: str | None, land: Callable[[BuildJob, JobResult, bytes], JobResult]) -> list[JobResult]:
     """Submit every job, land each result as it finishes (``land``), return results in the jobs' order."""
+    _reachable(address)
     ray = _ray()
     from ray.util.queue import Queue
 
@@ -72,6 +73,16 @@ def _ray():
     except ImportError:
         raise ClusterUnavailableError("--executor ray: Ray is not installed") from None
     return ray
+
+
+def _reachable(address: str | None) -> None:
+    """Fail in seconds, not after Ray's minute of retries, when no cluster answers where we are sent."""
+    from .cluster_address import require_cluster
+
+    if address:
+        require_cluster(address)
+    elif os.environ.get("RAY_ADDRESS"):
+        require_cluster(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
 
 
 def _join(ray, address: str | None) -> None:
