@@ -143,7 +143,13 @@ def test_publish_changed_publishes_each_gated_row_once(local, hub, tmp_path):
 # -- Ray -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
+def ray_temp(tmp_path_factory) -> Path:
+    """The Ray session's folder: its logs are searched for secrets."""
+    return tmp_path_factory.mktemp("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_temp):
     """A real Ray cluster on this machine, 127.0.0.1 only, 2 CPUs; stopped when the module's tests end."""
     # Ray binds to the host's routable address unless told the node is a single local one; set
     # before Ray is imported, and inherited by its workers and by the CLI's driver process.
@@ -151,7 +157,7 @@ def ray_cluster(tmp_path_factory):
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no report to Ray's usage server
     ray = pytest.importorskip("ray")
     context = ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False,
-                       _temp_dir=str(tmp_path_factory.mktemp("ray")), _node_ip_address="127.0.0.1")
+                       _temp_dir=str(ray_temp), _node_ip_address="127.0.0.1")
     try:
         yield context.address_info["gcs_address"]
     finally:
@@ -189,3 +195,62 @@ def test_ray_builds_match_local_builds_and_reruns_skip_finished_rows(local, ray_
                             "--worker-storage", str(storage), root=root, expect=2))
     assert {again[(MODEL, t)]["outcome"] for t in TARGETS} == {"reused"}
     assert {again[(FLAGSHIP, t)]["exit_code"] for t in TARGETS} == {2}  # tried on the cluster, refused there
+
+
+def files_holding(folder: Path, secret: str) -> list[str]:
+    return [str(path) for path in folder.rglob("*")
+            if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes()]
+
+
+def test_ray_workers_publish_what_a_local_publish_would_and_a_rerun_commits_nothing(
+        ray_cluster, ray_temp, hub, hf_cache, tmp_path):
+    """zoo build --executor ray --publish: each worker publishes its own gated bundle to the test Hub."""
+    from huggingface_hub import snapshot_download
+
+    from conftest_hub import WRITE_TOKEN
+    from zootool.publish_plan import plan_publish
+
+    root = small_zoo(tmp_path / "zoo-ray-publish")
+    storage = tmp_path / "worker-storage"
+    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HOME": str(tmp_path / "hf-home")}
+    args = ("build", MODEL, "--executor", "ray", "--address", ray_cluster, "--worker-storage", str(storage),
+            "--publish", "--endpoint", hub.url, "--record", "--json")
+    first = run_zoo(*args, root=root, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    rows = by_row(json.loads(first.stdout))
+    repos = {target: rows[(MODEL, target)]["published"]["repo"] for target in TARGETS}
+    assert repos == {"mac": "zoo-org/Tiny-Llama-CoreAI", "iphone": "zoo-org/Tiny-Llama-CoreAI-iPhone"}
+    heads = {target: hub.head(repo) for target, repo in repos.items()}
+    for target, repo in repos.items():
+        row = rows[(MODEL, target)]
+        assert row["outcome"] == "published" and row["gate"] in ("CLEAN", "PASS")
+        assert row["published"]["commit_sha"] == heads[target] and hub.tags(repo)[row["published"]["tag"]] == heads[target]
+        assert len(hub.commits(repo)) == 2  # the repo's creation, then one commit with every file
+        # the Hub holds exactly the bundle that came back to the checkout, byte for byte
+        bundle = root / "build" / MODEL / target
+        snapshot = Path(snapshot_download(repo, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=hf_cache))
+        remote = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()}
+        assert remote - {".gitattributes"} == {f.path for f in plan_publish(bundle).files}
+        for path in remote - {".gitattributes"}:
+            assert (snapshot / path).read_bytes() == (bundle / path).read_bytes(), path
+        # the publish is recorded in the checkout, as zoo publish records it
+        assert record(root, target)["publish"]["commit"] == heads[target]
+        assert record(root, target)["publish"]["plan_hash"] == manifest(root, target)["plan_hash"]
+        # a local zoo publish of that bundle finds nothing to send
+        local = run_zoo("publish", MODEL, "--target", target, "--endpoint", hub.url, "--json", root=root, env=env)
+        assert local.returncode == 0 and json.loads(local.stdout)["commit_sha"] is None, local.stdout + local.stderr
+    states = {(r["model"], r["target"]): r["state"] for r in zoo_json("status", root=root)}
+    assert states[(MODEL, "mac")] == states[(MODEL, "iphone")] == "published"
+
+    again = run_zoo(*args, root=root, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {r["outcome"] for r in json.loads(again.stdout)} == {"unchanged"}
+    assert {target: hub.head(repo) for target, repo in repos.items()} == heads
+    assert all(len(hub.commits(repo)) == 2 for repo in repos.values())
+
+    # the token reached the workers, and nothing anyone may read afterwards holds it
+    for run in (first, again):
+        assert WRITE_TOKEN not in run.stdout + run.stderr
+    assert files_holding(root, WRITE_TOKEN) == []
+    assert files_holding(ray_temp, WRITE_TOKEN) == []  # Ray's session logs, task events included
+    assert files_holding(storage, WRITE_TOKEN) == []

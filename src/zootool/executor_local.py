@@ -66,8 +66,13 @@ def _fits(job: BuildJob, busy: list[BuildJob], capacity: Capacity) -> bool:
     return capacity.disk_bytes is None or disk <= capacity.disk_bytes
 
 
-def run_local(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], capacity: Capacity) -> list[JobResult]:
-    """Build every job in worker processes; results in the jobs' order."""
+def run_local(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], capacity: Capacity,
+              token: str | None = None) -> list[JobResult]:
+    """Build every job in worker processes; results in the jobs' order.
+
+    ``token`` (for jobs that publish) reaches each worker through the pipe that spawns it,
+    never through its command line or a log.
+    """
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     waiting = list(jobs)
@@ -79,7 +84,7 @@ def run_local(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None]
         while waiting or running:
             for job in startable(waiting, [j for j, _ in running.values()], capacity):
                 waiting.remove(job)
-                process = context.Process(target=worker_main, args=(str(root), job.model_dump(), events),
+                process = context.Process(target=worker_main, args=(str(root), job.model_dump(), events, token),
                                           name=f"zoo-build-{job.model}-{job.target}")
                 process.start()
                 running[job.key] = (job, process)
@@ -130,14 +135,14 @@ def _reap(job: BuildJob, process, events, emit, results: dict) -> None:
         emit(JobEvent(model=job.model, target=job.target, kind="done", text="exit 5", at=time.time()))
 
 
-def worker_main(root: str, job_data: dict, events) -> None:
+def worker_main(root: str, job_data: dict, events, token: str | None = None) -> None:
     """A worker process: build one job, sending its events and its result through ``events``."""
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     _detach_output()
     from .jobs import run_build_job
 
     job = BuildJob.model_validate(job_data)
-    result = run_build_job(Path(root), job, lambda event: events.put(("event", event.model_dump())))
+    result = run_build_job(Path(root), job, lambda event: events.put(("event", event.model_dump())), token)
     events.put(("result", result.model_dump()))
     events.close()
     events.join_thread()

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from .errors import BackendUnavailableError
 from .jobs import BuildJob, JobEvent, JobResult
 
@@ -32,8 +34,13 @@ class ClusterUnavailableError(BackendUnavailableError):
 
 
 def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], *, address: str | None,
-            storage: str | None, land: Callable[[BuildJob, JobResult, bytes], JobResult]) -> list[JobResult]:
-    """Submit every job, land each result as it finishes (``land``), return results in the jobs' order."""
+            storage: str | None, land: Callable[[BuildJob, JobResult, bytes], JobResult],
+            token: str | None = None) -> list[JobResult]:
+    """Submit every job, land each result as it finishes (``land``), return results in the jobs' order.
+
+    ``token`` (for jobs that publish) goes into Ray's object store once, as a ``SecretStr``: each
+    task gets a reference to it, so it is in no task's arguments, runtime env or environment.
+    """
     _reachable(address)
     ray = _ray()
     from ray.util.queue import Queue
@@ -46,6 +53,7 @@ def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], 
     try:
         events = Queue(actor_options={"num_cpus": 0})
         payload = ray.put(pack_zoo(root))
+        secret = ray.put(SecretStr(token) if token else None)
         task = ray.remote(max_retries=0)(build_task)
         largest = _largest_node(ray)
         results: dict[tuple[str, str], JobResult] = {}
@@ -53,7 +61,7 @@ def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], 
         for job in jobs:
             emit(JobEvent(model=job.model, target=job.target, kind="waiting", at=time.time()))
             options = task_resources(job, largest) | {"name": f"zoo-build:{job.model}:{job.target}"}
-            pending[task.options(**options).remote(payload, job.model_dump(), storage, events)] = job
+            pending[task.options(**options).remote(payload, job.model_dump(), storage, events, secret)] = job
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
             _drain(events, emit)
@@ -131,12 +139,13 @@ def _drain(events, emit: Callable[[JobEvent], None]) -> None:
             emit(JobEvent.model_validate(data))
 
 
-def build_task(payload: bytes, job_data: dict, storage: str | None, events) -> tuple[dict, bytes]:
-    """On a Ray worker: build one row in the worker's own storage; return (result, bundle and log)."""
+def build_task(payload: bytes, job_data: dict, storage: str | None, events,
+               secret: SecretStr | None = None) -> tuple[dict, bytes]:
+    """On a Ray worker: build (and publish) one row in the worker's own storage; return (result, bundle and log)."""
     from .jobs import run_build_job
     from .transfer import pack_outputs, unpack
 
-    job = BuildJob.model_validate(job_data).model_copy(update={"record": False})  # the driver records
+    job = _driver_records(BuildJob.model_validate(job_data))
     base = Path(storage or os.environ.get(STORAGE_ENV) or Path(tempfile.gettempdir()) / "zootool-worker")
     root = base / "jobs" / f"{job.model}-{job.target}-{uuid.uuid4().hex[:8]}"
     unpack(payload, root)
@@ -150,7 +159,13 @@ def build_task(payload: bytes, job_data: dict, storage: str | None, events) -> t
             pass
 
     try:
-        result = run_build_job(root, job, emit)
+        result = run_build_job(root, job, emit, secret.get_secret_value() if secret else None)
         return result.model_dump(), pack_outputs(root, job.model, job.target)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _driver_records(job: BuildJob) -> BuildJob:
+    """The worker's zoo root is thrown away: the driver writes the build's and the publish's records."""
+    publish = job.publish.model_copy(update={"record": False}) if job.publish else None
+    return job.model_copy(update={"record": False, "publish": publish})
