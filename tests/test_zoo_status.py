@@ -135,6 +135,19 @@ def test_executor_options_are_checked(zoo_root: Path, monkeypatch):
     assert missing.exit_code == 4 and "zootool[cluster]" in missing.output
 
 
+def test_publish_options_are_checked_before_anything_is_built(zoo_root: Path, tmp_path: Path):
+    from conftest import run_zoo
+
+    stray = invoke_zoo("build", "--all", "--endpoint", "http://127.0.0.1:1", root=zoo_root)
+    assert stray.exit_code == 2 and "--endpoint applies to zoo build --publish" in stray.output
+    ungated = invoke_zoo("build", "--all", "--publish", "--no-gate", root=zoo_root)
+    assert ungated.exit_code == 2 and "--publish needs the quality gate" in ungated.output
+    no_token = run_zoo("build", "tiny-llama", "--target", "mac", "--publish", "--endpoint", "http://127.0.0.1:1",
+                       root=zoo_root, env={"HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf-home")})
+    assert no_token.returncode == 7 and "not logged in to the Hugging Face Hub" in no_token.stderr, no_token.stderr
+    assert "Traceback" not in no_token.stderr and not (zoo_root / "build").exists()
+
+
 # -- the local executor's packing ------------------------------------------------------------
 
 def job(name: str, memory_gb: float, cpus: int = 1, disk_gb: float = 0):
