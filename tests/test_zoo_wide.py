@@ -64,6 +64,11 @@ def record(root: Path, target: str) -> dict:
     return json.loads((root / "zoo" / "records" / MODEL / f"{target}.json").read_text())
 
 
+def files_holding(folder: Path, secret: str) -> list[str]:
+    return [str(path) for path in folder.rglob("*")
+            if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes()]
+
+
 @pytest.fixture(scope="module")
 def local(tmp_path_factory) -> dict:
     """A fresh zoo built with `zoo build --all --changed --record` (kept as it was for comparisons)."""
@@ -140,6 +145,40 @@ def test_publish_changed_publishes_each_gated_row_once(local, hub, tmp_path):
     assert again.returncode == 0 and {r["outcome"] for r in json.loads(again.stdout)} == {"skipped"}, again.stdout
 
 
+def hub_matches_bundle(hub, repo: str, bundle: Path, cache: str) -> None:
+    """The Hub's files of ``repo``, read back with the real client, are the bundle's, byte for byte."""
+    from huggingface_hub import snapshot_download
+
+    from conftest_hub import WRITE_TOKEN
+    from zootool.publish_plan import plan_publish
+
+    snapshot = Path(snapshot_download(repo, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=cache))
+    remote = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()} - {".gitattributes"}
+    assert remote == {f.path for f in plan_publish(bundle).files}
+    for path in remote:
+        assert (snapshot / path).read_bytes() == (bundle / path).read_bytes(), path
+
+
+def test_local_workers_publish_too(hub, hf_cache, tmp_path):
+    from conftest_hub import WRITE_TOKEN
+
+    root = small_zoo(tmp_path / "zoo-local-publish")
+    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HOME": str(tmp_path / "hf-home")}
+    args = ("build", MODEL, "--target", "mac", "--publish", "--endpoint", hub.url, "--record")
+    first = run_zoo(*args, root=root, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"build {MODEL} --target mac: publish" in first.stderr  # in the row's worker, after its gate
+    repo = "zoo-org/Tiny-Llama-CoreAI"
+    head = hub.head(repo)
+    assert record(root, "mac")["publish"]["commit"] == head and len(hub.commits(repo)) == 2
+    hub_matches_bundle(hub, repo, root / "build" / MODEL / "mac", hf_cache)
+    again = run_zoo(*args, "--json", root=root, env=env)
+    assert again.returncode == 0 and [r["outcome"] for r in json.loads(again.stdout)] == ["unchanged"], again.stdout
+    assert hub.head(repo) == head
+    assert WRITE_TOKEN not in first.stdout + first.stderr + again.stdout + again.stderr
+    assert files_holding(root, WRITE_TOKEN) == []
+
+
 # -- Ray -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -197,18 +236,10 @@ def test_ray_builds_match_local_builds_and_reruns_skip_finished_rows(local, ray_
     assert {again[(FLAGSHIP, t)]["exit_code"] for t in TARGETS} == {2}  # tried on the cluster, refused there
 
 
-def files_holding(folder: Path, secret: str) -> list[str]:
-    return [str(path) for path in folder.rglob("*")
-            if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes()]
-
-
 def test_ray_workers_publish_what_a_local_publish_would_and_a_rerun_commits_nothing(
         ray_cluster, ray_temp, hub, hf_cache, tmp_path):
     """zoo build --executor ray --publish: each worker publishes its own gated bundle to the test Hub."""
-    from huggingface_hub import snapshot_download
-
     from conftest_hub import WRITE_TOKEN
-    from zootool.publish_plan import plan_publish
 
     root = small_zoo(tmp_path / "zoo-ray-publish")
     storage = tmp_path / "worker-storage"
@@ -228,12 +259,7 @@ def test_ray_workers_publish_what_a_local_publish_would_and_a_rerun_commits_noth
         assert hub.tags(repo)[manifest(root, target)["bundle_version"]] == heads[target]
         assert len(hub.commits(repo)) == 2  # the repo's creation, then one commit with every file
         # the Hub holds exactly the bundle that came back to the checkout, byte for byte
-        bundle = root / "build" / MODEL / target
-        snapshot = Path(snapshot_download(repo, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=hf_cache))
-        remote = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()}
-        assert remote - {".gitattributes"} == {f.path for f in plan_publish(bundle).files}
-        for path in remote - {".gitattributes"}:
-            assert (snapshot / path).read_bytes() == (bundle / path).read_bytes(), path
+        hub_matches_bundle(hub, repo, root / "build" / MODEL / target, hf_cache)
         # the publish is recorded in the checkout, as zoo publish records it
         assert record(root, target)["publish"]["commit"] == heads[target]
         assert record(root, target)["publish"]["plan_hash"] == manifest(root, target)["plan_hash"]

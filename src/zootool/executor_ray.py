@@ -4,9 +4,10 @@ Each task asks Ray for the CPUs and the memory its plan predicts (``jobs.needs_o
 packs builds onto nodes as the local executor packs them onto this machine. A worker builds
 in its own storage (``--worker-storage``, else ``$ZOO_WORKER_STORAGE``, else a folder in its
 temporary directory): a fresh zoo root per task made from the checkout's recipes and zoo data,
-sharing one ``.zoo-cache`` per node (checkpoints, fp16 ceilings). The task returns the row's
-result, bundle and log; the driver lands them in the checkout and writes the catalog record
-there. Progress comes back through a Ray queue. Ray is imported only here, only when used.
+sharing one ``.zoo-cache`` per node (checkpoints, fp16 ceilings). With ``--publish`` the task
+also publishes its gated bundle from there (``row_publish``). The task returns the row's
+result, bundle and log; the driver lands them in the checkout and writes the catalog records
+(the build's, and the publish's) there. Progress comes back through a Ray queue. Ray is imported only here, only when used.
 """
 
 from __future__ import annotations

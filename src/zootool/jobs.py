@@ -1,8 +1,8 @@
 """One build of a zoo-wide run: what it needs, what it reports, and the function every executor calls.
 
 ``run_build_job`` is the same code whether a local worker process or a Ray task runs it: it
-resolves the row's plan from the zoo checkout at ``root``, builds it, and turns every error into
-the row's exit code, so a failed row never stops the others.
+resolves the row's plan from the zoo checkout at ``root``, builds it (and, asked to, publishes
+it), and turns every error into the row's exit code, so a failed row never stops the others.
 """
 
 from __future__ import annotations
