@@ -19,6 +19,7 @@ from conftest import REPO, run_zoo
 
 pytest.importorskip("coreai_torch")
 pytest_plugins = ["conftest_hub"]
+pytestmark = pytest.mark.slow  # every test here converts (or reads what the module's fixtures converted)
 
 MODEL = "tiny-llama"
 TARGETS = ("mac", "iphone")
