@@ -1,8 +1,8 @@
 """One build of a zoo-wide run: what it needs, what it reports, and the function every executor calls.
 
 ``run_build_job`` is the same code whether a local worker process or a Ray task runs it: it
-resolves the row's plan from the zoo checkout at ``root``, builds it, and turns every error into
-the row's exit code, so a failed row never stops the others.
+resolves the row's plan from the zoo checkout at ``root``, builds it (and, asked to, publishes
+it), and turns every error into the row's exit code, so a failed row never stops the others.
 """
 
 from __future__ import annotations
@@ -29,6 +29,25 @@ class BuildNeeds(BaseModel):
     disk_bytes: int
 
 
+class PublishRequest(BaseModel):
+    """``zoo build --publish``: each row's worker publishes its bundle once its gate passes.
+
+    The token is never part of it: jobs are Ray task arguments and travel in the clear.
+    """
+
+    endpoint: str | None = None  # None: $HF_ENDPOINT, else the public Hub
+    private: bool = False
+    record: bool = False  # write the publish into zoo/records/ (where the worker's root is the checkout)
+
+
+class Published(BaseModel):
+    """Where a row's bundle went: what the driver needs to record the publish in the checkout."""
+
+    repo: str
+    commit_sha: str | None  # None: the Hub already had this bundle (no commit made)
+    tag: str | None
+
+
 class BuildJob(BaseModel):
     model: str
     target: str
@@ -38,6 +57,7 @@ class BuildJob(BaseModel):
     gate: bool = True
     record: bool = False
     ignore_resources: bool = False
+    publish: PublishRequest | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -67,6 +87,7 @@ class JobResult(BaseModel):
     gate: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = {}
+    published: Published | None = None
 
 
 def needs_of(plan: BuildPlan) -> BuildNeeds:
@@ -91,8 +112,9 @@ def failed(model: str, target: str, error: BaseException, seconds: float = 0.0) 
                      hint="run again with ZOO_DEBUG=1 for a traceback", seconds=seconds)
 
 
-def run_build_job(root: Path, job: BuildJob, emit: Callable[[JobEvent], None]) -> JobResult:
-    """Build one row of the zoo at ``root``; never raises a ``ZooError`` (it becomes the result)."""
+def run_build_job(root: Path, job: BuildJob, emit: Callable[[JobEvent], None], token: str | None = None) -> JobResult:
+    """Build one row of the zoo at ``root`` (and publish it, with ``job.publish``, using ``token``);
+    never raises a ``ZooError`` (it becomes the result)."""
     def event(kind: EventKind, stage: str | None = None, text: str = "") -> None:
         emit(JobEvent(model=job.model, target=job.target, kind=kind, stage=stage, text=text, at=time.time()))
 
@@ -103,6 +125,11 @@ def run_build_job(root: Path, job: BuildJob, emit: Callable[[JobEvent], None]) -
     except Exception as exc:  # noqa: BLE001 - every failure is this row's, reported, never raised
         result = failed(job.model, job.target, exc)
         result.bundle = _kept(root, job)
+    if job.publish is not None and result.exit_code == 0:
+        from .row_publish import publish_row
+
+        event("stage", "publish")
+        result = publish_row(root, result, job.publish, token)
     result.seconds = round(time.monotonic() - start, 1)
     event("done", text=f"exit {result.exit_code}")
     return result
