@@ -136,13 +136,26 @@ def test_executor_options_are_checked(zoo_root: Path, monkeypatch):
     assert missing.exit_code == 4 and "zootool[cluster]" in missing.output
 
 
+def test_publish_options_are_checked_before_anything_is_built(zoo_root: Path, tmp_path: Path):
+    from conftest import run_zoo
+
+    stray = invoke_zoo("build", "--all", "--endpoint", "http://127.0.0.1:1", root=zoo_root)
+    assert stray.exit_code == 2 and "--endpoint applies to zoo build --publish" in stray.output
+    ungated = invoke_zoo("build", "--all", "--publish", "--no-gate", root=zoo_root)
+    assert ungated.exit_code == 2 and "--publish needs the quality gate" in ungated.output
+    no_token = run_zoo("build", "tiny-llama", "--target", "mac", "--publish", "--endpoint", "http://127.0.0.1:1",
+                       root=zoo_root, env={"HF_TOKEN": "", "HF_HOME": str(tmp_path / "hf-home")})
+    assert no_token.returncode == 7 and "not logged in to the Hugging Face Hub" in no_token.stderr, no_token.stderr
+    assert "Traceback" not in no_token.stderr and not (zoo_root / "build").exists()
+
+
 # -- the local executor's packing ------------------------------------------------------------
 
-def job(name: str, memory_gb: float, cpus: int = 1):
+def job(name: str, memory_gb: float, cpus: int = 1, disk_gb: float = 0):
     from zootool.jobs import BuildJob, BuildNeeds
 
     return BuildJob(model=name, target="mac", plan_hash="0" * 16,
-                    needs=BuildNeeds(cpus=cpus, memory_bytes=int(memory_gb * 1e9), disk_bytes=0))
+                    needs=BuildNeeds(cpus=cpus, memory_bytes=int(memory_gb * 1e9), disk_bytes=int(disk_gb * 1e9)))
 
 
 def test_builds_are_packed_by_predicted_memory_and_cpus():
@@ -160,12 +173,46 @@ def test_builds_are_packed_by_predicted_memory_and_cpus():
     assert names(startable([job("x", 1, cpus=8)], [], Capacity(cpus=2, memory_bytes=None))) == ["x"]
 
 
-def test_capacity_reads_the_memory_seam(monkeypatch):
+def test_builds_are_packed_by_predicted_disk_too():
+    from zootool.executor_local import Capacity, startable
+
+    names = lambda jobs: [j.model for j in jobs]  # noqa: E731
+    machine = Capacity(cpus=8, memory_bytes=None, disk_bytes=20 * 10**9)
+    waiting = [job("a", 1, disk_gb=12), job("b", 1, disk_gb=9), job("c", 1, disk_gb=8)]
+    assert names(startable(waiting, [], machine)) == ["a", "c"]  # b waits: 12 + 9 > 20
+    assert names(startable(waiting[1:], [job("a", 1, disk_gb=12)], machine)) == ["c"]
+    assert names(startable([job("huge", 1, disk_gb=50)], [job("a", 1, disk_gb=1)], machine)) == []
+    assert names(startable([job("huge", 1, disk_gb=50)], [], machine)) == ["huge"]  # alone: its pre-flight decides
+    assert names(startable(waiting, [], machine.model_copy(update={"disk_bytes": None}))) == ["a", "b", "c"]
+
+
+def test_real_plans_are_packed_by_their_predicted_disk(zoo_root: Path, monkeypatch):
+    """The two tiny-llama Core AI targets, against free disk that holds one build's prediction but not two."""
+    from zootool.batch import BatchOptions, _job
+    from zootool.executor_local import machine_capacity, startable
+    from zootool.selection import select
+    from zootool.zoo_data import Zoo
+
+    rows = select(Zoo(zoo_root), str, ["tiny-llama"], ["mac", "iphone"], everything=False, changed=False).rows
+    jobs = [_job(row, BatchOptions()) for row in rows]
+    assert len(jobs) == 2 and all(j.needs.disk_bytes > 0 for j in jobs)
+    monkeypatch.setenv("ZOO_AVAILABLE_MEMORY_BYTES", str(10**12))
+    monkeypatch.setenv("ZOO_FREE_DISK_BYTES", str(max(j.needs.disk_bytes for j in jobs) * 3 // 2))
+    assert startable(jobs, [], machine_capacity(zoo_root)) == jobs[:1]
+    monkeypatch.setenv("ZOO_FREE_DISK_BYTES", str(sum(j.needs.disk_bytes for j in jobs)))
+    assert startable(jobs, [], machine_capacity(zoo_root)) == jobs
+
+
+def test_capacity_reads_the_memory_and_disk_seams(monkeypatch, tmp_path: Path):
+    import shutil
+
     from zootool.executor_local import machine_capacity
 
+    assert machine_capacity(tmp_path).disk_bytes == pytest.approx(shutil.disk_usage(tmp_path).free, rel=0.01)
     monkeypatch.setenv("ZOO_AVAILABLE_MEMORY_BYTES", "1234567")
-    capacity = machine_capacity(max_builds=1)
-    assert capacity.memory_bytes == 1234567 and capacity.cpus == 1
+    monkeypatch.setenv("ZOO_FREE_DISK_BYTES", "7654321")
+    capacity = machine_capacity(tmp_path, max_builds=1)
+    assert capacity.memory_bytes == 1234567 and capacity.disk_bytes == 7654321 and capacity.cpus == 1
 
 
 def test_ray_tasks_ask_for_the_plan_s_resources_at_most_a_whole_node():

@@ -19,6 +19,7 @@ from conftest import REPO, run_zoo
 
 pytest.importorskip("coreai_torch")
 pytest_plugins = ["conftest_hub"]
+pytestmark = pytest.mark.slow  # every test here converts (or reads what the module's fixtures converted)
 
 MODEL = "tiny-llama"
 TARGETS = ("mac", "iphone")
@@ -62,6 +63,11 @@ def gate(root: Path, target: str) -> dict:
 
 def record(root: Path, target: str) -> dict:
     return json.loads((root / "zoo" / "records" / MODEL / f"{target}.json").read_text())
+
+
+def files_holding(folder: Path, secret: str) -> list[str]:
+    return [str(path) for path in folder.rglob("*")
+            if path.is_file() and not path.is_symlink() and secret.encode() in path.read_bytes()]
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +146,50 @@ def test_publish_changed_publishes_each_gated_row_once(local, hub, tmp_path):
     assert again.returncode == 0 and {r["outcome"] for r in json.loads(again.stdout)} == {"skipped"}, again.stdout
 
 
+def hub_matches_bundle(hub, repo: str, bundle: Path, cache: str) -> None:
+    """The Hub's files of ``repo``, read back with the real client, are the bundle's, byte for byte."""
+    from huggingface_hub import snapshot_download
+
+    from conftest_hub import WRITE_TOKEN
+    from zootool.publish_plan import plan_publish
+
+    snapshot = Path(snapshot_download(repo, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=cache))
+    remote = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()} - {".gitattributes"}
+    assert remote == {f.path for f in plan_publish(bundle).files}
+    for path in remote:
+        assert (snapshot / path).read_bytes() == (bundle / path).read_bytes(), path
+
+
+def test_local_workers_publish_too(hub, hf_cache, tmp_path):
+    from conftest_hub import WRITE_TOKEN
+
+    root = small_zoo(tmp_path / "zoo-local-publish")
+    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HOME": str(tmp_path / "hf-home")}
+    args = ("build", MODEL, "--target", "mac", "--publish", "--endpoint", hub.url, "--record")
+    first = run_zoo(*args, root=root, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"build {MODEL} --target mac: publish" in first.stderr  # in the row's worker, after its gate
+    repo = "zoo-org/Tiny-Llama-CoreAI"
+    head = hub.head(repo)
+    assert record(root, "mac")["publish"]["commit"] == head and len(hub.commits(repo)) == 2
+    hub_matches_bundle(hub, repo, root / "build" / MODEL / "mac", hf_cache)
+    again = run_zoo(*args, "--json", root=root, env=env)
+    assert again.returncode == 0 and [r["outcome"] for r in json.loads(again.stdout)] == ["unchanged"], again.stdout
+    assert hub.head(repo) == head
+    assert WRITE_TOKEN not in first.stdout + first.stderr + again.stdout + again.stderr
+    assert files_holding(root, WRITE_TOKEN) == []
+
+
 # -- Ray -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
+def ray_temp(tmp_path_factory) -> Path:
+    """The Ray session's folder: its logs are searched for secrets."""
+    return tmp_path_factory.mktemp("ray")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_temp):
     """A real Ray cluster on this machine, 127.0.0.1 only, 2 CPUs; stopped when the module's tests end."""
     # Ray binds to the host's routable address unless told the node is a single local one; set
     # before Ray is imported, and inherited by its workers and by the CLI's driver process.
@@ -151,7 +197,7 @@ def ray_cluster(tmp_path_factory):
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no report to Ray's usage server
     ray = pytest.importorskip("ray")
     context = ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, log_to_driver=False,
-                       _temp_dir=str(tmp_path_factory.mktemp("ray")), _node_ip_address="127.0.0.1")
+                       _temp_dir=str(ray_temp), _node_ip_address="127.0.0.1")
     try:
         yield context.address_info["gcs_address"]
     finally:
@@ -189,3 +235,54 @@ def test_ray_builds_match_local_builds_and_reruns_skip_finished_rows(local, ray_
                             "--worker-storage", str(storage), root=root, expect=2))
     assert {again[(MODEL, t)]["outcome"] for t in TARGETS} == {"reused"}
     assert {again[(FLAGSHIP, t)]["exit_code"] for t in TARGETS} == {2}  # tried on the cluster, refused there
+
+
+def test_ray_workers_publish_what_a_local_publish_would_and_a_rerun_commits_nothing(
+        ray_cluster, ray_temp, hub, hf_cache, tmp_path):
+    """zoo build --executor ray --publish: each worker publishes its own gated bundle to the test Hub."""
+    from conftest_hub import WRITE_TOKEN
+
+    root = small_zoo(tmp_path / "zoo-ray-publish")
+    storage = tmp_path / "worker-storage"
+    env = {"HF_TOKEN": WRITE_TOKEN, "HF_HOME": str(tmp_path / "hf-home")}
+    args = ("build", MODEL, "--executor", "ray", "--address", ray_cluster, "--worker-storage", str(storage),
+            "--publish", "--endpoint", hub.url, "--record")
+    first = run_zoo(*args, root=root, env=env)  # not a terminal: plain progress lines, sent by the workers
+    assert first.returncode == 0, first.stdout + first.stderr
+    repos = {"mac": "zoo-org/Tiny-Llama-CoreAI", "iphone": "zoo-org/Tiny-Llama-CoreAI-iPhone"}
+    heads = {target: hub.head(repo) for target, repo in repos.items()}
+    for target, repo in repos.items():
+        # the publish stage ran in the Ray task, after its gate (the driver publishes only reused rows)
+        assert re.search(rf"build {MODEL} --target {target}: gate .*\n(.*\n)*build {MODEL} --target {target}: "
+                         r"publish", first.stderr), first.stderr
+        assert re.search(rf"{MODEL} +│ +{target} +│ +published +│ +0 ", first.stdout), first.stdout
+        assert manifest(root, target)["gate"]["verdict"] in ("CLEAN", "PASS")
+        assert hub.tags(repo)[manifest(root, target)["bundle_version"]] == heads[target]
+        assert len(hub.commits(repo)) == 2  # the repo's creation, then one commit with every file
+        # the Hub holds exactly the bundle that came back to the checkout, byte for byte
+        hub_matches_bundle(hub, repo, root / "build" / MODEL / target, hf_cache)
+        # the publish is recorded in the checkout, as zoo publish records it
+        assert record(root, target)["publish"]["commit"] == heads[target]
+        assert record(root, target)["publish"]["plan_hash"] == manifest(root, target)["plan_hash"]
+        # a local zoo publish of that bundle finds nothing to send
+        local = run_zoo("publish", MODEL, "--target", target, "--endpoint", hub.url, "--json", root=root, env=env)
+        assert local.returncode == 0 and json.loads(local.stdout)["commit_sha"] is None, local.stdout + local.stderr
+    states = {(r["model"], r["target"]): r["state"] for r in zoo_json("status", root=root)}
+    assert states[(MODEL, "mac")] == states[(MODEL, "iphone")] == "published"
+
+    again = run_zoo(*args, "--json", root=root, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    rows = by_row(json.loads(again.stdout))
+    assert {r["outcome"] for r in rows.values()} == {"unchanged"}
+    assert {t: (r["published"]["repo"], r["published"]["commit_sha"]) for (_, t), r in rows.items()} == {
+        t: (repo, None) for t, repo in repos.items()}
+    assert {target: hub.head(repo) for target, repo in repos.items()} == heads
+    assert all(len(hub.commits(repo)) == 2 for repo in repos.values())
+
+    # the token reached the workers, and nothing anyone may read afterwards holds it
+    for run in (first, again):
+        assert WRITE_TOKEN not in run.stdout + run.stderr
+    assert files_holding(root, WRITE_TOKEN) == []
+    assert files_holding(ray_temp, f"zoo-build:{MODEL}")  # Ray's session logs name the tasks...
+    assert files_holding(ray_temp, WRITE_TOKEN) == []  # ...and hold nothing of the token
+    assert files_holding(storage, WRITE_TOKEN) == []

@@ -35,6 +35,31 @@ def check_executor(executor: str | None, **ray_only: Any) -> None:
         raise ConfigError(f"--{given[0]} applies to --executor ray", "add --executor ray, or drop the option")
 
 
+def publish_request(publish: bool, *, gate: bool, record: bool, endpoint: str | None, private: bool | None):
+    """What ``zoo build --publish`` asks of each row's worker; None without --publish.
+
+    The publish is recorded in zoo/records/ as ``zoo publish`` records it: with --record, or
+    when publishing to the public Hub.
+    """
+    import os
+
+    from .errors import ConfigError
+    from .jobs import PublishRequest
+
+    if not publish:
+        given = [name for name, value in (("endpoint", endpoint), ("private", private)) if value is not None]
+        if given:
+            raise ConfigError(f"--{given[0]} applies to zoo build --publish", "add --publish, or drop the option")
+        return None
+    if not gate:
+        raise ConfigError("--publish needs the quality gate: only gated bundles are published",
+                          "drop --no-gate (zoo publish refuses an ungated bundle too)")
+    from .publish_cli import PUBLIC_HUB
+
+    public = (endpoint or os.environ.get("HF_ENDPOINT")) in (None, PUBLIC_HUB)
+    return PublishRequest(endpoint=endpoint, private=bool(private), record=record or public)
+
+
 def status_command(zoo: Zoo, models: list[str], targets: list[str], as_json: bool) -> None:
     from .batch_view import status_table
     from .cli_output import console, emit_json, report

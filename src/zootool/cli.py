@@ -237,7 +237,12 @@ def build(
     worker_storage: Annotated[Optional[str], typer.Option(help="--executor ray: the folder on each worker "
                                                           "to build in (default: $ZOO_WORKER_STORAGE or a temp folder).")] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Local zoo-wide build: at most N builds at once "
-                                                "(default: one per core, as memory allows).")] = None,
+                                                "(default: one per core, as memory and disk allow).")] = None,
+    publish_rows: Annotated[bool, typer.Option("--publish", help="Publish each row once its gate passes, from the "
+                                               "worker that built it, as zoo publish does (the Hub token of this "
+                                               "machine: HF_TOKEN or the login).")] = False,
+    endpoint: Annotated[Optional[str], typer.Option(help="--publish: Hub endpoint (default: $HF_ENDPOINT or the Hub).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="--publish: create the repos private.")] = False,
     weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder instead of the recipe's source.")] = None,
     revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha (when the recipe pins none).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if an identical bundle exists (the cache "
@@ -255,13 +260,15 @@ def build(
 ) -> None:
     """Build models x targets into build/<model>/<target>/: convert, quantize, gate, card, manifest.
 
-    One model and one --target build one bundle; globs, several targets, --all or --changed build
-    every row selected (see zoo status), each in its own worker, and print a summary.
+    One model and one --target build one bundle; globs, several targets, --all, --changed or
+    --publish build every row selected (see zoo status), each in its own worker, and print a summary.
     """
-    from .batch_cli import check_executor, one_row
+    from .batch_cli import check_executor, one_row, publish_request
 
     check_executor(executor, address=address, worker_storage=worker_storage)
-    row = one_row(models, target, all_rows or changed or bool(executor) or jobs is not None)
+    request = publish_request(publish_rows, gate=not no_gate, record=record, endpoint=endpoint,
+                              private=private or None)
+    row = one_row(models, target, all_rows or changed or bool(executor) or jobs is not None or publish_rows)
     if row is None:
         from .batch import BatchOptions
         from .batch_cli import build_many
@@ -269,7 +276,7 @@ def build(
         single_only(weights=weights, revision=revision, quant=quant, kernel=kernel)
         options = BatchOptions(force=force, gate=not no_gate, record=record, ignore_resources=ignore_resources,
                                executor=executor or "local", address=address, worker_storage=worker_storage,
-                               max_builds=jobs)
+                               max_builds=jobs, publish=request)
         build_many(zoo(), models or [], target or [], all_rows, changed, dry_run, options, as_json)
         return
     model, target = row

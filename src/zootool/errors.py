@@ -114,6 +114,12 @@ class ResourceError(ZooError):
     default_hint = "--ignore-resources runs anyway; a smaller scheme (--quant) needs less"
 
 
+class ClusterUnreachableError(ZooError):
+    """No Ray cluster answers at the address a zoo-wide build was told to join."""
+
+    exit_code = 13
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected error (run with ZOO_DEBUG=1 for a traceback)",
@@ -128,4 +134,5 @@ EXIT_CODES: dict[int, str] = {
     10: "another build of the same model/target holds the lock",
     11: "feature not implemented yet",
     12: "not enough memory or free disk for a build stage (checked before it starts)",
+    13: "no Ray cluster answers at --address (or $RAY_ADDRESS)",
 }

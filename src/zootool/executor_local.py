@@ -1,11 +1,14 @@
-"""Run zoo-wide builds on this machine: one worker process per build, packed by predicted memory.
+"""Run zoo-wide builds on this machine: one worker process per build, packed by predicted needs.
 
-A build starts when its declared CPUs and predicted peak memory fit beside the builds already
-running (``Capacity``: the machine's cores, ``MemAvailable`` or ``ZOO_AVAILABLE_MEMORY_BYTES``,
-read once at the start, since running builds lower it). A build larger than the whole machine
-waits until it would run alone, and then its own pre-flight refuses it (exit 12) unless
-``--ignore-resources``: it never crowds out its neighbours. Each build runs in a spawned
-process because a build redirects its process's file descriptors to its log.
+A build starts when its declared CPUs, predicted peak memory and predicted disk fit beside the
+builds already running (``Capacity``: the machine's cores; ``MemAvailable`` or
+``ZOO_AVAILABLE_MEMORY_BYTES``; the free disk of the zoo checkout's file system or
+``ZOO_FREE_DISK_BYTES``). Memory and disk are read once at the start, since running builds
+lower them; what finished builds left on disk is seen by each stage's own pre-flight, which
+reads the disk again as the stage starts. A build larger than the whole machine waits until it
+would run alone, and then its own pre-flight refuses it (exit 12) unless ``--ignore-resources``:
+it never crowds out its neighbours. Each build runs in a spawned process because a build
+redirects its process's file descriptors to its log.
 """
 
 from __future__ import annotations
@@ -27,14 +30,18 @@ RESULT_GRACE_SECONDS = 5.0  # a worker that exited may still be flushing its res
 
 class Capacity(BaseModel):
     cpus: int
-    memory_bytes: int | None  # None: this system does not say; only CPUs are packed
+    memory_bytes: int | None  # None: this system does not say; memory is not packed
+    disk_bytes: int | None = None  # None: disk is not packed
 
 
-def machine_capacity(max_builds: int | None = None) -> Capacity:
+def machine_capacity(root: Path, max_builds: int | None = None) -> Capacity:
+    """This machine's cores (at most ``max_builds``), available memory and the zoo root's free disk."""
     from .resources import machine
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return Capacity(cpus=min(cpus, max_builds) if max_builds else cpus, memory_bytes=machine({}).memory_bytes)
+    here = machine({"build": root})
+    return Capacity(cpus=min(cpus, max_builds) if max_builds else cpus, memory_bytes=here.memory_bytes,
+                    disk_bytes=here.folders["build"].free_bytes)
 
 
 def startable(waiting: list[BuildJob], running: list[BuildJob], capacity: Capacity) -> list[BuildJob]:
@@ -53,11 +60,19 @@ def _fits(job: BuildJob, busy: list[BuildJob], capacity: Capacity) -> bool:
     if cpus > capacity.cpus:
         return False
     memory = job.needs.memory_bytes + sum(b.needs.memory_bytes for b in busy)
-    return capacity.memory_bytes is None or memory <= capacity.memory_bytes
+    if capacity.memory_bytes is not None and memory > capacity.memory_bytes:
+        return False
+    disk = job.needs.disk_bytes + sum(b.needs.disk_bytes for b in busy)
+    return capacity.disk_bytes is None or disk <= capacity.disk_bytes
 
 
-def run_local(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], capacity: Capacity) -> list[JobResult]:
-    """Build every job in worker processes; results in the jobs' order."""
+def run_local(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], capacity: Capacity,
+              token: str | None = None) -> list[JobResult]:
+    """Build every job in worker processes; results in the jobs' order.
+
+    ``token`` (for jobs that publish) reaches each worker through the pipe that spawns it,
+    never through its command line or a log.
+    """
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     waiting = list(jobs)
@@ -69,7 +84,7 @@ def run_local(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None]
         while waiting or running:
             for job in startable(waiting, [j for j, _ in running.values()], capacity):
                 waiting.remove(job)
-                process = context.Process(target=worker_main, args=(str(root), job.model_dump(), events),
+                process = context.Process(target=worker_main, args=(str(root), job.model_dump(), events, token),
                                           name=f"zoo-build-{job.model}-{job.target}")
                 process.start()
                 running[job.key] = (job, process)
@@ -120,14 +135,14 @@ def _reap(job: BuildJob, process, events, emit, results: dict) -> None:
         emit(JobEvent(model=job.model, target=job.target, kind="done", text="exit 5", at=time.time()))
 
 
-def worker_main(root: str, job_data: dict, events) -> None:
+def worker_main(root: str, job_data: dict, events, token: str | None = None) -> None:
     """A worker process: build one job, sending its events and its result through ``events``."""
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     _detach_output()
     from .jobs import run_build_job
 
     job = BuildJob.model_validate(job_data)
-    result = run_build_job(Path(root), job, lambda event: events.put(("event", event.model_dump())))
+    result = run_build_job(Path(root), job, lambda event: events.put(("event", event.model_dump())), token)
     events.put(("result", result.model_dump()))
     events.close()
     events.join_thread()

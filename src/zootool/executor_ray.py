@@ -4,9 +4,10 @@ Each task asks Ray for the CPUs and the memory its plan predicts (``jobs.needs_o
 packs builds onto nodes as the local executor packs them onto this machine. A worker builds
 in its own storage (``--worker-storage``, else ``$ZOO_WORKER_STORAGE``, else a folder in its
 temporary directory): a fresh zoo root per task made from the checkout's recipes and zoo data,
-sharing one ``.zoo-cache`` per node (checkpoints, fp16 ceilings). The task returns the row's
-result, bundle and log; the driver lands them in the checkout and writes the catalog record
-there. Progress comes back through a Ray queue. Ray is imported only here, only when used.
+sharing one ``.zoo-cache`` per node (checkpoints, fp16 ceilings). With ``--publish`` the task
+also publishes its gated bundle from there (``row_publish``). The task returns the row's
+result, bundle and log; the driver lands them in the checkout and writes the catalog records
+(the build's, and the publish's) there. Progress comes back through a Ray queue. Ray is imported only here, only when used.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from .errors import BackendUnavailableError
 from .jobs import BuildJob, JobEvent, JobResult
 
@@ -32,8 +35,14 @@ class ClusterUnavailableError(BackendUnavailableError):
 
 
 def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], *, address: str | None,
-            storage: str | None, land: Callable[[BuildJob, JobResult, bytes], JobResult]) -> list[JobResult]:
-    """Submit every job, land each result as it finishes (``land``), return results in the jobs' order."""
+            storage: str | None, land: Callable[[BuildJob, JobResult, bytes], JobResult],
+            token: str | None = None) -> list[JobResult]:
+    """Submit every job, land each result as it finishes (``land``), return results in the jobs' order.
+
+    ``token`` (for jobs that publish) goes into Ray's object store once, as a ``SecretStr``: each
+    task gets a reference to it, so it is in no task's arguments, runtime env or environment.
+    """
+    _reachable(address)
     ray = _ray()
     from ray.util.queue import Queue
 
@@ -45,6 +54,7 @@ def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], 
     try:
         events = Queue(actor_options={"num_cpus": 0})
         payload = ray.put(pack_zoo(root))
+        secret = ray.put(SecretStr(token) if token else None)
         task = ray.remote(max_retries=0)(build_task)
         largest = _largest_node(ray)
         results: dict[tuple[str, str], JobResult] = {}
@@ -52,7 +62,7 @@ def run_ray(root: Path, jobs: list[BuildJob], emit: Callable[[JobEvent], None], 
         for job in jobs:
             emit(JobEvent(model=job.model, target=job.target, kind="waiting", at=time.time()))
             options = task_resources(job, largest) | {"name": f"zoo-build:{job.model}:{job.target}"}
-            pending[task.options(**options).remote(payload, job.model_dump(), storage, events)] = job
+            pending[task.options(**options).remote(payload, job.model_dump(), storage, events, secret)] = job
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
             _drain(events, emit)
@@ -72,6 +82,16 @@ def _ray():
     except ImportError:
         raise ClusterUnavailableError("--executor ray: Ray is not installed") from None
     return ray
+
+
+def _reachable(address: str | None) -> None:
+    """Fail in seconds, not after Ray's minute of retries, when no cluster answers where we are sent."""
+    from .cluster_address import require_cluster
+
+    if address:
+        require_cluster(address)
+    elif os.environ.get("RAY_ADDRESS"):
+        require_cluster(os.environ["RAY_ADDRESS"], "RAY_ADDRESS")
 
 
 def _join(ray, address: str | None) -> None:
@@ -120,12 +140,13 @@ def _drain(events, emit: Callable[[JobEvent], None]) -> None:
             emit(JobEvent.model_validate(data))
 
 
-def build_task(payload: bytes, job_data: dict, storage: str | None, events) -> tuple[dict, bytes]:
-    """On a Ray worker: build one row in the worker's own storage; return (result, bundle and log)."""
+def build_task(payload: bytes, job_data: dict, storage: str | None, events,
+               secret: SecretStr | None = None) -> tuple[dict, bytes]:
+    """On a Ray worker: build (and publish) one row in the worker's own storage; return (result, bundle and log)."""
     from .jobs import run_build_job
     from .transfer import pack_outputs, unpack
 
-    job = BuildJob.model_validate(job_data).model_copy(update={"record": False})  # the driver records
+    job = _driver_records(BuildJob.model_validate(job_data))
     base = Path(storage or os.environ.get(STORAGE_ENV) or Path(tempfile.gettempdir()) / "zootool-worker")
     root = base / "jobs" / f"{job.model}-{job.target}-{uuid.uuid4().hex[:8]}"
     unpack(payload, root)
@@ -139,7 +160,13 @@ def build_task(payload: bytes, job_data: dict, storage: str | None, events) -> t
             pass
 
     try:
-        result = run_build_job(root, job, emit)
+        result = run_build_job(root, job, emit, secret.get_secret_value() if secret else None)
         return result.model_dump(), pack_outputs(root, job.model, job.target)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _driver_records(job: BuildJob) -> BuildJob:
+    """The worker's zoo root is thrown away: the driver writes the build's and the publish's records."""
+    publish = job.publish.model_copy(update={"record": False}) if job.publish else None
+    return job.model_copy(update={"record": False, "publish": publish})

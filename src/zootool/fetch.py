@@ -99,7 +99,11 @@ def is_fetched(plan: BuildPlan, cache_root: Path, revision: str | None = None) -
     """Whether the plan's checkpoint is already complete on disk (fetching it writes nothing)."""
     if isinstance(plan.source, GeneratedSource):
         return (_generated_folder(plan, cache_root) / ".complete").is_file()
-    snapshot = fetch_folder(plan, cache_root, revision)
+    return _complete(fetch_folder(plan, cache_root, revision))
+
+
+def _complete(snapshot: Path) -> bool:
+    """A Hub snapshot with its config and every weight shard."""
     if not (snapshot / "config.json").is_file():
         return False
     index = snapshot / "model.safetensors.index.json"
@@ -109,14 +113,17 @@ def is_fetched(plan: BuildPlan, cache_root: Path, revision: str | None = None) -
     return bool(shards) and all((snapshot / shard).is_file() for shard in shards)
 
 
+def _snapshot(source: HubSource, pinned: str) -> Path:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return Path(HF_HUB_CACHE) / ("models--" + source.hub.replace("/", "--")) / "snapshots" / pinned
+
+
 def fetch_folder(plan: BuildPlan, cache_root: Path, revision: str | None = None) -> Path:
     """Where fetching the plan's checkpoint writes: the generated folder, or the Hub snapshot."""
     if isinstance(plan.source, GeneratedSource):
         return _generated_folder(plan, cache_root)
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    repo = "models--" + plan.source.hub.replace("/", "--")
-    return Path(HF_HUB_CACHE) / repo / "snapshots" / (pinned_revision(plan.source, revision))
+    return _snapshot(plan.source, pinned_revision(plan.source, revision))
 
 
 def _generated_folder(plan: BuildPlan, cache_root: Path) -> Path:
@@ -172,8 +179,16 @@ def _write_generated_license(plan: BuildPlan, folder: Path, license_dir: Path) -
 
 
 def _hub(source: HubSource, revision: str | None) -> Path:
-    """``snapshot_download`` at a pinned commit; never an unpinned branch."""
+    """``snapshot_download`` at a pinned commit; never an unpinned branch.
+
+    A pinned commit never changes, so a complete snapshot in the cache is used without the
+    network; a missing one fails in seconds when HF_HUB_OFFLINE is set or the Hub is out of reach.
+    """
     pinned = pinned_revision(source, revision)
+    snapshot = _snapshot(source, pinned)
+    if _complete(snapshot):
+        return snapshot
+    require_downloadable(source, pinned)
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -184,6 +199,25 @@ def _hub(source: HubSource, revision: str | None) -> Path:
             f"could not download {source.hub}@{pinned[:12]}: {type(exc).__name__}: {_first_line(exc)}",
             "check the network and the revision, or pass a local checkpoint with --weights DIR",
         ) from None
+
+
+def require_downloadable(source: HubSource, pinned: str) -> None:
+    """Raise ``FetchError`` now if the weights cannot come: HF_HUB_OFFLINE is set, or the Hub is out of reach."""
+    from huggingface_hub import constants
+
+    from .reach import unreachable
+
+    weights = f"the weights of {source.hub}@{pinned[:12]}"
+    cache = constants.HF_HUB_CACHE
+    if constants.HF_HUB_OFFLINE:
+        raise FetchError(f"{weights} are not in the Hugging Face cache ({cache}) and HF_HUB_OFFLINE is set",
+                         "unset HF_HUB_OFFLINE where the Hub is reachable, or fill the cache there first "
+                         f"(hf download {source.hub} --revision {pinned}) and copy it here")
+    reason = unreachable(constants.ENDPOINT)
+    if reason:
+        raise FetchError(f"{weights} are not in the Hugging Face cache and {constants.ENDPOINT} cannot be reached "
+                         f"({reason})", "build this row where the Hub is reachable, or fill the cache "
+                         f"({cache}) first; with HF_HUB_OFFLINE=1, zoo build --changed skips such rows")
 
 
 def pinned_revision(source: HubSource, revision: str | None) -> str:

@@ -1,8 +1,8 @@
 """One build of a zoo-wide run: what it needs, what it reports, and the function every executor calls.
 
 ``run_build_job`` is the same code whether a local worker process or a Ray task runs it: it
-resolves the row's plan from the zoo checkout at ``root``, builds it, and turns every error into
-the row's exit code, so a failed row never stops the others.
+resolves the row's plan from the zoo checkout at ``root``, builds it (and, asked to, publishes
+it), and turns every error into the row's exit code, so a failed row never stops the others.
 """
 
 from __future__ import annotations
@@ -10,90 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel
-
-from .errors import GateFailedError, ZooError
+from .errors import GateFailedError
+from .job_models import (  # re-exported: the executors and tests take them from here
+    BuildJob, BuildNeeds, EventKind, JobEvent, JobResult, PublishRequest, Published, failed, needs_of, worst,
+)
 from .paths import relative
-from .plan import BuildPlan
 
-Outcome = Literal["built", "reused", "published", "unchanged", "would publish", "failed", "skipped"]
-EventKind = Literal["waiting", "start", "stage", "note", "done"]
-
-
-class BuildNeeds(BaseModel):
-    """What one build asks of the machine, from its plan (``footprint``): the largest stage's memory."""
-
-    cpus: int
-    memory_bytes: int
-    disk_bytes: int
+__all__ = [
+    "BuildJob", "BuildNeeds", "JobEvent", "JobResult", "PublishRequest", "Published", "failed", "needs_of",
+    "run_build_job", "worst",
+]
 
 
-class BuildJob(BaseModel):
-    model: str
-    target: str
-    plan_hash: str
-    needs: BuildNeeds
-    force: bool = False
-    gate: bool = True
-    record: bool = False
-    ignore_resources: bool = False
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.model, self.target
-
-
-class JobEvent(BaseModel):
-    """Progress of one row: queued, started, a stage began or finished, done."""
-
-    model: str
-    target: str
-    kind: EventKind
-    stage: str | None = None
-    text: str = ""
-    at: float = 0.0  # time.time() where it happened
-
-
-class JobResult(BaseModel):
-    model: str
-    target: str
-    outcome: Outcome
-    exit_code: int
-    message: str = ""
-    hint: str = ""
-    bundle: str | None = None  # relative to the zoo root
-    plan_hash: str | None = None
-    gate: str | None = None
-    seconds: float = 0.0
-    timings: dict[str, float] = {}
-
-
-def needs_of(plan: BuildPlan) -> BuildNeeds:
-    """CPU, peak memory and disk of building ``plan``: one core, two for k-means (it clusters on threads)."""
-    stages = plan.resources.stages.values()
-    kmeans = any(spec.method == "kmeans" for spec in plan.scheme.quantize.values())
-    return BuildNeeds(cpus=2 if kmeans else 1, memory_bytes=max(s.memory_bytes for s in stages),
-                      disk_bytes=sum(s.disk_bytes for s in stages))
-
-
-def worst(results: list[JobResult]) -> int:
-    """The command's exit code: the highest of its rows (0 when every row succeeded)."""
-    return max((r.exit_code for r in results), default=0)
-
-
-def failed(model: str, target: str, error: BaseException, seconds: float = 0.0) -> JobResult:
-    if isinstance(error, ZooError):
-        return JobResult(model=model, target=target, outcome="failed", exit_code=error.exit_code,
-                         message=error.message, hint=error.hint or "", seconds=seconds)
-    return JobResult(model=model, target=target, outcome="failed", exit_code=1,
-                     message=f"unexpected {type(error).__name__}: {error}",
-                     hint="run again with ZOO_DEBUG=1 for a traceback", seconds=seconds)
-
-
-def run_build_job(root: Path, job: BuildJob, emit: Callable[[JobEvent], None]) -> JobResult:
-    """Build one row of the zoo at ``root``; never raises a ``ZooError`` (it becomes the result)."""
+def run_build_job(root: Path, job: BuildJob, emit: Callable[[JobEvent], None], token: str | None = None) -> JobResult:
+    """Build one row of the zoo at ``root`` (and publish it, with ``job.publish``, using ``token``);
+    never raises a ``ZooError`` (it becomes the result)."""
     def event(kind: EventKind, stage: str | None = None, text: str = "") -> None:
         emit(JobEvent(model=job.model, target=job.target, kind=kind, stage=stage, text=text, at=time.time()))
 
@@ -104,6 +36,11 @@ def run_build_job(root: Path, job: BuildJob, emit: Callable[[JobEvent], None]) -
     except Exception as exc:  # noqa: BLE001 - every failure is this row's, reported, never raised
         result = failed(job.model, job.target, exc)
         result.bundle = _kept(root, job)
+    if job.publish is not None and result.exit_code == 0:
+        from .row_publish import publish_row
+
+        event("stage", "publish")
+        result = publish_row(root, result, job.publish, token)
     result.seconds = round(time.monotonic() - start, 1)
     event("done", text=f"exit {result.exit_code}")
     return result

@@ -20,9 +20,12 @@ from .zoo_data import Zoo
 
 def publish_command(
     zoo: Zoo, model: str, target: str, *, repo: str | None, private: bool, revision: str | None,
-    endpoint: str | None, dry_run: bool, record: bool | None = None,
+    endpoint: str | None, dry_run: bool, record: bool | None = None, token: str | None = None,
 ) -> dict[str, Any]:
-    """Refuse anything that fails ``zoo verify`` or its gate; otherwise publish (or plan to)."""
+    """Refuse anything that fails ``zoo verify`` or its gate; otherwise publish (or plan to).
+
+    ``token`` None: ``HF_TOKEN``, else the huggingface_hub login of this machine.
+    """
     recipe, path = get(zoo, model)
     bundle = bundle_dir(zoo.root, recipe.id, target)
     if not bundle.is_dir():
@@ -42,7 +45,7 @@ def publish_command(
         )
     if dry_run:
         return _dry_run(bundle, repo_id, private or plan.publish_private)
-    result = _publish(bundle, manifest, repo_id, private or plan.publish_private, revision, endpoint)
+    result = _publish(bundle, manifest, repo_id, private or plan.publish_private, revision, endpoint, token)
     # A catalog entry claims a Hub repo: only the public Hub counts, unless asked for.
     if record if record is not None else (endpoint or os.environ.get("HF_ENDPOINT")) in (None, PUBLIC_HUB):
         from .records import record_publish
@@ -74,14 +77,14 @@ def _dry_run(bundle: Path, repo_id: str, private: bool) -> dict[str, Any]:
     }
 
 
-def _publish(bundle: Path, manifest: Manifest, repo_id: str, private: bool, revision, endpoint) -> dict[str, Any]:
+def _publish(bundle: Path, manifest: Manifest, repo_id: str, private: bool, revision, endpoint, token) -> dict[str, Any]:
     from .publisher import publish_bundle
 
     message = (
         f"Publish {manifest.recipe} ({manifest.target}), plan {manifest.plan_hash}, zootool {__version__}"
     )
     result = publish_bundle(
-        bundle, repo_id, token=None, endpoint=endpoint, private=private, revision=revision,
+        bundle, repo_id, token=token, endpoint=endpoint, private=private, revision=revision,
         commit_message=message, tag=manifest.bundle_version,
     )
     return {"dry_run": False, "repo": repo_id, **result.model_dump(mode="json")}

@@ -106,6 +106,11 @@ def publish_bundle(
     )
 
 
+def hub_token() -> str:
+    """This machine's Hub token (``HF_TOKEN``, else the huggingface_hub login); ``PublishError`` without one."""
+    return _resolve_token(None)
+
+
 def _resolve_token(token: str | None) -> str:
     if token:
         return token

@@ -3,7 +3,8 @@
 Models and targets are named exactly or by glob (``tiny-*``); ``--all`` takes every row and
 ``--changed`` keeps the rows ``zoo status`` says need the step: never built or outdated for a
 build, not published at the current plan for a publish. Rows a build would refuse anyway
-(over budget, an unpinned source) are left out of ``--changed`` and listed as skipped.
+(over budget, an unpinned source, Hub weights not in the cache while HF_HUB_OFFLINE is set)
+are left out of ``--changed`` and listed as skipped.
 """
 
 from __future__ import annotations

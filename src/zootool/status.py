@@ -9,11 +9,14 @@ match wins:
 * ``unpinned``: a Hub source without a commit (``zoo build`` refuses it);
 * ``never built``: no bundle and no record;
 * ``outdated``: the last build is of another plan (the recipe, zoo data or a scheme changed);
+* ``offline``: never built or outdated, but HF_HUB_OFFLINE is set and the Hub weights are not in
+  the Hugging Face cache, so a build could not fetch them;
 * ``published``, ``gated``, ``gate failed``, ``built`` (built with ``--no-gate``): current.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -30,8 +33,9 @@ from .plan import BuildPlan
 from .recipe import HubSource
 from .zoo_data import Zoo
 
-State = Literal["over budget", "unpinned", "never built", "outdated", "published", "gated", "gate failed", "built"]
-BLOCKED = ("over budget", "unpinned")  # a build would be refused: --changed leaves these out
+State = Literal["over budget", "unpinned", "never built", "outdated", "offline", "published", "gated", "gate failed",
+                "built"]
+BLOCKED = ("over budget", "unpinned", "offline")  # a build would be refused: --changed leaves these out
 TO_BUILD = ("never built", "outdated")
 
 
@@ -124,6 +128,8 @@ def row_status(zoo: Zoo, plan: BuildPlan) -> RowStatus:
     published_hash = ((record or {}).get("publish") or {}).get("plan_hash")
     current = built_hash == plan.plan_hash
     state = _state(plan, built_hash, gate.get("verdict"), published_hash == plan.plan_hash)
+    if state in TO_BUILD and _weights_out_of_reach(zoo, plan):
+        state = "offline"
     needs = needs_of(plan)
     return RowStatus(
         model=plan.recipe_id, target=plan.target, platform=plan.platform_id, backend=plan.backend,
@@ -159,6 +165,18 @@ def _last_build(manifest: Manifest | None, record: dict[str, Any] | None) -> tup
     if record is not None:
         return record.get("plan_hash"), record.get("gate") or {}
     return None, {}
+
+
+def _weights_out_of_reach(zoo: Zoo, plan: BuildPlan) -> bool:
+    """HF_HUB_OFFLINE is set and the plan's Hub weights are not in the cache (huggingface_hub only read then)."""
+    if not isinstance(plan.source, HubSource) or not (os.environ.get("HF_HUB_OFFLINE")
+                                                      or os.environ.get("TRANSFORMERS_OFFLINE")):
+        return False
+    from huggingface_hub import constants
+
+    from .fetch import is_fetched
+
+    return constants.HF_HUB_OFFLINE and not is_fetched(plan, zoo.root / ".zoo-cache")
 
 
 def _manifest(final: Path) -> Manifest | None:
