@@ -95,6 +95,10 @@ MOVES = {
     "executor_local": "build.executor_local",
     "executor_ray": "build.executor_ray",
     "transfer": "build.transfer",
+    "job_models": "build.job_models",
+    "row_publish": "build.row_publish",
+    "cluster_address": "build.cluster_address",
+    "reach": "fetch.reach",
     # gate/: oracle, margin rule, the engine driver
     "gate": "gate.run",
     "gate_math": "gate.margin",
