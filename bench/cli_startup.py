@@ -49,7 +49,7 @@ app()
 """
 # The same app on zootool's group, whose parameters build Typer's pydantic coercion only
 # for a value given (zootool/lazy_coercion.py).
-ZOO_GROUP = ("from zootool.cli import ZooGroup\n", ", cls=ZooGroup")
+ZOO_GROUP = ("from zootool.cli.app import ZooGroup\n", ", cls=ZooGroup")
 LIST_CACHE = REPO / ".zoo-cache" / "list.json"
 
 

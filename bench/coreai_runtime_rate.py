@@ -48,8 +48,8 @@ class RoutedComposite(nn.Module):
 
 
 def median_call(module: nn.Module, x: torch.Tensor, idx: torch.Tensor, runs: int) -> float:
-    from zootool.backends.coreai import export_aimodel
-    from zootool.backends.coreai_runtime import AimodelSession
+    from zootool.backends.coreai.export import export_aimodel
+    from zootool.backends.coreai.runtime import AimodelSession
 
     with tempfile.TemporaryDirectory() as tmp:
         asset = export_aimodel(module, {"x": x, "idx": idx}, Path(tmp) / "m.aimodel", output_names=["y"])

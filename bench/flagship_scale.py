@@ -52,8 +52,8 @@ def pin(recipe: Path) -> None:
 
 def generate(root: Path, checkpoint: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from zootool.registry import get; from zootool.zoo_data import Zoo;"
-        "from zootool.synthetic import generate_checkpoint;"
+        "import sys; from pathlib import Path; from zootool.config.registry import get; from zootool.config.zoo_data import Zoo;"
+        "from zootool.fetch.synthetic import generate_checkpoint;"
         f"r, _ = get(Zoo(Path({str(root)!r})), {MODEL!r});"
         f"generate_checkpoint(Path({str(checkpoint)!r}), r.architecture.to_hf_config(), 0)"
     )

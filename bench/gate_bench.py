@@ -27,12 +27,12 @@ def build(root: Path, model: str) -> None:
 
 
 def time_gate(root: Path, model: str, positions: int) -> tuple[float, str]:
-    from zootool.fetch import fetch_checkpoint
-    from zootool.gate import run_gate
-    from zootool.plan import resolve
-    from zootool.recipe import GateSettings, Settings
-    from zootool.registry import get
-    from zootool.zoo_data import Zoo
+    from zootool.fetch.hub import fetch_checkpoint
+    from zootool.gate.run import run_gate
+    from zootool.plan.resolve import resolve
+    from zootool.config.recipe import GateSettings, Settings
+    from zootool.config.registry import get
+    from zootool.config.zoo_data import Zoo
 
     zoo = Zoo(root)
     recipe, path = get(zoo, model)

@@ -23,9 +23,9 @@ def main() -> None:
     parser.add_argument("--max-shard-size", default="5GB")
     args = parser.parse_args()
 
-    from zootool.registry import get
-    from zootool.synthetic import generate_checkpoint
-    from zootool.zoo_data import Zoo
+    from zootool.config.registry import get
+    from zootool.fetch.synthetic import generate_checkpoint
+    from zootool.config.zoo_data import Zoo
 
     recipe, _ = get(Zoo(REPO), args.recipe)
     config = recipe.architecture.to_hf_config() | {"initializer_range": args.init_std}

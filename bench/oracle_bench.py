@@ -1,4 +1,4 @@
-"""Wall time and peak memory of the streamed fp32 oracle (``zootool.oracle``) on one checkpoint.
+"""Wall time and peak memory of the streamed fp32 oracle (``zootool.gate.oracle``) on one checkpoint.
 
 Figures, no assertions. Peak memory is the process's peak resident set (VmHWM) from the call on,
 beside the largest decoder layer's size in fp32: the oracle should need about one layer, not the model.
@@ -71,7 +71,7 @@ def _largest_layer(sizes: dict[str, int]) -> int:
 
 
 def _generate(preset: str, directory: Path) -> None:
-    from zootool.checkpoint import generate_tiny_checkpoint
+    from zootool.fetch.checkpoint import generate_tiny_checkpoint
 
     start = time.perf_counter()
     generate_tiny_checkpoint(directory, GENERATED[preset], seed=0, dtype="bfloat16")
@@ -90,7 +90,7 @@ def main() -> None:
 
     import torch
 
-    from zootool.oracle import THREADS, streaming_logits
+    from zootool.gate.oracle import THREADS, streaming_logits
 
     sizes = _tensor_sizes(directory)
     total, layer = sum(sizes.values()), _largest_layer(sizes)

@@ -30,9 +30,9 @@ def make_zoo(root: Path) -> list[str]:
 
 
 def main() -> None:
-    from zootool.plan import resolve
-    from zootool.registry import load_all
-    from zootool.zoo_data import Zoo
+    from zootool.plan.resolve import resolve
+    from zootool.config.registry import load_all
+    from zootool.config.zoo_data import Zoo
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

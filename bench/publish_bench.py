@@ -26,7 +26,7 @@ sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
 from hubserver import WRITE_TOKEN, HubServer  # noqa: E402
 
-from zootool.publisher import publish_bundle  # noqa: E402
+from zootool.publish.hub import publish_bundle  # noqa: E402
 
 NAME = "bench-model"
 BENCH_REPO = "zoo-tester/Bench-CoreAI"

@@ -33,7 +33,7 @@ def invoke_zoo(*args: str, root: Path | None = REPO, env: dict | None = None):
     exit codes as the command, without a fresh interpreter. ``root=None`` passes no --root."""
     from typer.testing import CliRunner
 
-    from zootool.cli import app
+    from zootool.cli.app import app
 
     runner = CliRunner(env={"ZOO_DEBUG": None, "ZOO_ROOT": None, **(env or {})})
     prefix = ["--root", str(root)] if root else []
@@ -53,9 +53,9 @@ def run_zoo(*args: str, root: Path | None = None, env: dict | None = None, cwd: 
 
 def tiny_recipe_checkpoint(dest: Path, model: str = "tiny-lfm2-moe") -> Path:
     """A recipe's tiny checkpoint generated at ``dest``, with the recipe's license text beside it."""
-    from zootool.checkpoint import generate_tiny_checkpoint
-    from zootool.registry import get
-    from zootool.zoo_data import Zoo
+    from zootool.fetch.checkpoint import generate_tiny_checkpoint
+    from zootool.config.registry import get
+    from zootool.config.zoo_data import Zoo
 
     recipe, _ = get(Zoo(REPO), model)
     folder = generate_tiny_checkpoint(dest, recipe.architecture.to_hf_config(), 0)

@@ -19,7 +19,7 @@ from typing import Any
 import tomli_w
 
 from zootool.arch import FAMILIES
-from zootool.recipe import Recipe
+from zootool.config.recipe import Recipe
 
 Variant = tuple[str, bytes]
 Path_ = tuple[str, ...]

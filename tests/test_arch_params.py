@@ -9,9 +9,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from zootool.arch.lfm2_moe import Lfm2MoeArch  # noqa: E402
-from zootool.registry import get  # noqa: E402
-from zootool.zoo_data import Zoo  # noqa: E402
+from zootool.arch.lfm2_moe.schema import Lfm2MoeArch  # noqa: E402
+from zootool.config.registry import get  # noqa: E402
+from zootool.config.zoo_data import Zoo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,19 +16,14 @@ pytest.importorskip("coreai_torch")
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from zootool.backends import coreai as backend  # noqa: E402
-from zootool.backends.coreai_quant import (  # noqa: E402
-    BlockQuantExperts,
-    BlockQuantLinear,
-    ExpertMatmul,
-    PalettizedExperts,
-    kmeans_rows,
-    quantize_symmetric,
+from zootool.backends.coreai import export as backend  # noqa: E402
+from zootool.backends.coreai.quant import (
+    BlockQuantExperts, BlockQuantLinear, ExpertMatmul, PalettizedExperts, kmeans_rows, quantize_symmetric,
     tensor_group,
 )
-from zootool.backends.coreai_runtime import AimodelSession  # noqa: E402
+from zootool.backends.coreai.runtime import AimodelSession  # noqa: E402
 from zootool.errors import BackendFailedError, BackendUnavailableError, ConfigError  # noqa: E402
-from zootool.zoo_data import QuantSpec, Scheme  # noqa: E402
+from zootool.config.zoo_data import QuantSpec, Scheme  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HIDDEN, VOCAB, EXPERTS, TOP_K, INTER = 64, 96, 4, 2, 64
@@ -107,14 +102,14 @@ def torch_step(model: TinyMoE, token: int, state: torch.Tensor):
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, zootool.backends.coreai; assert 'torch' not in sys.modules and 'coreai' not in sys.modules"
+    code = "import sys, zootool.backends.coreai.export; assert 'torch' not in sys.modules and 'coreai' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(SRC)})
 
 
 def test_missing_stack_is_backend_unavailable():
     code = (
         "import sys; sys.modules['coreai_torch'] = None\n"
-        "from zootool.backends import coreai\nfrom zootool.errors import BackendUnavailableError\n"
+        "from zootool.backends.coreai import export as coreai\nfrom zootool.errors import BackendUnavailableError\n"
         "try:\n    coreai.export_aimodel(None, (), 'x.aimodel')\n"
         "except BackendUnavailableError as e:\n    print('unavailable', e.exit_code, e.hint)\n"
     )
@@ -134,7 +129,7 @@ def test_tensor_groups_follow_names():
 
 
 def test_a_tied_head_reads_the_quantized_embedding_table():
-    from zootool.backends.coreai_quant import BlockQuantEmbedding, TiedBlockQuantHead, quantize_module
+    from zootool.backends.coreai.quant import BlockQuantEmbedding, TiedBlockQuantHead, quantize_module
 
     tied, untied = TinyMoE(), TinyMoE()
     tied.lm_head.weight = tied.embed.weight
@@ -320,8 +315,8 @@ def lfm2(tmp_path_factory):
     """A seeded tiny LFM2-MoE checkpoint, token ids and the fp32 torch graph's logits."""
     from lfm2_configs import TINY_LFM2_MOE
 
-    from zootool.arch.lfm2_moe_model import decode_tokens
-    from zootool.checkpoint import generate_tiny_checkpoint
+    from zootool.arch.lfm2_moe.model import decode_tokens
+    from zootool.fetch.checkpoint import generate_tiny_checkpoint
 
     checkpoint = generate_tiny_checkpoint(tmp_path_factory.mktemp("lfm2") / "ckpt", TINY_LFM2_MOE, seed=7)
     ids = torch.randint(0, TINY_LFM2_MOE["vocab_size"], (LFM2_STEPS,), generator=torch.Generator().manual_seed(3))
@@ -330,7 +325,7 @@ def lfm2(tmp_path_factory):
 
 
 def lfm2_graph(checkpoint: Path, dtype):
-    from zootool.arch.lfm2_moe_model import build_decode_graph, load_weights
+    from zootool.arch.lfm2_moe.model import build_decode_graph, load_weights
 
     graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), LFM2_CONTEXT, dtype)
     load_weights(graph, checkpoint)
@@ -354,8 +349,8 @@ def model_folder(tmp_path: Path, graph, scheme, query_len, kernel: str = "gather
 @pytest.mark.slow
 @pytest.mark.parametrize(("scheme", "query_len"), [("fp16", None), ("sym8", None), ("sym8", 1)])
 def test_lfm2_moe_runs_through_the_engine_driver(tmp_path, lfm2, scheme, query_len):
-    from zootool.arch.lfm2_moe_model import decode_tokens
-    from zootool.engine import EngineDriver
+    from zootool.arch.lfm2_moe.model import decode_tokens
+    from zootool.gate.engine import EngineDriver
 
     checkpoint, ids, oracle = lfm2
     graph = lfm2_graph(checkpoint, torch.float16)
@@ -377,7 +372,7 @@ def test_lfm2_moe_runs_through_the_engine_driver(tmp_path, lfm2, scheme, query_l
 
 @pytest.mark.slow
 def test_engine_driver_grows_kv_states_and_prefills_in_chunks(tmp_path, lfm2, monkeypatch):
-    from zootool import engine
+    from zootool.gate import engine
 
     checkpoint, ids, oracle = lfm2
     folder = model_folder(tmp_path, lfm2_graph(checkpoint, torch.float16), "fp16", None)
@@ -403,7 +398,7 @@ def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
 @pytest.mark.parametrize("scheme", ["fp16", "sym8"])
 def test_consuming_export_frees_the_weights_and_converts_the_same(tmp_path, lfm2, scheme):
     """consume_weights empties every weight of the module once converted, and changes no output."""
-    from zootool.engine import EngineDriver
+    from zootool.gate.engine import EngineDriver
 
     checkpoint, ids, _ = lfm2
     kept, consumed = lfm2_graph(checkpoint, torch.float16), lfm2_graph(checkpoint, torch.float16)
@@ -425,7 +420,7 @@ def qwen3(tmp_path_factory):
     """A seeded tiny Qwen3 checkpoint (tied head, q/k norms) and token ids."""
     from llama_configs import TINY
 
-    from zootool.checkpoint import generate_tiny_checkpoint
+    from zootool.fetch.checkpoint import generate_tiny_checkpoint
 
     checkpoint = generate_tiny_checkpoint(tmp_path_factory.mktemp("qwen3") / "ckpt", TINY["qwen3"], seed=5)
     ids = torch.randint(0, TINY["qwen3"]["vocab_size"], (12,), generator=torch.Generator().manual_seed(4))
@@ -433,7 +428,7 @@ def qwen3(tmp_path_factory):
 
 
 def qwen3_graph(checkpoint: Path):
-    from zootool.arch.llama_model import build_decode_graph, load_weights
+    from zootool.arch.llama.model import build_decode_graph, load_weights
 
     graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), LFM2_CONTEXT, torch.float16)
     load_weights(graph, checkpoint)
@@ -442,7 +437,7 @@ def qwen3_graph(checkpoint: Path):
 
 def zoo_scheme(name: str):
     """A scheme of zoo/schemes.toml as the build passes it to the backend."""
-    from zootool.zoo_data import Zoo
+    from zootool.config.zoo_data import Zoo
 
     return Zoo(SRC.parent).schemes[name]
 
@@ -461,8 +456,8 @@ def matrix_elements(graph: nn.Module) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_dense_schemes_quantize_attention_and_store_a_tied_head_once(tmp_path, qwen3):
-    from zootool.arch.llama_model import decode_tokens
-    from zootool.engine import EngineDriver
+    from zootool.arch.llama.model import decode_tokens
+    from zootool.gate.engine import EngineDriver
 
     checkpoint, ids = qwen3
     storage = {}
@@ -493,8 +488,8 @@ def test_dense_schemes_quantize_attention_and_store_a_tied_head_once(tmp_path, q
 @pytest.mark.parametrize("name", ["sym8", "int8-all"])
 def test_quantizing_while_loading_equals_quantizing_the_loaded_model(qwen3, name):
     """Unit by unit (as the export loads) gives the very weights of quantizing afterwards, tied head included."""
-    from zootool.arch.llama_model import build_decode_graph, decode_tokens, load_weights
-    from zootool.backends.coreai_quant import TiedBlockQuantHead, quantize_module
+    from zootool.arch.llama.model import build_decode_graph, decode_tokens, load_weights
+    from zootool.backends.coreai.quant import TiedBlockQuantHead, quantize_module
 
     checkpoint, ids = qwen3
     scheme = zoo_scheme(name)

@@ -8,10 +8,10 @@ import pytest
 
 from zootool.backends.registry import REGISTRY, backend, scheme_refusal
 from zootool.errors import ConfigError
-from zootool.plan import resolve
-from zootool.recipe import Settings
-from zootool.registry import get
-from zootool.zoo_data import BACKENDS, QuantSpec, Zoo
+from zootool.plan.resolve import resolve
+from zootool.config.recipe import Settings
+from zootool.config.registry import get
+from zootool.config.zoo_data import BACKENDS, QuantSpec, Zoo
 
 REPO = Path(__file__).resolve().parents[1]
 

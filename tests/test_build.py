@@ -55,7 +55,7 @@ def test_estimate_within_three_percent_of_actual(built: Path):
 
 @pytest.mark.slow
 def test_weights_really_are_int8_behind_the_metal_kernel(built: Path):
-    from zootool.backends.coreai import read_metadata, storage_summary
+    from zootool.backends.coreai.export import read_metadata, storage_summary
 
     aimodel = next(bundle(built).rglob("*.aimodel"))
     summary = storage_summary(aimodel)
@@ -87,10 +87,10 @@ def test_no_local_paths_in_published_files(built: Path):
 
 
 def plan_and_checkpoint(root: Path, **cli):
-    from zootool.plan import resolve
-    from zootool.recipe import Settings
-    from zootool.registry import get
-    from zootool.zoo_data import Zoo
+    from zootool.plan.resolve import resolve
+    from zootool.config.recipe import Settings
+    from zootool.config.registry import get
+    from zootool.config.zoo_data import Zoo
 
     zoo = Zoo(root)
     recipe, path = get(zoo, MODEL)
@@ -103,11 +103,11 @@ def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, t
     """The kernel-free twin (same sym8 weights) through the engine driver vs the quantized graph in torch."""
     import torch
 
-    from zootool.arch.lfm2_moe_model import build_decode_graph, decode_tokens, load_weights
-    from zootool.backends.coreai_quant import quantize_module
-    from zootool.backends.coreai_runtime import KernelNotExecutableError
-    from zootool.engine import EngineDriver, teacher_forced_logits
-    from zootool.gate import twin_model_dir
+    from zootool.arch.lfm2_moe.model import build_decode_graph, decode_tokens, load_weights
+    from zootool.backends.coreai.quant import quantize_module
+    from zootool.backends.coreai.runtime import KernelNotExecutableError
+    from zootool.gate.engine import EngineDriver, teacher_forced_logits
+    from zootool.gate.run import twin_model_dir
 
     plan, checkpoint = plan_and_checkpoint(built)
     model_dir = bundle(built) / json.loads((bundle(built) / "manifest.json").read_text())["model_dir"]
@@ -130,7 +130,7 @@ def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, t
 
 def test_replay_of_a_missing_or_malformed_transcript_is_a_config_error(tmp_path: Path):
     from zootool.errors import ConfigError
-    from zootool.gate import load_transcript
+    from zootool.gate.run import load_transcript
 
     (tmp_path / "empty.json").write_text("{}")
     (tmp_path / "broken.json").write_text("{")
@@ -206,7 +206,7 @@ def test_fp16_bundle_gates_clean(tmp_path: Path):
 
 @pytest.mark.slow
 def test_the_bundle_carries_its_plan_and_verify_checks_it(built: Path, tmp_path: Path):
-    from zootool.plan import BuildPlan
+    from zootool.plan.resolve import BuildPlan
 
     plan, _ = plan_and_checkpoint(built)
     recorded = BuildPlan.model_validate_json((bundle(built) / "plan.json").read_bytes())
@@ -242,7 +242,7 @@ def test_iphone_int4_bundle(tmp_path: Path):
     root = copy_zoo(tmp_path / "zoo")
     result = run_zoo("build", MODEL, "--target", "iphone", "--json", "--no-gate", root=root)
     assert result.returncode == 0, result.stderr
-    from zootool.backends.coreai import storage_summary
+    from zootool.backends.coreai.export import storage_summary
 
     storage = storage_summary(next(bundle(root, "iphone").rglob("*.aimodel")))["storage"]
     assert storage.get("UInt4", 0) > 3_000_000, storage

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import run_zoo
 
-from zootool.builder import _pointing_at
+from zootool.build.pipeline import _pointing_at
 from zootool.errors import FetchError
 
 

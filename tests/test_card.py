@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zootool.card import render_card
-from zootool.plan import resolve
-from zootool.registry import get
-from zootool.verify import front_matter
-from zootool.zoo_data import Zoo
+from zootool.bundle.card import render_card
+from zootool.plan.resolve import resolve
+from zootool.config.registry import get
+from zootool.bundle.verify import front_matter
+from zootool.config.zoo_data import Zoo
 
 REPO = Path(__file__).resolve().parents[1]
 FACTS = {"description": "d", "bundle_dir": "gpu-pipelined/X", "main_asset": "X.aimodel", "actual_size": "1 MB",

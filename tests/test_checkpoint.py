@@ -11,7 +11,7 @@ from lfm2_configs import TINY_LFM2_MOE, TINY_LFM2_MOE_VARIANT
 from safetensors import safe_open
 from transformers import AutoConfig, AutoTokenizer, Lfm2MoeForCausalLM
 
-from zootool.checkpoint import generate_tiny_checkpoint
+from zootool.fetch.checkpoint import generate_tiny_checkpoint
 from zootool.errors import ConfigError
 
 TEXTS = [

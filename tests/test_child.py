@@ -6,7 +6,7 @@ import pickle
 import signal
 from pathlib import Path
 
-from zootool.child import ExportResult, died, encode_error, log_tail
+from zootool.build.child import ExportResult, died, encode_error, log_tail
 from zootool.errors import BackendFailedError, ConfigError, FetchError, RecipeError
 
 from test_resources import plan_for, REPO

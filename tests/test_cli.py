@@ -15,11 +15,11 @@ import pytest
 from conftest import REPO, invoke_zoo, run_zoo
 from typer.main import get_command
 
-from zootool.cli import app
-from zootool.list_rows import ListRow
-from zootool.list_view import cells
-from zootool.registry import resolve_all
-from zootool.zoo_data import Zoo
+from zootool.cli.app import app
+from zootool.cli.list_rows import ListRow
+from zootool.cli.list_view import cells
+from zootool.config.registry import resolve_all
+from zootool.config.zoo_data import Zoo
 
 
 def test_version():
@@ -145,7 +145,7 @@ def test_console_script_exit_path_for_a_bad_recipe():
 def test_list_does_not_import_heavy_stacks():
     """Start-up: no conversion stack, and `--json` needs no Rich rendering either."""
     code = (
-        "import sys; from zootool.cli import main; sys.argv=['zoo','list','--json'];\n"
+        "import sys; from zootool.cli.app import main; sys.argv=['zoo','list','--json'];\n"
         "try: main()\nexcept SystemExit: pass\n"
         "heavy=[m for m in ('torch','coreai','huggingface_hub','transformers','rich.console','rich.table')"
         " if m in sys.modules]\n"

@@ -114,7 +114,7 @@ def test_zoo_debug_shows_the_traceback(zoo_root: Path):
 
 
 def test_ray_s_own_address_forms_are_left_to_ray():
-    from zootool.cluster_address import host_and_port
+    from zootool.build.cluster_address import host_and_port
 
     assert host_and_port("auto") is None and host_and_port("local") is None
     assert host_and_port("10.0.0.5:6379") == ("10.0.0.5", 6379)
@@ -123,7 +123,7 @@ def test_ray_s_own_address_forms_are_left_to_ray():
 
 
 def test_probe_alone_raises_the_typed_error():
-    from zootool.cluster_address import require_cluster
+    from zootool.build.cluster_address import require_cluster
     from zootool.errors import ClusterUnreachableError
 
     address = f"127.0.0.1:{closed_port()}"

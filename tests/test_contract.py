@@ -12,7 +12,7 @@ from conftest import copy_zoo, run_zoo
 torch = pytest.importorskip("torch")
 pytest.importorskip("coreai_torch")
 
-from zootool.contract import contract_problems  # noqa: E402
+from zootool.bundle.contract import contract_problems  # noqa: E402
 
 MODEL = "tiny-lfm2-moe"
 
@@ -90,7 +90,7 @@ class ExtraInput(torch.nn.Module):
      "got ['input_ids', 'position_ids', 'attention_mask']"),
 ])  # fmt: skip
 def test_a_graph_off_the_contract_is_refused(broken: Path, module, example, outputs, rule: str):
-    from zootool.backends.coreai import export_aimodel
+    from zootool.backends.coreai.export import export_aimodel
 
     folder = model_dir(broken)
     asset = next(folder.glob("*.aimodel"))

@@ -15,15 +15,15 @@ pytest.importorskip("coremltools")
 
 from llama_configs import TINY  # noqa: E402
 
-from zootool.arch.llama_model import build_decode_graph, decode_tokens, load_weights  # noqa: E402
-from zootool.backends.coreai_quant import quantize_symmetric  # noqa: E402
-from zootool.backends.coremltools import const_name, deployment_target, export_mlpackage  # noqa: E402
-from zootool.backends.coremltools_runtime import (  # noqa: E402
+from zootool.arch.llama.model import build_decode_graph, decode_tokens, load_weights  # noqa: E402
+from zootool.backends.coreai.quant import quantize_symmetric  # noqa: E402
+from zootool.backends.coremltools.export import const_name, deployment_target, export_mlpackage  # noqa: E402
+from zootool.backends.coremltools.runtime import (
     CoreMLGraph, read_metadata, read_weights, runtime_name, signature, storage_summary,
 )
-from zootool.checkpoint import generate_tiny_checkpoint  # noqa: E402
+from zootool.fetch.checkpoint import generate_tiny_checkpoint  # noqa: E402
 from zootool.errors import BackendFailedError, ConfigError, NotImplementedFeatureError  # noqa: E402
-from zootool.zoo_data import QuantSpec, Zoo  # noqa: E402
+from zootool.config.zoo_data import QuantSpec, Zoo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_CONTEXT = 16
@@ -219,7 +219,7 @@ def test_unknown_target_and_unsupported_formats_are_config_errors(checkpoint, tm
 
 def test_moe_experts_are_refused(tmp_path):
     from lfm2_configs import TINY_LFM2_MOE
-    from zootool.arch.lfm2_moe_model import build_decode_graph as moe_graph
+    from zootool.arch.lfm2_moe.model import build_decode_graph as moe_graph
 
     with pytest.raises(NotImplementedFeatureError, match="Core ML backend has no path for"):
         export_mlpackage(moe_graph(TINY_LFM2_MOE, MAX_CONTEXT), tmp_path / "moe.mlpackage", scheme="sym8")
@@ -227,7 +227,7 @@ def test_moe_experts_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_readback_refuses_a_package_whose_config_does_not_match(packages, tmp_path):
-    from zootool.backends.coremltools import write_metadata
+    from zootool.backends.coremltools.export import write_metadata
 
     import coremltools as ct
 

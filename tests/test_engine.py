@@ -14,9 +14,9 @@ pytest.importorskip("coreai_torch")
 from llama_configs import TINY  # noqa: E402
 from lfm2_configs import TINY_LFM2_MOE  # noqa: E402
 
-from zootool.checkpoint import generate_tiny_checkpoint  # noqa: E402
-from zootool.engine import EngineDriver  # noqa: E402
-from zootool.zoo_data import Zoo  # noqa: E402
+from zootool.fetch.checkpoint import generate_tiny_checkpoint  # noqa: E402
+from zootool.gate.engine import EngineDriver  # noqa: E402
+from zootool.config.zoo_data import Zoo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS, CONTEXT, PROMPT = 44, 64, 9
@@ -43,12 +43,12 @@ def export(folder: Path, family: str, checkpoint: Path, scheme_id: str, backend:
     folder.mkdir()
     graph = graph_for(family, checkpoint)
     if backend == "coreai":
-        from zootool.backends.coreai import export_decode_graph
+        from zootool.backends.coreai.export import export_decode_graph
 
         export_decode_graph(graph, folder / "m.aimodel", query_len=None, scheme=quant, kernel="gather_mm", metadata={})
         main, fmt = "m.aimodel", "aimodel"
     else:
-        from zootool.backends.coremltools import export_mlpackage
+        from zootool.backends.coremltools.export import export_mlpackage
 
         config = json.loads((checkpoint / "config.json").read_text())
         custom = {"zootool.family": family, "zootool.config": config, "zootool.context_length": CONTEXT}
@@ -60,7 +60,7 @@ def export(folder: Path, family: str, checkpoint: Path, scheme_id: str, backend:
 def reference(family: str, checkpoint: Path, scheme_id: str, ids: list[int]) -> np.ndarray:
     """The fp16 torch graph with the same weight quantization (Core AI storage ops, dequantized)."""
     from zootool.arch.decode_graph import decode_tokens
-    from zootool.backends.coreai_quant import quantize_module
+    from zootool.backends.coreai.quant import quantize_module
 
     graph = graph_for(family, checkpoint, torch.float16)
     if scheme_id in ("sym8", "int4km"):

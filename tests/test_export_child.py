@@ -70,13 +70,13 @@ def test_a_zoo_error_in_the_export_keeps_its_type(zoo_root: Path, checkpoint: Pa
 def test_child_export_gives_the_bundle_an_in_process_export_gives(zoo_root: Path, checkpoint: Path, tmp_path: Path):
     import numpy as np
 
-    from zootool.backends.coreai import read_metadata, storage_summary
-    from zootool.engine import teacher_forced_logits
-    from zootool.export import export_model
-    from zootool.manifest import Manifest
-    from zootool.package import package_model_dir
-    from zootool.rebuild_plan import plan_of
-    from zootool.zoo_data import Zoo
+    from zootool.backends.coreai.export import read_metadata, storage_summary
+    from zootool.gate.engine import teacher_forced_logits
+    from zootool.build.export import export_model
+    from zootool.bundle.manifest import Manifest
+    from zootool.bundle.package import package_model_dir
+    from zootool.plan.recorded import plan_of
+    from zootool.config.zoo_data import Zoo
 
     result = build(zoo_root, checkpoint, "--no-gate", "--json", target="iphone")
     assert result.returncode == 0, result.stderr

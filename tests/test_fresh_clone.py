@@ -73,8 +73,8 @@ def test_a_named_row_offline_fails_at_once(zoo_root: Path, no_hub):
 def test_a_complete_cached_snapshot_is_used_without_the_network(tmp_path: Path, monkeypatch):
     from huggingface_hub import constants
 
-    from zootool.fetch import _hub
-    from zootool.recipe import HubSource
+    from zootool.fetch.hub import _hub
+    from zootool.config.recipe import HubSource
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zootool.gate_math import OracleRow, count_flips, score_positions, verdict
+from zootool.gate.margin import OracleRow, count_flips, score_positions, verdict
 
 FULL = [
     [5.0, 1.0, 0.0],   # clear top-1 = 0

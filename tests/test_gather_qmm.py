@@ -23,8 +23,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("coreai_torch")
 
-from zootool.backends import coreai as backend  # noqa: E402
-from zootool.backends.coreai_runtime import KernelNotExecutableError  # noqa: E402
+from zootool.backends.coreai import export as backend  # noqa: E402
+from zootool.backends.coreai.runtime import KernelNotExecutableError  # noqa: E402
 from zootool.kernels import gather_qmm as gq  # noqa: E402
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_zoo
-from zootool.fetch import fetch_checkpoint
-from zootool.plan import resolve
-from zootool.registry import get
-from zootool.zoo_data import Zoo
+from zootool.fetch.hub import fetch_checkpoint
+from zootool.plan.resolve import resolve
+from zootool.config.registry import get
+from zootool.config.zoo_data import Zoo
 
 MODEL = "tiny-llama"
 
@@ -51,5 +51,5 @@ def test_license_with_local_text_is_copied_and_weights_are_bf16(root):
 def test_a_new_generator_version_is_not_served_from_an_old_cache(root, monkeypatch):
     first = _fetch(root)
     assert _fetch(root) == first
-    monkeypatch.setattr("zootool.synthetic.GENERATOR_VERSION", 10**6)
+    monkeypatch.setattr("zootool.fetch.synthetic.GENERATOR_VERSION", 10**6)
     assert _fetch(root) != first

@@ -128,9 +128,9 @@ def test_the_graph_reader_finds_a_cycle():
 
 def test_the_graph_reader_sees_relative_and_lazy_imports():
     eager, lazy = edges(lazy=False), edges(lazy=True)
-    assert f"{PACKAGE}.errors" in eager[f"{PACKAGE}.plan"]
-    assert not any(f"{PACKAGE}.gate" in targets for targets in eager.values())
-    assert any(f"{PACKAGE}.gate" in targets for targets in lazy.values())
+    assert f"{PACKAGE}.errors" in eager[f"{PACKAGE}.plan.resolve"]
+    assert not any(f"{PACKAGE}.gate.run" in targets for targets in eager.values())
+    assert any(f"{PACKAGE}.gate.run" in targets for targets in lazy.values())
 
 
 def test_no_module_level_import_cycle():

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from zootool.errors import ConfigError
-from zootool.index import check_index, render_index, write_index
-from zootool.index_cli import index_command
-from zootool.index_md import MARKER, MARKER_LINE
-from zootool.manifest import Manifest
-from zootool.plan import gb, resolve
-from zootool.records import read_record, record_build, record_path, record_publish
-from zootool.registry import get, load_all
-from zootool.zoo_data import Zoo
+from zootool.catalog.index import check_index, render_index, write_index
+from zootool.cli.index import index_command
+from zootool.catalog.markdown import MARKER, MARKER_LINE
+from zootool.bundle.manifest import Manifest
+from zootool.plan.resolve import gb, resolve
+from zootool.catalog.records import read_record, record_build, record_path, record_publish
+from zootool.config.registry import get, load_all
+from zootool.config.zoo_data import Zoo
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "tiny-lfm2-moe"

@@ -6,7 +6,7 @@ import pytest
 import torch
 from kmeans_reference import reference_kmeans_rows
 
-from zootool.backends.coreai_quant import kmeans_rows
+from zootool.backends.coreai.quant import kmeans_rows
 from zootool.backends.kmeans import density_centers
 
 

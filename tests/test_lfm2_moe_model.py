@@ -13,16 +13,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import Lfm2MoeForCausalLM
 
-from zootool.arch.lfm2_moe_layers import _IndexSelectGatherMM
-from zootool.arch.lfm2_moe_model import (
-    GatherExpertMatmul,
-    Lfm2MoeDims,
-    build_decode_graph,
-    decode_tokens,
-    load_weights,
-    replace_expert_matmul,
+from zootool.arch.lfm2_moe.layers import _IndexSelectGatherMM
+from zootool.arch.lfm2_moe.model import (
+    GatherExpertMatmul, Lfm2MoeDims, build_decode_graph, decode_tokens, load_weights, replace_expert_matmul,
 )
-from zootool.checkpoint import generate_tiny_checkpoint
+from zootool.fetch.checkpoint import generate_tiny_checkpoint
 from zootool.errors import ConfigError, FetchError, NotImplementedFeatureError
 
 CONFIGS = {"tiny": TINY_LFM2_MOE, "variant": TINY_LFM2_MOE_VARIANT}

@@ -9,8 +9,8 @@ import sys
 
 from conftest import REPO, invoke_zoo
 
-from zootool import list_cache
-from zootool.list_cache import CACHE_FILE, cached_rows, inputs_key
+from zootool.cli import list_cache
+from zootool.cli.list_cache import CACHE_FILE, cached_rows, inputs_key
 
 
 def listed(root) -> list[dict]:
@@ -95,9 +95,9 @@ def test_a_cached_list_imports_no_pydantic_schema_machinery(zoo_root):
     """Typer's coercion adapters and zootool's models stay unimported when the cache answers."""
     listed(zoo_root)
     code = (
-        "import sys; from zootool.cli import main; sys.argv=['zoo','list'];\n"
+        "import sys; from zootool.cli.app import main; sys.argv=['zoo','list'];\n"
         "try: main()\nexcept SystemExit: pass\n"
-        "sys.stderr.write('LOADED=' + ','.join(m for m in ('pydantic.main', 'typer._adapters', 'zootool.recipe')"
+        "sys.stderr.write('LOADED=' + ','.join(m for m in ('pydantic.main', 'typer._adapters', 'zootool.config.recipe')"
         " if m in sys.modules))"
     )
     env = {**os.environ, "ZOO_ROOT": str(zoo_root)}

@@ -10,10 +10,10 @@ from llama_configs import PUBLISHED_BILLIONS, REAL, TINY
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from zootool.arch.llama import LlamaArch  # noqa: E402
+from zootool.arch.llama.schema import LlamaArch  # noqa: E402
 from zootool.errors import NotImplementedFeatureError  # noqa: E402
-from zootool.registry import get  # noqa: E402
-from zootool.zoo_data import Zoo  # noqa: E402
+from zootool.config.registry import get  # noqa: E402
+from zootool.config.zoo_data import Zoo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -39,7 +39,7 @@ def test_zoo_build_tiny_llama_mac(tmp_path: Path):
     verified = run_zoo("verify", str(bundle), "--json", root=root)
     assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": []}
 
-    from zootool.backends.coreai import read_metadata, storage_summary
+    from zootool.backends.coreai.export import read_metadata, storage_summary
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     aimodel = bundle / manifest["model_dir"] / "Tiny-Llama-int8-all.aimodel"
@@ -74,7 +74,7 @@ def test_mix48_stores_the_mlp_int4_and_fails_the_fixture_gate(tmp_path: Path):
     gate = json.loads((bundle / "gate.json").read_text())
     assert gate["verdict"]["introduced"] > 10  # 21 of 41 when measured
 
-    from zootool.backends.coreai import storage_summary
+    from zootool.backends.coreai.export import storage_summary
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     storage = storage_summary(bundle / manifest["model_dir"] / "Tiny-Llama-mix48.aimodel")["storage"]

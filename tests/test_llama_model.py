@@ -11,8 +11,8 @@ from llama_configs import TINY
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-from zootool.arch.llama_model import LlamaDims, build_decode_graph, decode_tokens, load_weights
-from zootool.checkpoint import generate_tiny_checkpoint
+from zootool.arch.llama.model import LlamaDims, build_decode_graph, decode_tokens, load_weights
+from zootool.fetch.checkpoint import generate_tiny_checkpoint
 from zootool.errors import ConfigError, FetchError, NotImplementedFeatureError
 
 STEPS = 12

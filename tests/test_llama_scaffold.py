@@ -10,7 +10,7 @@ import pytest
 from llama_configs import REAL
 
 from conftest import REPO, run_zoo
-from zootool.recipe import load_recipe
+from zootool.config.recipe import load_recipe
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_zoo
-from zootool.recipe import load_recipe
+from zootool.config.recipe import load_recipe
 
 pytest_plugins = ["conftest_hub"]
 transformers = pytest.importorskip("transformers")

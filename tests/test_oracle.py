@@ -18,11 +18,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
-from zootool import oracle
-from zootool.checkpoint import generate_tiny_checkpoint
+from zootool.gate import oracle
+from zootool.fetch.checkpoint import generate_tiny_checkpoint
 from zootool.errors import ConfigError, FetchError, NotImplementedFeatureError
-from zootool.gate_math import OracleRow
-from zootool.oracle import streaming_logits, streaming_top_k
+from zootool.gate.margin import OracleRow
+from zootool.gate.oracle import streaming_logits, streaming_top_k
 
 TOKENS = 60
 CONFIGS = {"lfm2_moe": TINY_LFM2_MOE, "lfm2_moe_variant": TINY_LFM2_MOE_VARIANT, **TINY}
@@ -147,7 +147,7 @@ _PEAK_RSS = """
 import sys, torch
 from pathlib import Path
 from transformers import AutoModelForCausalLM
-from zootool.oracle import streaming_logits
+from zootool.gate.oracle import streaming_logits
 
 def status(field):
     line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field + ":"))
@@ -173,7 +173,7 @@ print(status("VmHWM") - start)
 def _peak_rss_growth(directory: Path, warm_up: Path, mode: str) -> int:
     """How far the peak resident memory of a fresh process rises while running ``directory``'s model,
     after a first run of the small ``warm_up`` model has done the imports."""
-    src = Path(oracle.__file__).resolve().parents[1]
+    src = Path(oracle.__file__).resolve().parents[2]
     command = [sys.executable, "-c", _PEAK_RSS, str(directory), str(warm_up), mode]
     env = {**os.environ, "PYTHONPATH": str(src)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)

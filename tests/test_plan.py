@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from zootool.arch.llama import LlamaArch
+from zootool.arch.llama.schema import LlamaArch
 from zootool.errors import BudgetExceededError
-from zootool.plan import cascade, require_fits, resolve
-from zootool.recipe import GateSettings, Settings
-from zootool.registry import get
-from zootool.zoo_data import Zoo
+from zootool.plan.resolve import cascade, require_fits, resolve
+from zootool.config.recipe import GateSettings, Settings
+from zootool.config.registry import get
+from zootool.config.zoo_data import Zoo
 
 REPO = Path(__file__).resolve().parents[1]
 

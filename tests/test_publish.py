@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from zootool import publisher
+from zootool.publish import hub as publisher
 from zootool.errors import PublishError, VerifyError
-from zootool.publisher import plan_publish, publish_bundle, validate_card
+from zootool.publish.hub import plan_publish, publish_bundle, validate_card
 
 pytest_plugins = ["conftest_hub"]
 # huggingface_hub's own LFS PUT passes a file object as ``data=``, which httpx2 deprecates

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import run_zoo
 from zootool.errors import ConfigError, RecipeError
-from zootool.plan import resolve
-from zootool.recipe import load_recipe
-from zootool.zoo_data import Zoo
+from zootool.plan.resolve import resolve
+from zootool.config.recipe import load_recipe
+from zootool.config.zoo_data import Zoo
 
 TINY = "recipes/tiny-lfm2-moe.toml"
 FIX = "fix this value (`zoo schema` prints every recipe key and its type)"

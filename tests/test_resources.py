@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_zoo
-from zootool import footprint
+from zootool.plan import footprint
 from zootool.errors import ConfigError, ResourceError
-from zootool.footprint import ResourceEstimate, StageResources
-from zootool.plan import gb, resolve
-from zootool.recipe import Settings
-from zootool.registry import get
-from zootool.resources import DISK_ENV, MEMORY_ENV, Folder, Machine, machine, require, shortfalls
-from zootool.zoo_data import Zoo
+from zootool.plan.footprint import ResourceEstimate, StageResources
+from zootool.plan.resolve import gb, resolve
+from zootool.config.recipe import Settings
+from zootool.config.registry import get
+from zootool.build.resources import DISK_ENV, MEMORY_ENV, Folder, Machine, machine, require, shortfalls
+from zootool.config.zoo_data import Zoo
 
 MODEL = "tiny-lfm2-moe"
 
@@ -93,7 +93,7 @@ def test_the_resource_model_does_not_change_the_plan_hash(monkeypatch):
 
 def test_plan_with_resources_does_not_import_heavy_stacks():
     code = (
-        "import sys; from zootool.cli import main; sys.argv=['zoo','plan','lfm2.5-8b-a1b','--target','mac','--json']\n"
+        "import sys; from zootool.cli.app import main; sys.argv=['zoo','plan','lfm2.5-8b-a1b','--target','mac','--json']\n"
         "try: main()\nexcept SystemExit: pass\n"
         "heavy=[m for m in ('torch','coreai','huggingface_hub','transformers') if m in sys.modules]\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy))"
@@ -108,11 +108,11 @@ def test_machine_reads_meminfo_and_disk_usage(tmp_path: Path, monkeypatch):
     monkeypatch.delenv(DISK_ENV, raising=False)
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       24683656 kB\nMemFree:         1000 kB\nMemAvailable:    2048 kB\n")
-    monkeypatch.setattr("zootool.resources.MEMINFO", meminfo)
+    monkeypatch.setattr("zootool.build.resources.MEMINFO", meminfo)
     here = machine({"build": tmp_path / "not" / "made" / "yet"})
     assert here.memory_bytes == 2048 * 1024
     assert here.folders["build"].free_bytes == shutil.disk_usage(tmp_path).free
-    monkeypatch.setattr("zootool.resources.MEMINFO", tmp_path / "absent")
+    monkeypatch.setattr("zootool.build.resources.MEMINFO", tmp_path / "absent")
     assert machine({}).memory_bytes is None  # not checked where the system does not say
 
 

@@ -24,9 +24,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_greedy_run_is_the_drivers_argmax_continuation(root: Path):
     from tokenizers import Tokenizer
 
-    from zootool.contract import render_chat
-    from zootool.engine import EngineDriver
-    from zootool.generate import model_folder
+    from zootool.bundle.contract import render_chat
+    from zootool.gate.engine import EngineDriver
+    from zootool.gate.generate import model_folder
 
     bundle = root / "build" / "tiny-llama" / "mac"
     result = run_zoo("run", str(bundle), "--prompt", "Where do giraffes live?", "--greedy", "--max-tokens", "6",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import invoke_zoo, run_zoo
-from zootool.recipe import load_recipe
+from zootool.config.recipe import load_recipe
 
 transformers = pytest.importorskip("transformers")
 

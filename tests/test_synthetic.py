@@ -18,10 +18,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from zootool.arch.base import TensorSpec
 from zootool.errors import ConfigError
-from zootool.synthetic import generate_checkpoint
-from zootool.synthetic.generate import parse_size
-from zootool.synthetic.safetensors_stream import StoredTensor, write_file
-from zootool.synthetic.weights import SLICE_ELEMENTS, Init, slice_tasks
+from zootool.fetch.synthetic import generate_checkpoint
+from zootool.fetch.synthetic.generate import parse_size
+from zootool.fetch.synthetic.safetensors_stream import StoredTensor, write_file
+from zootool.fetch.synthetic.weights import SLICE_ELEMENTS, Init, slice_tasks
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 CONFIGS = {
@@ -94,9 +94,9 @@ def test_transformers_and_the_zoo_loaders_read_it(name, tmp_path):
 def _zoo_decode(directory: Path, ids: list[int]) -> torch.Tensor:
     config = json.loads((directory / "config.json").read_text())
     if config["model_type"] == "lfm2_moe":
-        from zootool.arch import lfm2_moe_model as family
+        from zootool.arch.lfm2_moe import model as family
     else:
-        from zootool.arch import llama_model as family
+        from zootool.arch.llama import model as family
     graph = family.build_decode_graph(config, 16, torch.float32)
     family.load_weights(graph, directory)
     return family.decode_tokens(graph.eval(), ids, 4)
@@ -193,7 +193,7 @@ def test_config_without_model_type_is_a_config_error(tmp_path):
 
 _CHILD = """
 import sys
-from zootool.synthetic import generate_checkpoint
+from zootool.fetch.synthetic import generate_checkpoint
 hidden = int(sys.argv[2])
 config = {
     "model_type": "lfm2_moe", "vocab_size": 4096, "hidden_size": hidden, "num_hidden_layers": 4,

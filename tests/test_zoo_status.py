@@ -73,9 +73,9 @@ def test_editing_one_quant_scheme_makes_exactly_that_row_outdated(zoo_root: Path
 
 
 def test_states_from_records_gates_and_budget(zoo_root: Path):
-    from zootool.manifest import Manifest
-    from zootool.records import record_build, record_publish
-    from zootool.zoo_data import Zoo
+    from zootool.bundle.manifest import Manifest
+    from zootool.catalog.records import record_build, record_publish
+    from zootool.config.zoo_data import Zoo
 
     rows = status(zoo_root, "tiny-lfm2-moe")
     mac, iphone = rows[("tiny-lfm2-moe", "mac")], rows[("tiny-lfm2-moe", "iphone")]
@@ -152,14 +152,14 @@ def test_publish_options_are_checked_before_anything_is_built(zoo_root: Path, tm
 # -- the local executor's packing ------------------------------------------------------------
 
 def job(name: str, memory_gb: float, cpus: int = 1, disk_gb: float = 0):
-    from zootool.jobs import BuildJob, BuildNeeds
+    from zootool.build.jobs import BuildJob, BuildNeeds
 
     return BuildJob(model=name, target="mac", plan_hash="0" * 16,
                     needs=BuildNeeds(cpus=cpus, memory_bytes=int(memory_gb * 1e9), disk_bytes=int(disk_gb * 1e9)))
 
 
 def test_builds_are_packed_by_predicted_memory_and_cpus():
-    from zootool.executor_local import Capacity, startable
+    from zootool.build.executor_local import Capacity, startable
 
     names = lambda jobs: [j.model for j in jobs]  # noqa: E731
     machine = Capacity(cpus=4, memory_bytes=10 * 10**9)
@@ -174,7 +174,7 @@ def test_builds_are_packed_by_predicted_memory_and_cpus():
 
 
 def test_builds_are_packed_by_predicted_disk_too():
-    from zootool.executor_local import Capacity, startable
+    from zootool.build.executor_local import Capacity, startable
 
     names = lambda jobs: [j.model for j in jobs]  # noqa: E731
     machine = Capacity(cpus=8, memory_bytes=None, disk_bytes=20 * 10**9)
@@ -188,10 +188,10 @@ def test_builds_are_packed_by_predicted_disk_too():
 
 def test_real_plans_are_packed_by_their_predicted_disk(zoo_root: Path, monkeypatch):
     """The two tiny-llama Core AI targets, against free disk that holds one build's prediction but not two."""
-    from zootool.batch import BatchOptions, _job
-    from zootool.executor_local import machine_capacity, startable
-    from zootool.selection import select
-    from zootool.zoo_data import Zoo
+    from zootool.build.batch import BatchOptions, _job
+    from zootool.build.executor_local import machine_capacity, startable
+    from zootool.build.selection import select
+    from zootool.config.zoo_data import Zoo
 
     rows = select(Zoo(zoo_root), str, ["tiny-llama"], ["mac", "iphone"], everything=False, changed=False).rows
     jobs = [_job(row, BatchOptions()) for row in rows]
@@ -206,7 +206,7 @@ def test_real_plans_are_packed_by_their_predicted_disk(zoo_root: Path, monkeypat
 def test_capacity_reads_the_memory_and_disk_seams(monkeypatch, tmp_path: Path):
     import shutil
 
-    from zootool.executor_local import machine_capacity
+    from zootool.build.executor_local import machine_capacity
 
     assert machine_capacity(tmp_path).disk_bytes == pytest.approx(shutil.disk_usage(tmp_path).free, rel=0.01)
     monkeypatch.setenv("ZOO_AVAILABLE_MEMORY_BYTES", "1234567")
@@ -216,7 +216,7 @@ def test_capacity_reads_the_memory_and_disk_seams(monkeypatch, tmp_path: Path):
 
 
 def test_ray_tasks_ask_for_the_plan_s_resources_at_most_a_whole_node():
-    from zootool.executor_ray import task_resources
+    from zootool.build.executor_ray import task_resources
 
     node = {"CPU": 2, "memory": 16 * 10**9}
     assert task_resources(job("small", 1), node) == {"num_cpus": 1, "memory": 10**9}
@@ -226,7 +226,7 @@ def test_ray_tasks_ask_for_the_plan_s_resources_at_most_a_whole_node():
 # -- progress views ----------------------------------------------------------------------------
 
 def events():
-    from zootool.jobs import JobEvent
+    from zootool.build.jobs import JobEvent
 
     return [JobEvent(model="m", target="mac", kind="waiting", at=100.0),
             JobEvent(model="m", target="mac", kind="start", at=100.0),
@@ -237,7 +237,7 @@ def events():
 def test_progress_is_plain_lines_when_not_a_terminal():
     from rich.console import Console
 
-    from zootool.batch_view import BatchProgress
+    from zootool.cli.batch_view import BatchProgress
 
     out = io.StringIO()
     with BatchProgress(Console(file=out, force_terminal=False, width=100)) as progress:
@@ -251,7 +251,7 @@ def test_progress_is_plain_lines_when_not_a_terminal():
 def test_progress_on_a_terminal_is_a_live_table():
     from rich.console import Console
 
-    from zootool.batch_view import BatchProgress
+    from zootool.cli.batch_view import BatchProgress
 
     out = io.StringIO()
     with BatchProgress(Console(file=out, force_terminal=True, width=100)) as progress:

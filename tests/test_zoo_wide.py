@@ -151,7 +151,7 @@ def hub_matches_bundle(hub, repo: str, bundle: Path, cache: str) -> None:
     from huggingface_hub import snapshot_download
 
     from conftest_hub import WRITE_TOKEN
-    from zootool.publish_plan import plan_publish
+    from zootool.publish.selection import plan_publish
 
     snapshot = Path(snapshot_download(repo, endpoint=hub.url, token=WRITE_TOKEN, cache_dir=cache))
     remote = {p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()} - {".gitattributes"}

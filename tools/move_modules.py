@@ -341,6 +341,7 @@ FIXUPS = (
     ('bench/cli_startup.py', 'from zootool.cli import ZooGroup', 'from zootool.cli.app import ZooGroup'),
     ("tests/test_synthetic.py", "\nfrom zootool.synthetic import generate_checkpoint", "\nfrom zootool.fetch.synthetic import generate_checkpoint"),
     ("tests/test_backend_coreai.py", "import sys, zootool.backends.coreai;", "import sys, zootool.backends.coreai.export;"),
+    ("tests/test_list_cache.py", "'typer._adapters', 'zootool.recipe')", "'typer._adapters', 'zootool.config.recipe')"),
     ("tests/test_import_cycles.py", 'f"{PACKAGE}.errors" in eager[f"{PACKAGE}.plan"]',
      'f"{PACKAGE}.errors" in eager[f"{PACKAGE}.plan.resolve"]'),
     ("tests/test_import_cycles.py", 'f"{PACKAGE}.gate" in targets', 'f"{PACKAGE}.gate.run" in targets'),

@@ -6,8 +6,8 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from .lfm2_moe import Lfm2MoeArch
-from .llama import LlamaArch
+from .lfm2_moe.schema import Lfm2MoeArch
+from .llama.schema import LlamaArch
 
 FAMILIES: dict[str, Any] = {cls.family_tag: cls for cls in (Lfm2MoeArch, LlamaArch)}
 

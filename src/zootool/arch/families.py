@@ -14,8 +14,8 @@ from ..errors import NotImplementedFeatureError
 
 # family -> (module builder, weight loader), imported only when a build needs them.
 FAMILY_MODULES = {
-    "lfm2_moe": ("zootool.arch.lfm2_moe_model:build_decode_graph", "zootool.arch.lfm2_moe_weights:load_weights"),
-    "llama": ("zootool.arch.llama_model:build_decode_graph", "zootool.arch.llama_weights:load_weights"),
+    "lfm2_moe": ("zootool.arch.lfm2_moe.model:build_decode_graph", "zootool.arch.lfm2_moe.weights:load_weights"),
+    "llama": ("zootool.arch.llama.model:build_decode_graph", "zootool.arch.llama.weights:load_weights"),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..schema_base import FieldError
+from ..config.schema_base import FieldError
 
 
 def divides(key: str, value: int, whole_key: str, whole: int) -> None:

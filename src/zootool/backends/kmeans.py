@@ -16,7 +16,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from ..parallel import in_order, worker_count
+from ..build.parallel import in_order, worker_count
 
 # Rows stop as soon as no cluster boundary moves; the cap only bounds pathological rows
 # (random bf16-like rows of 2048 all settle within about 60 steps).

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .storage import coreai_refusal, coreml_refusal
 
 if TYPE_CHECKING:
-    from ..plan import BuildPlan
-    from ..zoo_data import QuantSpec, Scheme
+    from ..plan.resolve import BuildPlan
+    from ..config.zoo_data import QuantSpec, Scheme
 
 # convert(graph, model path, asset metadata) -> the model path
 Converter = Callable[[Any, Path, dict], Path]
@@ -75,7 +75,7 @@ class CoreAI:
         return coreai_refusal(group, spec)
 
     def converter(self, plan: BuildPlan, scheme: Scheme, kernel: str) -> Converter:
-        from .coreai import export_decode_graph
+        from .coreai.export import export_decode_graph
 
         # The bundle's kernel fixes tokens per call (gather_qmm: 1); its gate twins keep that shape.
         fixed = plan.kernel.query_len
@@ -85,7 +85,7 @@ class CoreAI:
         )
 
     def unit_quantizer(self, scheme: Scheme, kernel: str) -> UnitQuantizer | None:
-        from .coreai import quantize_unit
+        from .coreai.export import quantize_unit
 
         return lambda graph, unit: quantize_unit(graph, scheme, expert_kernel(kernel), unit)
 
@@ -106,7 +106,7 @@ class CoreML:
         return coreml_refusal(group, spec)
 
     def converter(self, plan: BuildPlan, scheme: Scheme, kernel: str) -> Converter:
-        from .coremltools import deployment_target, export_mlpackage
+        from .coremltools.export import deployment_target, export_mlpackage
 
         target = deployment_target(plan.platform.os, plan.platform.min_os)
         return lambda graph, path, meta: export_mlpackage(graph, path, scheme=scheme, target=target, metadata=meta)
@@ -115,7 +115,7 @@ class CoreML:
         return None  # Core ML compresses the converted program's constants, not torch modules
 
     def runtime_name(self, twin: bool) -> str:
-        from .coremltools_runtime import runtime_name
+        from .coremltools.runtime import runtime_name
 
         return runtime_name()
 

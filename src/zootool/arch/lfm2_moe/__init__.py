@@ -1,0 +1,1 @@
+"""LFM2-MoE: schema, export-friendly layers, decode graph, weight loading."""

@@ -1,0 +1,1 @@
+"""Llama-style dense decoders (Llama, Qwen3, Mistral): schema, layers, decode graph, weights."""

@@ -1,0 +1,1 @@
+"""The Core AI backend: export to .aimodel, quantization, the Linux CPU runtime."""

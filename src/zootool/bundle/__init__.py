@@ -1,0 +1,1 @@
+"""The bundle: layout, files beside the model, engine contract, card, manifest, verify."""

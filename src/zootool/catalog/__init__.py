@@ -1,0 +1,1 @@
+"""The catalog: build records, the catalog model, markdown and index files, status."""

@@ -1,0 +1,1 @@
+"""The ``zoo`` command: typer commands, what they print, and the orchestration of each command."""

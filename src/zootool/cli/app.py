@@ -1,0 +1,459 @@
+"""The ``zoo`` command: thin typer commands over the core; the only module that exits."""
+
+# No `from __future__ import annotations`: Typer would evaluate every annotation string at each
+# start (get_type_hints over all commands), about 5 ms of every command.
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..errors import EXIT_CODES, ZooError
+from ..paths import relative
+from .lazy_coercion import defer_coercion
+from .output import console, emit_json, report, say
+
+
+class ZooGroup(TyperGroup):
+    """The one error boundary: a ``ZooError`` becomes its message, hint and exit code.
+
+    It sits inside the Typer app (not around it) so that in-process runners such as
+    ``typer.testing.CliRunner`` take the same exit path as the ``zoo`` command.
+    Parameters build Typer's pydantic coercion only for a value given (see ``lazy_coercion``).
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        defer_coercion(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            defer_coercion(command.get_params(ctx))
+        return name, command, rest
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # Typer's own control flow: help, usage errors, explicit exits
+        except ZooError as exc:
+            _unless_debugging(exc)
+            report(exc.message, exc.hint)
+            raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:  # noqa: BLE001 - last resort: no traceback unless asked
+            _unless_debugging(exc)
+            report(f"unexpected {type(exc).__name__}: {exc}", "run again with ZOO_DEBUG=1 for a traceback")
+            raise typer.Exit(1) from None
+
+
+def _unless_debugging(exc: Exception) -> None:
+    if os.environ.get("ZOO_DEBUG") == "1":
+        raise exc
+
+
+app = typer.Typer(
+    cls=ZooGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Build, gate and publish Core AI model bundles from declarative recipes.",
+    epilog="Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
+)
+_options: dict[str, Any] = {"root": None}
+
+# Help texts are Rich markup: a literal "[" is written "\[".
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TargetOpt = Annotated[str, typer.Option("--target", "-t", help=r"Target name from the recipe's \[targets].")]
+ModelsArg = Annotated[Optional[list[str]], typer.Argument(
+    help="Model ids or globs ('tiny-*'); one model with one --target is a single build.", show_default=False)]
+TargetsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--target", "-t", help="Target name or glob; repeat for more (default: every target).", show_default=False)]
+AllFlag = Annotated[bool, typer.Option("--all", help="Every model x target of the zoo.")]
+ChangedFlag = Annotated[bool, typer.Option("--changed", help="Only rows zoo status marks never built or outdated.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        say(f"zootool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    root: Annotated[Optional[Path], typer.Option(help="Zoo checkout (default: $ZOO_ROOT or search upward).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+) -> None:
+    _options["root"] = root
+
+
+def zoo_root() -> Path:
+    from ..config.zoo_root import check_root, find_root
+
+    root = _options["root"]
+    return check_root(root.resolve(), "--root") if root else find_root()
+
+
+def zoo():
+    from ..config.zoo_data import Zoo
+
+    return Zoo(zoo_root())
+
+
+def overrides(**values: Any):
+    from ..config.recipe import Settings
+
+    given = {k: v for k, v in values.items() if v is not None}
+    return Settings(**given) if given else None
+
+
+def single_only(**values: Any) -> None:
+    """Options that apply to one model and target only are refused on a zoo-wide run."""
+    from ..errors import ConfigError
+
+    given = [name.replace("_", "-") for name, value in values.items() if value is not None]
+    if given:
+        raise ConfigError(f"--{given[0]} applies to one model and one --target, not to a zoo-wide run",
+                          "name one model and one --target, or drop the option")
+
+
+@app.command("list")
+def list_models(as_json: JsonFlag = False) -> None:
+    """Every model x target with its size estimate against the platform budget."""
+    from ..errors import ConfigError
+    from .list_cache import list_rows
+
+    root = zoo_root()
+    rows, errors = list_rows(root, lambda path: relative(path, root))
+    if as_json:
+        emit_json([row.to_json() for row in rows])
+    else:
+        from .list_view import ListView
+
+        console().print(ListView(rows))
+    for problem in errors[:-1]:
+        report(problem.message, problem.hint)
+    if errors:
+        raise ConfigError(errors[-1].message, errors[-1].hint)
+
+
+@app.command()
+def show(model: str, as_json: JsonFlag = False) -> None:
+    """A recipe: source, license, architecture and every target's resolved plan."""
+    from ..plan.resolve import resolve
+    from ..config.registry import get
+    from .render import list_table
+
+    z = zoo()
+    recipe, path = get(z, model)
+    plans = [resolve(recipe, t, z, recipe_file=relative(path, z.root)) for t in recipe.targets]
+    if as_json:
+        emit_json({"recipe": recipe.model_dump(mode="json", by_alias=True), "plans": [p.summary() for p in plans]})
+        return
+    say(f"{recipe.model.name} ({recipe.id})  {relative(path, z.root)}")
+    say(recipe.model.description)
+    say(f"family: {recipe.architecture.family}   license: {recipe.model.license}")
+    console().print(list_table(plans))
+
+
+@app.command()
+def plan(
+    model: str,
+    target: TargetOpt,
+    quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
+    kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
+    context_length: Annotated[Optional[int], typer.Option(help="Override the context length.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Resolve MODEL for a target into a build plan (no disk, no network); refuse over-budget plans."""
+    from ..plan.resolve import require_fits, resolve
+    from ..config.registry import get
+    from .render import groups_table, plan_table
+
+    z = zoo()
+    recipe, path = get(z, model)
+    cli = overrides(quant=quant, kernel=kernel, context_length=context_length)
+    resolved = resolve(recipe, target, z, recipe_file=relative(path, z.root), overrides=cli)
+    require_fits(resolved, recipe, z)
+    if as_json:
+        emit_json(resolved.summary())
+        return
+    screen = console()
+    screen.print(plan_table(resolved))
+    screen.print(groups_table(resolved))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of a recipe, for editor validation of recipes/*.toml."""
+    from ..config.recipe import Recipe
+
+    emit_json(Recipe.model_json_schema(by_alias=True))
+
+
+@app.command()
+def new(
+    hub_id: Annotated[Optional[str], typer.Argument(
+        help="Upstream model on the Hub, Org/Model: read at a pinned commit.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Offline: the upstream model's config.json.")] = None,
+    license: Annotated[Optional[str], typer.Option(help="License id from zoo/licenses/: required with --config; "
+                                                   "with a Hub id it must agree with the upstream.")] = None,
+    model_id: Annotated[Optional[str], typer.Option("--id", help="Model id (default: from the Hub repo name).")] = None,
+    hub: Annotated[Optional[str], typer.Option(help="With --config: the upstream Hub repo, namespace/name.")] = None,
+    revision: Annotated[Optional[str], typer.Option(
+        help="Branch, tag or sha to pin (Hub id: resolved to its commit, default main).")] = None,
+    endpoint: Annotated[Optional[str], typer.Option(help="Hub endpoint (default: $HF_ENDPOINT or the Hub).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Scaffold recipes/<id>.toml for a new model of a known family; refuses to overwrite."""
+    from .new import new_command
+
+    z = zoo()
+    result = new_command(z, hub_id, config=config, license_id=license, model_id=model_id, hub=hub,
+                         revision=revision, endpoint=endpoint)
+    if as_json:
+        emit_json(result)
+        return
+    if "revision" in result:
+        say(f"read {result['hub']} at commit {result['revision']} (license {result['license']}, "
+                  f"from {result['license_from']})")
+    say(f"wrote {result['path']}; next: zoo plan {result['id']} --target mac")
+
+
+@app.command()
+def build(
+    models: ModelsArg = None,
+    target: TargetsOpt = None,
+    all_rows: AllFlag = False,
+    changed: ChangedFlag = False,
+    executor: Annotated[Optional[str], typer.Option(
+        help="Where a zoo-wide build runs: local (worker processes packed by predicted memory) or ray.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="--executor ray: the cluster to join (default: "
+                                                   "$RAY_ADDRESS, else a new local cluster).")] = None,
+    worker_storage: Annotated[Optional[str], typer.Option(help="--executor ray: the folder on each worker "
+                                                          "to build in (default: $ZOO_WORKER_STORAGE or a temp folder).")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Local zoo-wide build: at most N builds at once "
+                                                "(default: one per core, as memory and disk allow).")] = None,
+    publish_rows: Annotated[bool, typer.Option("--publish", help="Publish each row once its gate passes, from the "
+                                               "worker that built it, as zoo publish does (the Hub token of this "
+                                               "machine: HF_TOKEN or the login).")] = False,
+    endpoint: Annotated[Optional[str], typer.Option(help="--publish: Hub endpoint (default: $HF_ENDPOINT or the Hub).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="--publish: create the repos private.")] = False,
+    weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder instead of the recipe's source.")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha (when the recipe pins none).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if an identical bundle exists (the cache "
+                                        "only; the memory and disk checks still run).")] = False,
+    ignore_resources: Annotated[bool, typer.Option(
+        "--ignore-resources", help="Run stages even where this machine has less memory or free disk than "
+        "they are predicted to need (zoo plan --json: resources); otherwise refused with exit 12.")] = False,
+    no_gate: Annotated[bool, typer.Option("--no-gate", help="Skip the quality gate; the card says 'not gated'.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    record: Annotated[bool, typer.Option("--record", help="Write the build into zoo/records/ for the catalog "
+                                         "(zoo publish always records).")] = False,
+    quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
+    kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Build models x targets into build/<model>/<target>/: convert, quantize, gate, card, manifest.
+
+    One model and one --target build one bundle; globs, several targets, --all, --changed or
+    --publish build every row selected (see zoo status), each in its own worker, and print a summary.
+    """
+    from .batch import check_executor, one_row, publish_request
+
+    check_executor(executor, address=address, worker_storage=worker_storage)
+    request = publish_request(publish_rows, gate=not no_gate, record=record, endpoint=endpoint,
+                              private=private or None)
+    row = one_row(models, target, all_rows or changed or bool(executor) or jobs is not None or publish_rows)
+    if row is None:
+        from ..build.batch import BatchOptions
+        from .batch import build_many
+
+        single_only(weights=weights, revision=revision, quant=quant, kernel=kernel)
+        options = BatchOptions(force=force, gate=not no_gate, record=record, ignore_resources=ignore_resources,
+                               executor=executor or "local", address=address, worker_storage=worker_storage,
+                               max_builds=jobs, publish=request)
+        build_many(zoo(), models or [], target or [], all_rows, changed, dry_run, options, as_json)
+        return
+    model, target = row
+    if dry_run:
+        plan(model, target, quant=quant, kernel=kernel, context_length=None, as_json=as_json)
+        return
+    from ..build.pipeline import BuildOptions, Stages, build as run_build
+    from ..plan.resolve import require_fits, resolve
+    from .progress import StageProgress
+    from ..config.registry import get
+    from .render import build_summary
+
+    z = zoo()
+    recipe, path = get(z, model)
+    resolved = resolve(recipe, target, z, recipe_file=relative(path, z.root),
+                       overrides=overrides(quant=quant, kernel=kernel), revision=revision)
+    require_fits(resolved, recipe, z)
+    options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record,
+                           ignore_resources=ignore_resources)
+    from ..build.quiet import terminal_stream
+
+    from rich.console import Console
+
+    progress = Console(file=terminal_stream(), force_terminal=console(stderr=True).is_terminal)
+    with StageProgress(progress, enabled=not as_json) as observer:
+        result = run_build(resolved, z, options, Stages(observer))
+    summary = build_summary(result)
+    emit_json(summary) if as_json else say(summary_text(summary))
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory (build/<model>/<target>).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Re-check a bundle's manifest hashes, contents, license, card, budget and gate record."""
+    from ..errors import VerifyError
+    from ..bundle.verify import require, verify_bundle
+
+    if not bundle.is_dir():
+        raise VerifyError(f"{bundle}: not a directory", "pass a bundle folder, e.g. build/tiny-lfm2-moe/mac")
+    report = verify_bundle(bundle)
+    if as_json:
+        emit_json({"bundle": str(bundle), "ok": report.ok, "publishable": report.publishable,
+                   "problems": report.problems})
+    require(report)
+    if not as_json:
+        say(f"verified {bundle}: {len(report.manifest.files)} files match the manifest; "
+            f"publishable: {'yes' if report.publishable else 'no'}")
+
+
+@app.command()
+def run(
+    bundle: Annotated[Path, typer.Argument(help="A bundle (build/<model>/<target>) or its model folder.")],
+    prompt: Annotated[str, typer.Option(help="The user message; the bundle's chat template wraps it.")],
+    max_tokens: Annotated[int, typer.Option(min=1, help="Stop after this many new tokens.")] = 64,
+    greedy: Annotated[bool, typer.Option("--greedy", help="Take the top token (default: sample as generation_config.json says).")] = False,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate text from a bundle through the engine driver, as an app's engine would run it."""
+    from ..gate.generate import generate
+
+    result = generate(bundle, prompt, max_tokens, greedy, seed)
+    if as_json:
+        emit_json(result.model_dump())
+        return
+    say(result.text)
+    console(stderr=True).print(f"({result.prompt_tokens} prompt tokens, {len(result.generated_tokens)} generated, "
+                               f"stopped by {result.stopped_by})", highlight=False)
+
+
+@app.command()
+def gate(
+    model: Annotated[str, typer.Argument(help="Model id, or with --replay a bundle directory.")],
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Target name.")] = None,
+    replay: Annotated[Optional[Path], typer.Option(help="Re-run only the candidate against this gate.json.")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder.")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="Where to write the new transcript.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the fp32-oracle margin gate against a built bundle (or replay a published transcript)."""
+    from .gate import run_gate_command
+
+    summary = run_gate_command(zoo(), model, target, replay, weights, out_path)
+    emit_json(summary) if as_json else say(f"gate: {summary['line']} -> {summary['transcript']}")
+    if not summary["passed"]:
+        from ..errors import GateFailedError
+
+        raise GateFailedError(f"gate failed: {summary['line']}", "see the transcript for the flipped positions")
+
+
+@app.command()
+def publish(
+    models: ModelsArg = None,
+    target: TargetsOpt = None,
+    all_rows: AllFlag = False,
+    changed: Annotated[bool, typer.Option("--changed", help="Only rows not yet published at their current plan.")] = False,
+    repo: Annotated[Optional[str], typer.Option(help="Hub repo namespace/name (default: the recipe's publish.repo).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repo private.")] = False,
+    revision: Annotated[Optional[str], typer.Option(help="Branch to commit to (default: main).")] = None,
+    endpoint: Annotated[Optional[str], typer.Option(help="Hub endpoint, e.g. a local test server.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be uploaded; no network.")] = False,
+    record: Annotated[Optional[bool], typer.Option(
+        "--record/--no-record", help="Write zoo/records/ (default: only when publishing to the public Hub).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Publish a built, verified, gated bundle to the Hugging Face Hub in one commit, then tag it.
+
+    Globs, several targets, --all or --changed publish every row selected, one after the other.
+    """
+    from .batch import one_row
+
+    row = one_row(models, target, all_rows or changed)
+    if row is None:
+        from .batch import publish_many
+
+        single_only(repo=repo)
+        publish_many(zoo(), models or [], target or [], all_rows, changed, as_json, private=private,
+                     revision=revision, endpoint=endpoint, dry_run=dry_run, record=record)
+        return
+    model, target = row
+    from .publish import publish_command
+
+    result = publish_command(zoo(), model, target, repo=repo, private=private, revision=revision,
+                             endpoint=endpoint, dry_run=dry_run, record=record)
+    if as_json:
+        emit_json(result)
+    elif dry_run:
+        say(f"would publish {len(result['files'])} files ({result['total_bytes']:,} bytes) to {result['repo']}")
+        for entry in result["files"]:
+            say(f"  {entry['path']}  {entry['size']:,}")
+        say(f"card front matter: {result['card_front_matter']}")
+    elif result["commit_sha"]:
+        say(f"published {result['repo_url']} commit {result['commit_sha']} tag {result['tag']} "
+                  f"({len(result['files_uploaded'])} files uploaded, {len(result['files_deleted'])} deleted)")
+    else:
+        say(f"{result['repo_url']} already has this bundle: no commit made (tag {result['tag']})")
+
+
+@app.command()
+def status(models: ModelsArg = None, target: TargetsOpt = None, as_json: JsonFlag = False) -> None:
+    """Every model x target: plan hash against its last build, state, estimated size, time and memory."""
+    from .batch import status_command
+
+    status_command(zoo(), models or [], target or [], as_json)
+
+
+@app.command("index")
+def index(
+    check: Annotated[bool, typer.Option("--check", help="Fail (exit 2) if a generated catalog file is stale.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate zoo/README.md, zoo/index.json and zoo/<id>.md from recipes and build records."""
+    from .index import index_command
+
+    summary = index_command(zoo(), check)
+    if as_json:
+        emit_json(summary)
+        return
+    changed = ", ".join(summary["changed"]) or "nothing changed"
+    say(f"catalog up to date ({len(summary['files'])} files)" if check else f"zoo index: {changed}")
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    state = "reused (identical plan and inputs)" if summary["cached"] else "built"
+    return (
+        f"{state}: {summary['bundle']}\n"
+        f"  size {summary['bundle_size']} (model {summary['model_size']}, estimated {summary['estimated_size']}, "
+        f"budget {summary['budget_size']})\n"
+        f"  gate {summary['gate']}\n  publishable: {'yes' if summary['publishable'] else 'no'}"
+    )
+
+
+def main() -> None:
+    """Console-script entry; errors become message, hint and exit code in ``ZooGroup``."""
+    # Discovering pydantic plugins scans every installed distribution's entry points (~6 ms
+    # of each start); zootool's models take none. Set the variable empty to load them anyway.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
+    app()

@@ -1,0 +1,1 @@
+"""Recipes and zoo data: schemas, loading, the recipe registry, scaffolding new recipes."""

@@ -1,0 +1,1 @@
+"""Checkpoints: pinned Hub downloads, upstream metadata, synthetic checkpoints."""

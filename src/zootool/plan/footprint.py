@@ -1,0 +1,187 @@
+"""What each stage of a build needs from the machine: peak memory and disk, from the plan alone.
+
+Pure arithmetic on the architecture's tensors and the scheme's storage (no torch, no disk),
+so ``zoo plan`` and ``zoo list`` stay fast; ``resources`` compares the figures with the
+machine before a stage starts. A stage runs in phases one after another; its peak is the
+largest phase. The constants were measured on this zoo's Linux machines (torch 2.13 CPU,
+coreai-torch 0.4.3; anonymous and file-backed resident memory sampled every 5 ms through
+each phase of an export of a 101.5M-parameter synthetic LFM2-MoE from a bf16 checkpoint).
+
+**export** (``export.export_model``, in a child process), two phases:
+
+* *load and quantize*: the decode graph is built on the meta device and filled unit by unit
+  (one decoder layer, or one top-level module) from the checkpoint, cast to fp16, and each
+  unit is quantized as soon as it is complete (``export.build_graph``); glibc is asked to
+  return the freed pages and the checkpoint's maps are dropped after each unit. Resident:
+  the stored weights so far, plus one unit at fp16 (``largest layer x 2``), plus the
+  temporaries of the tensor at work: about three checkpoint-dtype copies of a stacked
+  expert tensor while it loads (per-expert concatenations, the stack, the cast), and fp32
+  temporaries of one expert slab while ``quantize_symmetric`` works (``slab x 4 x 3``).
+  4-bit k-means (``backends.kmeans``) works on 4096-row chunks, one per worker thread (at
+  most ``parallel.MAX_WORKERS``), each holding fp32 rows, int64 sort order, sorted rows and
+  fp64 prefix sums plus compaction copies (about 30 bytes an element), and gathers the
+  whole tensor's uint8 codes twice (the chunk results, then ``cat``).
+* *convert and save*: the converter copies each stored weight into the Core AI program and
+  drops the torch copy as it goes (``backends.coreai_consume``), and the save hashes the
+  file in pieces instead of reading it back whole (``backends.coreai_save``): one copy of
+  the stored weights (``CONVERTER_COPIES``) plus the largest tensor, alive twice for a moment.
+
+Both add ``EXPORT_RUNTIME_BYTES`` for Python, torch, the Core AI stack and the fixed cost of
+``torch.export`` and the converter (0.24-0.35 GB after the imports). Measured on a 4-layer
+LFM2.5-8B-A1B (1.05B parameters, sym8, 1.44 GB stored): load and quantize 3.35 GB peak
+(predicted 4.0), convert 2.46 GB (2.46); on the full flagship see README "The flagship at
+full size". Disk: the ``.aimodel`` is written once beside its final name and renamed
+(``backends.coreai._save``): the stored bytes plus ``DISK_MARGIN`` for the tokenizer,
+metadata and the size estimate's own error.
+
+**gate** (in the build process), phases one after another: the streamed fp32 oracle
+(``oracle``) holds one decoder layer in fp32 and the transients of loading it, measured
+2.7x one fp32 layer for an LFM2.5-8B-A1B-sized MoE layer (``largest layer x 4 x 3``), plus
+one block of the head and its logits (``HEAD_BLOCK_ROWS`` rows, fp32, twice) and
+transformers; each layer is dropped after it runs. The fp16 ceiling is an export as above
+with fp16 stored weights (counted even when the gate's ceiling cache would spare it) and,
+where the kernel cannot run on Linux, the kernel-free twin is one with the bundle's own.
+Their disk is the temporary directory's: the fp16 copy (``params x 2``) and the twin.
+
+**fetch**: a Hub checkpoint is downloaded in its own dtype, taken to be bf16 (2 bytes a
+parameter, as Hub LLM checkpoints are published; an fp32 upstream needs twice the disk),
+into the Hugging Face cache, streaming (``DOWNLOAD_RUNTIME_BYTES``); a generated fixture is
+bf16 too, streamed in constant memory (``zootool.fetch.synthetic``: under 400 MiB for the
+flagship), into ``.zoo-cache``. A checkpoint already there needs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..arch.base import TensorSpec
+from ..config.zoo_data import Kernel, QuantSpec, Scheme
+from .estimate import FP16_BYTES, SizeEstimate
+
+GB = 10**9
+FP32_BYTES = 4
+WORKING_BYTES = FP16_BYTES  # the export's working dtype (export.build_graph)
+CHECKPOINT_BYTES = 2  # bf16, on the Hub and as zootool.synthetic writes fixtures
+EXPORT_RUNTIME_BYTES = GB // 2  # Python + torch + Core AI stack + torch.export/converter fixed cost
+ORACLE_RUNTIME_BYTES = GB // 10  # transformers on top of the export's runtime
+GENERATE_RUNTIME_BYTES = GB * 45 // 100  # zootool.synthetic streams slices: constant memory
+DOWNLOAD_RUNTIME_BYTES = GB * 3 // 10  # huggingface_hub streams files to disk
+LOAD_COPIES = 3  # checkpoint-dtype copies of one stacked expert tensor while it loads
+QUANT_TEMPORARIES = 3  # fp32 copies of one expert slab (or 2-D tensor) alive in quantize_symmetric
+KMEANS_CHUNK_ROWS = 4096  # backends.kmeans.kmeans_rows works on this many rows at once
+KMEANS_WORKERS = 4  # parallel.MAX_WORKERS: chunks in flight at once
+KMEANS_BYTES_PER_CHUNK_ELEMENT = 30  # fp32 rows, int64 order, sorted rows, fp64 prefix sums, compaction
+KMEANS_CODE_COPIES = 2  # uint8 codes of the whole tensor: the chunk results, then torch.cat
+CONVERTER_COPIES = 1  # stored-weight copies alive while converting (backends.coreai_consume)
+ORACLE_LAYER_FACTOR = 3  # measured 2.7x one fp32 layer (zootool.oracle)
+HEAD_BLOCK_ROWS = 8192  # oracle.HEAD_BLOCK_ROWS: head rows (and logits) read at once
+DISK_MARGIN = 1.1
+LAYER = re.compile(r"^model\.layers\.(\d+)\.")
+
+Location = Literal["cache", "build", "temp"]
+
+
+class StageResources(BaseModel):
+    """One stage's predicted peak memory and the disk it writes.
+
+    ``phases`` are the stage's steps, each with the resident memory it needs; they run one
+    after another, so ``memory_bytes`` is the largest.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    memory_bytes: int
+    disk_bytes: int
+    disk_location: Location  # cache: checkpoints; build: build/<id>/; temp: the temporary directory
+    phases: dict[str, int]
+
+
+class ResourceEstimate(BaseModel):
+    """Per-stage needs of a build (``fetch``, ``export``, ``gate``), predicted from the plan."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stages: dict[str, StageResources]
+
+
+def _stage(phases: dict[str, int], disk: float, location: Location) -> StageResources:
+    return StageResources(memory_bytes=max(phases.values()), disk_bytes=math.ceil(disk),
+                          disk_location=location, phases=phases)
+
+
+def resource_estimate(
+    tensors: list[TensorSpec], sizes: SizeEstimate, scheme: Scheme, kernel: Kernel, *, generated: bool,
+) -> ResourceEstimate:
+    """Predict fetch, export and gate needs; ``generated``: the checkpoint is a seeded fixture."""
+    fp16_bytes = sum(spec.numel * FP16_BYTES for spec in tensors)
+    transient = _transient(tensors, scheme.quantize)
+    export = export_phases(tensors, sizes.weight_bytes, transient)
+    return ResourceEstimate(stages={
+        "fetch": _fetch(sizes.params, generated),
+        "export": _stage(export, sizes.weight_bytes * DISK_MARGIN, "build"),
+        "gate": _gate(tensors, sizes, kernel, fp16_bytes, transient),
+    })
+
+
+def export_phases(tensors: list[TensorSpec], stored_bytes: int, transient: int) -> dict[str, int]:
+    """Load and quantize unit by unit, then convert (consuming the torch copy) and save."""
+    largest = max((spec.numel for spec in tensors), default=0) * WORKING_BYTES
+    return {
+        "load_and_quantize": EXPORT_RUNTIME_BYTES + stored_bytes + _largest_layer(tensors) * WORKING_BYTES + transient,
+        "convert_and_save": EXPORT_RUNTIME_BYTES + stored_bytes * CONVERTER_COPIES + largest,
+    }
+
+
+def _transient(tensors: list[TensorSpec], quantize: Mapping[str, QuantSpec]) -> int:
+    """The largest temporaries while one tensor loads or is quantized."""
+    return max((_tensor_transient(spec, quantize.get(spec.group)) for spec in tensors), default=0)
+
+
+def _tensor_transient(spec: TensorSpec, quant: QuantSpec | None) -> int:
+    # A stacked expert tensor is read as per-expert parts, stacked, then cast.
+    load = spec.numel * CHECKPOINT_BYTES * LOAD_COPIES if len(spec.shape) > 2 else 0
+    if quant is None or len(spec.shape) < 2:
+        return load
+    if quant.method == "kmeans":
+        rows = min(KMEANS_CHUNK_ROWS * KMEANS_WORKERS, math.prod(spec.shape[:-1]))
+        chunks = rows * spec.shape[-1] * KMEANS_BYTES_PER_CHUNK_ELEMENT
+        return max(load, chunks + spec.numel * KMEANS_CODE_COPIES)
+    slab = math.prod(spec.shape[-2:])  # quantize_symmetric works one expert at a time
+    return max(load, slab * FP32_BYTES * QUANT_TEMPORARIES)
+
+
+def _fetch(params: int, generated: bool) -> StageResources:
+    phases = {"generate": GENERATE_RUNTIME_BYTES} if generated else {"download": DOWNLOAD_RUNTIME_BYTES}
+    return _stage(phases, params * CHECKPOINT_BYTES * DISK_MARGIN, "cache")
+
+
+def _prefixed(prefix: str, phases: dict[str, int]) -> dict[str, int]:
+    return {f"{prefix}_{name}": value for name, value in phases.items()}
+
+
+def _gate(tensors: list[TensorSpec], sizes: SizeEstimate, kernel: Kernel, fp16_bytes: int,
+          transient: int) -> StageResources:
+    hidden = next((spec.shape[-1] for spec in tensors if spec.group == "embedding"), 0)
+    oracle = (EXPORT_RUNTIME_BYTES + ORACLE_RUNTIME_BYTES + HEAD_BLOCK_ROWS * hidden * FP32_BYTES * 2
+              + _largest_layer(tensors) * FP32_BYTES * ORACLE_LAYER_FACTOR)
+    load = _transient(tensors, {})
+    phases = {"oracle": oracle, **_prefixed("fp16", export_phases(tensors, fp16_bytes, load))}
+    twin = 0 if kernel.runs_on_linux else sizes.weight_bytes
+    if twin:
+        phases |= _prefixed("twin", export_phases(tensors, twin, transient))
+    return _stage(phases, (fp16_bytes + twin) * DISK_MARGIN, "temp")
+
+
+def _largest_layer(tensors: list[TensorSpec]) -> int:
+    """Parameters of the largest decoder layer (``model.layers.N.*``)."""
+    layers: dict[str, int] = {}
+    for spec in tensors:
+        match = LAYER.match(spec.name)
+        if match and spec.parameter:
+            layers[match.group(1)] = layers.get(match.group(1), 0) + spec.numel
+    return max(layers.values(), default=0)

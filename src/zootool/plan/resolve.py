@@ -1,0 +1,391 @@
+"""Resolve a recipe and a target into a frozen, hashable ``BuildPlan``.
+
+Override order, lowest first (one function, ``cascade``, applies it):
+
+1. zoo defaults        ``zoo/zoo.toml [defaults]``
+2. recipe defaults     ``recipes/<id>.toml [defaults]``
+3. the target table    ``recipes/<id>.toml [targets.<name>]``
+4. command line        ``--quant``, ``--kernel``, ``--context-length``, ...
+
+Nested tables (``gate``, ``publish``) merge key by key. ``resolve`` touches no disk
+beyond the already-loaded ``Zoo`` and no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from ..arch import Architecture
+from ..backends.registry import scheme_refusal
+from ..config.recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
+from ..config.schema_base import did_you_mean
+from ..config.zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
+from ..errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
+from ..units import gb
+from .estimate import SizeEstimate, estimate
+from .footprint import ResourceEstimate, resource_estimate
+
+NESTED = ("gate", "publish")
+CLI = "command line"
+PLAN_FILE = "plan.json"
+# Not part of what is built: provenance, the predicted machine needs (re-measured constants),
+# the card's prose, and the command line's values (already in the fields they set).
+UNHASHED = frozenset({"origins", "resources", "description", "tags", "overrides"})
+
+
+class Origin(BaseModel):
+    """Where a resolved setting came from: a file and dotted key, or a CLI flag."""
+
+    model_config = ConfigDict(frozen=True)
+    file: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}"
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    budget_bytes: int
+    estimated_bytes: int
+    fits: bool
+    entitlement: str | None
+
+
+class BuildPlan(BaseModel):
+    """Everything a build needs, resolved; its hash names the build."""
+
+    model_config = ConfigDict(frozen=True)
+
+    recipe_id: str
+    model_name: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    target: str
+    platform_id: str
+    platform: Platform
+    backend: str
+    pipeline: str
+    scheme_id: str
+    scheme: Scheme
+    kernel_id: str
+    kernel: Kernel
+    context_length: int
+    gate_margin: float
+    gate_max_introduced_flips: int
+    gate_positions: int
+    publish_repo: str | None
+    publish_private: bool
+    source: HubSource | GeneratedSource
+    license_id: str
+    license: License
+    card: str
+    architecture: Architecture
+    estimate: SizeEstimate
+    budget: Budget
+    resources: ResourceEstimate
+    # What the command line changed (dotted key -> value), so a rebuild can resolve the same plan.
+    overrides: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+
+    @property
+    def plan_hash(self) -> str:
+        """sha256 of the canonical plan; the fields in ``UNHASHED`` do not change it."""
+        payload = self.model_dump_json(exclude=set(UNHASHED))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @model_validator(mode="after")
+    def _scheme_named(self) -> "BuildPlan":
+        # plan.json leaves the scheme's id out (it is not hashed); scheme_id is the same name.
+        if self.scheme.id != self.scheme_id:
+            object.__setattr__(self, "scheme", self.scheme.named(self.scheme_id))
+        return self
+
+    def source_fields(self) -> dict[str, Any]:
+        """The source as manifests and gate transcripts record it: Hub repo and revision, or a seed."""
+        return {"hub": getattr(self.source, "hub", None), "revision": getattr(self.source, "revision", None),
+                "generated_seed": getattr(self.source, "seed", None)}
+
+    def to_json(self) -> dict[str, Any]:
+        """``plan.json`` of a bundle: the plan without origins (they hold local recipe paths)."""
+        return self.model_dump(mode="json", exclude={"origins"})
+
+    def summary(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data["plan_hash"] = self.plan_hash
+        return data
+
+
+def cascade(levels: list[tuple[Settings, str, str]]) -> tuple[dict[str, Any], dict[str, Origin]]:
+    """Merge settings levels (lowest first) given as (settings, file, key prefix)."""
+    values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    for settings, file, prefix in levels:
+        for name, value in settings.model_dump(exclude_none=True, exclude={"platform"}).items():
+            items = value.items() if name in NESTED else [(None, value)]
+            for sub, item in items:
+                if item is None:
+                    continue
+                dotted = f"{name}.{sub}" if sub else name
+                values[dotted] = item
+                origins[dotted] = Origin(file=file, key=_key(prefix, dotted))
+    return values, origins
+
+
+def _key(prefix: str, dotted: str) -> str:
+    kebab = dotted.replace("_", "-")
+    if prefix == CLI:
+        return "--" + kebab.split(".")[-1]
+    return f"{prefix}.{kebab}" if prefix else kebab
+
+
+def resolve(
+    recipe: Recipe, target: str, zoo: Zoo, *, recipe_file: str, overrides: Settings | None = None,
+    revision: str | None = None,
+) -> BuildPlan:
+    """Resolve one target of a recipe into a plan (may be over budget; see ``require_fits``).
+
+    ``revision`` pins an upstream commit from the command line (``--revision``).
+    """
+    table = _target_table(recipe, target, recipe_file)
+    values, origins = cascade(_levels(zoo, recipe, table, target, recipe_file, overrides))
+    platform_id = table.platform or target
+    platform = _platform(zoo, platform_id, recipe_file, target)
+    _clamp_context(values, origins, platform, platform_id, recipe, recipe_file)
+    _check_gate(values, origins)
+    _platform_backend(values, origins, platform, platform_id)
+    refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
+    sizes, needs = _predictions(recipe, refs["scheme"], refs["kernel"])
+    source = _pinned_source(recipe, revision, origins)
+    return BuildPlan(
+        recipe_id=recipe.id,
+        model_name=recipe.model.name,
+        description=recipe.model.description,
+        tags=recipe.model.tags,
+        target=target,
+        platform_id=platform_id,
+        platform=platform,
+        backend=values["backend"],
+        pipeline=values["pipeline"],
+        scheme_id=values["quant"],
+        scheme=refs["scheme"],
+        kernel_id=values["kernel"],
+        kernel=refs["kernel"],
+        context_length=values["context_length"],
+        gate_margin=values["gate.margin"],
+        gate_max_introduced_flips=values["gate.max_introduced_flips"],
+        gate_positions=values["gate.positions"],
+        publish_repo=values.get("publish.repo"),
+        publish_private=values.get("publish.private", False),
+        source=source,
+        license_id=recipe.model.license,
+        license=refs["license"],
+        card=recipe.model.card,
+        architecture=recipe.architecture,
+        estimate=sizes,
+        budget=_budget(platform, sizes.weight_bytes),
+        resources=needs,
+        overrides=_command_line(overrides, revision),
+        origins=origins,
+    )
+
+
+def _command_line(overrides: Settings | None, revision: str | None) -> dict[str, Any]:
+    """The settings the command line gave, by dotted key (``--revision`` as ``source.revision``)."""
+    given = cascade([(overrides, CLI, CLI)])[0] if overrides is not None else {}
+    return given | ({"source.revision": revision} if revision is not None else {})
+
+
+def _predictions(recipe: Recipe, scheme: Scheme, kernel: Kernel) -> tuple[SizeEstimate, ResourceEstimate]:
+    """The bundle's size and each build stage's memory and disk, from the architecture."""
+    tensors = recipe.architecture.tensors()
+    sizes = estimate(tensors, scheme, kernel)
+    generated = isinstance(recipe.model.source, GeneratedSource)
+    return sizes, resource_estimate(tensors, sizes, scheme, kernel, generated=generated)
+
+
+def _levels(zoo: Zoo, recipe: Recipe, table: Settings, target: str, recipe_file: str, overrides):
+    """The cascade, lowest first: zoo defaults, recipe defaults, the target table, the command line."""
+    levels = [
+        (zoo.defaults, "zoo/zoo.toml", "defaults"),
+        (recipe.defaults, recipe_file, "defaults"),
+        (table, recipe_file, f"targets.{target}"),
+    ]
+    return levels + ([(overrides, CLI, CLI)] if overrides is not None else [])
+
+
+def _pinned_source(recipe: Recipe, revision: str | None, origins: dict[str, Origin]) -> HubSource | GeneratedSource:
+    source = recipe.model.source
+    if revision is None:
+        return source
+    if not isinstance(source, HubSource):
+        raise ConfigError("--revision: the recipe's source is generated, not a Hub repo", "drop --revision")
+    if not COMMIT_SHA.match(revision):
+        raise ConfigError(f"--revision: '{revision}' is not a full 40-character commit sha", "pin a commit")
+    origins["source.revision"] = Origin(file=CLI, key="--revision")
+    return source.model_copy(update={"revision": revision})
+
+
+def _target_table(recipe: Recipe, target: str, recipe_file: str):
+    if target not in recipe.targets:
+        hint = did_you_mean(target, recipe.targets)
+        raise UnknownTargetError(f"{recipe_file}: recipe '{recipe.id}' has no target '{target}'", hint)
+    return recipe.targets[target]
+
+
+def _platform(zoo: Zoo, platform_id: str, recipe_file: str, target: str) -> Platform:
+    if platform_id not in zoo.platforms:
+        raise RecipeError(
+            recipe_file, f"targets.{target}.platform", f"unknown platform '{platform_id}'",
+            did_you_mean(platform_id, zoo.platforms),
+        )
+    return zoo.platforms[platform_id]
+
+
+def _clamp_context(values: dict, origins: dict, platform: Platform, platform_id: str, recipe: Recipe,
+                   recipe_file: str) -> None:
+    """A zoo-wide default context length shrinks to what the platform and the model take;
+    a length a recipe or the command line asked for is refused instead."""
+    limits = [
+        (platform.max_context, f"platform '{platform_id}' max-context",
+         Origin(file="zoo/platforms.toml", key=f"platforms.{platform_id}.max-context")),
+        (recipe.architecture.max_position_embeddings, "the model's max-position-embeddings",
+         Origin(file=recipe_file, key="architecture.max-position-embeddings")),
+    ]
+    for limit, what, limit_origin in limits:
+        if limit is None or values["context_length"] <= limit:
+            continue
+        origin = origins["context_length"]
+        if origin.file not in ("zoo/zoo.toml", "zoo/platforms.toml"):
+            raise ConfigError(
+                f"{origin}: context length {values['context_length']} exceeds {what} {limit}",
+                f"use at most {limit} for this target",
+            )
+        values["context_length"], origins["context_length"] = limit, limit_origin
+
+
+def _check_gate(values: dict, origins: dict) -> None:
+    """The gate must be able to fail, and its teacher-forced tokens must fit the context."""
+    flips, positions, context = values["gate.max_introduced_flips"], values["gate.positions"], values["context_length"]
+    if flips >= positions:
+        raise ConfigError(
+            f"{origins['gate.max_introduced_flips']}: max-introduced-flips {flips} is not below gate positions "
+            f"{positions} ({origins['gate.positions']}): a gate that allows every position to flip cannot fail",
+            f"use at most {positions - 1}",
+        )
+    if positions >= context:
+        raise ConfigError(
+            f"{origins['gate.positions']}: {positions} gate positions do not fit after the prompt in context "
+            f"length {context} ({origins['context_length']})",
+            f"use fewer than {context} positions, or a longer context-length",
+        )
+
+
+def _platform_backend(values: dict, origins: dict, platform: Platform, platform_id: str) -> None:
+    """A backend left at the zoo default follows the platform (e.g. Core ML for OS 18 devices)."""
+    if origins["backend"].file == "zoo/zoo.toml" and values["backend"] not in platform.backends:
+        values["backend"] = platform.backends[0]
+        origins["backend"] = Origin(file="zoo/platforms.toml", key=f"platforms.{platform_id}.backends")
+
+
+def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, recipe_file: str) -> dict:
+    """Check every id the cascade produced; errors point at the level that set it."""
+    platform = zoo.platforms[platform_id]
+    _known(values["backend"], BACKENDS, origins["backend"], "backend")
+    if values["backend"] not in platform.backends:
+        raise ConfigError(
+            f"{origins['backend']}: backend '{values['backend']}' does not serve platform '{platform_id}'",
+            "platform backends: " + ", ".join(platform.backends),
+        )
+    _known(values["pipeline"], PIPELINES, origins["pipeline"], "pipeline")
+    _known(values["quant"], zoo.schemes, origins["quant"], "quant scheme")
+    if values["backend"] not in zoo.schemes[values["quant"]].backends:
+        raise ConfigError(
+            f"{origins['quant']}: scheme '{values['quant']}' has no mapping on backend '{values['backend']}'",
+            "schemes for this backend: "
+            + ", ".join(k for k, v in zoo.schemes.items() if values["backend"] in v.backends),
+        )
+    refusal = scheme_refusal(values["backend"], zoo.schemes[values["quant"]])
+    if refusal:
+        raise ConfigError(f"{origins['quant']}: scheme '{values['quant']}': {refusal}",
+                          "give the tensor group a format this backend stores, in zoo/schemes.toml")
+    _known(values["kernel"], zoo.kernels, origins["kernel"], "kernel")
+    kernel = zoo.kernels[values["kernel"]]
+    _kernel_applies(kernel, values, origins["kernel"], recipe.architecture.family)
+    licenses = zoo.licenses
+    if recipe.model.license not in licenses:
+        raise RecipeError(
+            recipe_file, "model.license",
+            f"unknown license '{recipe.model.license}'", did_you_mean(recipe.model.license, licenses),
+        )
+    return {"scheme": zoo.schemes[values["quant"]], "kernel": kernel, "license": licenses[recipe.model.license]}
+
+
+def _known(value: str, known, origin: Origin, what: str) -> None:
+    if value not in known:
+        raise ConfigError(f"{origin}: unknown {what} '{value}'", did_you_mean(value, known))
+
+
+def _kernel_applies(kernel: Kernel, values: dict, origin: Origin, family: str) -> None:
+    problems = [
+        (values["backend"], kernel.backends, "backend"),
+        (family, kernel.families, "family"),
+        (values["quant"], kernel.schemes, "quant scheme"),
+    ]
+    for value, allowed, what in problems:
+        if value not in allowed:
+            raise ConfigError(
+                f"{origin}: kernel '{values['kernel']}' does not support {what} '{value}'",
+                f"it supports {what}s: {', '.join(allowed)}",
+            )
+
+
+def _budget(platform: Platform, estimated: int) -> Budget:
+    needs = platform.entitlement and estimated > platform.entitlement.above_bytes
+    return Budget(
+        budget_bytes=platform.budget_bytes,
+        estimated_bytes=estimated,
+        fits=estimated <= platform.budget_bytes,
+        entitlement=platform.entitlement.name if needs else None,
+    )
+
+
+def require_fits(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> None:
+    """Raise ``BudgetExceededError`` for a plan over budget, naming schemes that would fit."""
+    if plan.budget.fits:
+        return
+    fitting = _fitting_schemes(plan, recipe, zoo)
+    hint = (
+        "schemes that fit: " + ", ".join(f"{s} (~{gb(b)})" for s, b in fitting)
+        if fitting else "no scheme in zoo/schemes.toml fits; choose a larger platform"
+    )
+    raise BudgetExceededError(
+        f"{plan.recipe_id} --target {plan.target}: estimated {gb(plan.budget.estimated_bytes)} with "
+        f"'{plan.scheme_id}' exceeds the {plan.platform_id} budget of {gb(plan.budget.budget_bytes)} "
+        f"({plan.platform.budget_reason})",
+        hint + " (e.g. --quant " + fitting[0][0] + ")" if fitting else hint,
+    )
+
+
+def _fitting_schemes(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> list[tuple[str, int]]:
+    fitting = []
+    for scheme_id, scheme in zoo.schemes.items():
+        kernel = _kernel_for(plan, scheme_id, recipe, zoo)
+        if plan.backend not in scheme.backends or kernel is None or scheme_refusal(plan.backend, scheme):
+            continue  # `--quant` with this scheme would be refused on this target
+        size = estimate(recipe.architecture.tensors(), scheme, kernel).weight_bytes
+        if size <= plan.budget.budget_bytes:
+            fitting.append((scheme_id, size))
+    return sorted(fitting, key=lambda pair: -pair[1])
+
+
+def _kernel_for(plan: BuildPlan, scheme_id: str, recipe: Recipe, zoo: Zoo) -> Kernel | None:
+    """The plan's kernel if it takes ``scheme_id``, else the first one that applies to this target."""
+    family = recipe.architecture.family
+    candidates = [plan.kernel, *zoo.kernels.values()]
+    return next((k for k in candidates if scheme_id in k.schemes and plan.backend in k.backends
+                 and family in k.families), None)
