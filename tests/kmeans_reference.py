@@ -1,6 +1,6 @@
 """The k-means zootool used before the sorted-row version: quantile start, 16 plain Lloyd steps.
 
-Kept as the reference the faster one is measured against (tests/test_kmeans.py, bench/kmeans_bench.py).
+Kept as the reference the faster one is measured against (tests/backends/test_kmeans.py, bench/kmeans_bench.py).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from zootool.arch.lfm2_moe.schema import Lfm2MoeArch  # noqa: E402
 from zootool.config.registry import get  # noqa: E402
 from zootool.config.zoo_data import Zoo  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def transformers_count(config: dict) -> tuple[int, dict[str, tuple]]:

@@ -18,7 +18,7 @@ from zootool.fetch.checkpoint import generate_tiny_checkpoint  # noqa: E402
 from zootool.gate.engine import EngineDriver  # noqa: E402
 from zootool.config.zoo_data import Zoo  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STEPS, CONTEXT, PROMPT = 44, 64, 9
 
 

@@ -13,7 +13,7 @@ from zootool.config.recipe import Settings
 from zootool.config.registry import get
 from zootool.config.zoo_data import BACKENDS, QuantSpec, Zoo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_backend_id_has_one_registered_backend():

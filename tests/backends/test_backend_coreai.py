@@ -25,7 +25,7 @@ from zootool.backends.coreai.runtime import AimodelSession  # noqa: E402
 from zootool.errors import BackendFailedError, BackendUnavailableError, ConfigError  # noqa: E402
 from zootool.config.zoo_data import QuantSpec, Scheme  # noqa: E402
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 HIDDEN, VOCAB, EXPERTS, TOP_K, INTER = 64, 96, 4, 2, 64
 
 

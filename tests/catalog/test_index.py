@@ -18,7 +18,7 @@ from zootool.catalog.records import read_record, record_build, record_path, reco
 from zootool.config.registry import get, load_all
 from zootool.config.zoo_data import Zoo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "tiny-lfm2-moe"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 DAY = dt.date(2026, 3, 14)

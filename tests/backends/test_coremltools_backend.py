@@ -25,7 +25,7 @@ from zootool.fetch.checkpoint import generate_tiny_checkpoint  # noqa: E402
 from zootool.errors import BackendFailedError, ConfigError, NotImplementedFeatureError  # noqa: E402
 from zootool.config.zoo_data import QuantSpec, Zoo  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MAX_CONTEXT = 16
 METADATA = {
     "author": "zootool test", "license": "MIT License", "description": "tiny llama for a test",

@@ -10,7 +10,7 @@ from zootool.config.registry import get
 from zootool.bundle.verify import front_matter
 from zootool.config.zoo_data import Zoo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FACTS = {"description": "d", "bundle_dir": "gpu-pipelined/X", "main_asset": "X.aimodel", "actual_size": "1 MB",
          "gate_line": "CLEAN (+0 flips/41 = fp16 ceiling)", "gate_detail": "detail", "zootool_version": "0"}
 

@@ -15,7 +15,7 @@ from zootool.errors import NotImplementedFeatureError  # noqa: E402
 from zootool.config.registry import get  # noqa: E402
 from zootool.config.zoo_data import Zoo  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def hf_config(config: dict):

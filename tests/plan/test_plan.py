@@ -14,7 +14,7 @@ from zootool.config.recipe import GateSettings, Settings
 from zootool.config.registry import get
 from zootool.config.zoo_data import Zoo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def plan_for(root: Path, model: str, target: str, **cli):

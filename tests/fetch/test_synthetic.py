@@ -23,7 +23,7 @@ from zootool.fetch.synthetic.generate import parse_size
 from zootool.fetch.synthetic.safetensors_stream import StoredTensor, write_file
 from zootool.fetch.synthetic.weights import SLICE_ELEMENTS, Init, slice_tasks
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 CONFIGS = {
     "lfm2_moe": {"model_type": "lfm2_moe", **TINY_LFM2_MOE},
     "lfm2_moe-variant": {"model_type": "lfm2_moe", **TINY_LFM2_MOE_VARIANT},
