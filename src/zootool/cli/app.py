@@ -283,28 +283,12 @@ def build(
     if dry_run:
         plan(model, target, quant=quant, kernel=kernel, context_length=None, as_json=as_json)
         return
-    from ..build.pipeline import BuildOptions, Stages, build as run_build
-    from ..plan.resolve import require_fits, resolve
-    from .progress import StageProgress
-    from ..config.registry import get
-    from .render import build_summary
+    from ..build.pipeline import BuildOptions
+    from .build_one import build_one
 
-    z = zoo()
-    recipe, path = get(z, model)
-    resolved = resolve(recipe, target, z, recipe_file=relative(path, z.root),
-                       overrides=overrides(quant=quant, kernel=kernel), revision=revision)
-    require_fits(resolved, recipe, z)
     options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record,
                            ignore_resources=ignore_resources)
-    from ..build.quiet import terminal_stream
-
-    from rich.console import Console
-
-    progress = Console(file=terminal_stream(), force_terminal=console(stderr=True).is_terminal)
-    with StageProgress(progress, enabled=not as_json) as observer:
-        result = run_build(resolved, z, options, Stages(observer))
-    summary = build_summary(result)
-    emit_json(summary) if as_json else say(summary_text(summary))
+    build_one(zoo(), model, target, overrides(quant=quant, kernel=kernel), options, revision, as_json)
 
 
 @app.command()
@@ -439,16 +423,6 @@ def index(
         return
     changed = ", ".join(summary["changed"]) or "nothing changed"
     say(f"catalog up to date ({len(summary['files'])} files)" if check else f"zoo index: {changed}")
-
-
-def summary_text(summary: dict[str, Any]) -> str:
-    state = "reused (identical plan and inputs)" if summary["cached"] else "built"
-    return (
-        f"{state}: {summary['bundle']}\n"
-        f"  size {summary['bundle_size']} (model {summary['model_size']}, estimated {summary['estimated_size']}, "
-        f"budget {summary['budget_size']})\n"
-        f"  gate {summary['gate']}\n  publishable: {'yes' if summary['publishable'] else 'no'}"
-    )
 
 
 def main() -> None:
