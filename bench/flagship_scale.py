@@ -1,7 +1,7 @@
 """The flagship at full size on this machine: generate, build for mac and iphone, gate.
 
 Figures, not assertions (CI does not run it): `python bench/flagship_scale.py WORK_DIR
-[--steps generate,mac,iphone,gate]`. WORK_DIR needs ~60 GB free: a 17 GB bf16 checkpoint of
+[--steps generate,mac,iphone,gate,gate-iphone]`. WORK_DIR needs ~60 GB free: a 17 GB bf16 checkpoint of
 LFM2.5-8B-A1B (random weights of the real architecture) and two bundles. Each step runs
 `zoo` in its own process under /usr/bin/time -v (peak RSS of the largest process) and prints
 wall time, peak RSS and, for builds, the built size against the plan's estimate and the time
@@ -85,16 +85,18 @@ def build(root: Path, checkpoint: Path, target: str) -> None:
     print(f"{line}  size {size:,} B vs estimate {estimate:,} B ({(size - estimate) / estimate:+.3%})  [{stages}]")
 
 
-def gate(root: Path, checkpoint: Path) -> None:
-    result, wall, peak = timed(zoo(root, "gate", MODEL, "--target", "mac", "--weights", str(checkpoint), "--json"))
+def gate(root: Path, checkpoint: Path, target: str) -> None:
+    result, wall, peak = timed(zoo(root, "gate", MODEL, "--target", target, "--weights", str(checkpoint), "--json"))
     verdict = json.loads(result.stdout)["line"] if result.returncode in (0, 6) else result.stderr.strip()[-300:]
-    print(f"gate mac   wall {wall:7.1f} s  peak RSS {peak:5.2f} GB  rc {result.returncode}  {verdict}")
+    print(f"gate {target:6} wall {wall:7.1f} s  peak RSS {peak:5.2f} GB  rc {result.returncode}  {verdict}")
+    if result.returncode in (0, 6):
+        print(f"  candidate runtime: {json.loads(result.stdout)['candidate_runtime']}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work_dir", type=Path)
-    parser.add_argument("--steps", default="generate,mac,iphone,gate")
+    parser.add_argument("--steps", default="generate,mac,iphone,gate,gate-iphone")
     args = parser.parse_args()
     steps = args.steps.split(",")
     checkpoint = args.work_dir / "checkpoint"
@@ -108,8 +110,9 @@ def main() -> None:
         for target in ("mac", "iphone"):
             if target in steps:
                 build(root, checkpoint, target)
-        if "gate" in steps:
-            gate(root, checkpoint)
+        for step, target in (("gate", "mac"), ("gate-iphone", "iphone")):
+            if step in steps:
+                gate(root, checkpoint, target)
 
 
 if __name__ == "__main__":

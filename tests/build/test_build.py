@@ -165,7 +165,25 @@ def test_replay_refuses_another_targets_transcript(built: Path, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_broken_candidate_fails_the_gate(built: Path, tmp_path: Path):
+def test_streamed_gate_agrees_with_the_engine_gate(built: Path, tmp_path: Path):
+    """Both sides streamed in torch, one layer at a time: the engine gate's tokens, named as streamed."""
+    out = tmp_path / "streamed.json"
+    result = run_zoo("gate", MODEL, "--target", "mac", "--runtime", "streamed", "--out", str(out), "--json",
+                     root=built)
+    assert result.returncode == 0, result.stderr
+    streamed, engine = json.loads(out.read_text()), json.loads((bundle(built) / "gate.json").read_text())
+    assert streamed["oracle_tokens"] == engine["oracle_tokens"]
+    for side in ("fp16", "candidate"):
+        assert "zootool.gate.streamed" in streamed[side]["runtime"] and "Core AI" in engine[side]["runtime"]
+        agree = [a == b for a, b in zip(streamed[side]["tokens"], engine[side]["tokens"], strict=True)]
+        assert sum(agree) >= len(agree) - 1
+    assert "quantized weights" in streamed["candidate"]["runtime"] and "fp16 weights" in streamed["fp16"]["runtime"]
+    assert json.loads(result.stdout)["candidate_runtime"] == streamed["candidate"]["runtime"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["auto", "streamed"])
+def test_broken_candidate_fails_the_gate(built: Path, tmp_path: Path, runtime: str):
     """Zero every expert's weights of one MoE layer; the published transcript must catch it."""
     import torch
     from safetensors.torch import load_file, save_file
@@ -184,7 +202,8 @@ def test_broken_candidate_fails_the_gate(built: Path, tmp_path: Path):
     build = run_zoo("build", MODEL, "--target", "mac", "--weights", str(broken), "--no-gate", root=root)
     assert build.returncode == 0, build.stderr
     result = run_zoo("gate", str(root / "build" / MODEL / "mac"), "--replay", str(bundle(built) / "gate.json"),
-                     "--weights", str(broken), "--out", str(tmp_path / "broken.json"), root=root)
+                     "--weights", str(broken), "--out", str(tmp_path / "broken.json"), "--runtime", runtime,
+                     root=root)
     assert result.returncode == 6, result.stderr
     assert "gate failed: FAIL (+" in result.stderr
     assert json.loads((tmp_path / "broken.json").read_text())["candidate"]["flips"] > 1

@@ -54,9 +54,19 @@ def test_plan_json_has_each_stage_with_its_peak_phase():
     assert plan["estimate"]["weight_bytes"] < export["load_and_quantize"] < params * 2
     assert plan["estimate"]["weight_bytes"] < export["convert_and_save"] < params * 2
     assert plan["estimate"]["weight_bytes"] < stages["export"]["disk_bytes"] < 2 * plan["estimate"]["weight_bytes"]
-    # The gate writes an fp16 copy of every tensor to the temporary directory; a Hub fetch a bf16 one.
-    assert stages["gate"]["disk_location"] == "temp" and stages["gate"]["disk_bytes"] > params * 2
+    # The full-size gate streams both sides in torch (plan.gate_runtime): one layer in memory, no
+    # export on disk; a Hub fetch writes a bf16 copy.
+    assert plan["gate_runtime"] == "streamed"
+    assert list(stages["gate"]["phases"]) == ["oracle", "fp16_streamed", "candidate_streamed"]
+    assert stages["gate"]["disk_bytes"] == 0 and stages["gate"]["memory_bytes"] < 8 * 10**9
     assert stages["fetch"]["disk_location"] == "cache" and stages["fetch"]["disk_bytes"] >= params * 2
+
+
+def test_an_engine_gate_writes_the_fp16_export_to_the_temporary_directory():
+    plan = plan_for(REPO, "tiny-lfm2-moe", "mac")
+    gate = plan.resources.stages["gate"]
+    assert plan.gate_runtime == "engine" and gate.disk_location == "temp"
+    assert gate.disk_bytes > plan.estimate.params * 2 and "fp16_load_and_quantize" in gate.phases
 
 
 def test_kmeans_scheme_adds_its_temporaries_and_shrinks_the_converter_share():

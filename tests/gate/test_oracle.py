@@ -90,9 +90,12 @@ def test_top_k_rows_are_the_gate_rows_of_the_full_logits(block_rows, monkeypatch
     ids = _token_ids(directory, 20)
     full = streaming_logits(directory, ids)
     monkeypatch.setattr(oracle, "HEAD_BLOCK_ROWS", block_rows)
-    assert np.array_equal(streaming_logits(directory, ids), full)
+    # A narrower block may change the matmul's blocking, so the last fp32 bit may differ.
+    assert np.allclose(streaming_logits(directory, ids), full, rtol=1e-6, atol=1e-6)
     rows = streaming_top_k(directory, ids, 32)
-    assert rows == [OracleRow.from_logits(row.tolist(), 32) for row in full]
+    expected = [OracleRow.from_logits(row.tolist(), 32) for row in full]
+    assert [row.tokens for row in rows] == [row.tokens for row in expected]
+    assert np.allclose([row.logits for row in rows], [row.logits for row in expected], rtol=1e-6, atol=1e-6)
     assert len(rows) == 20 and all(len(row.tokens) == 32 for row in rows)
 
 

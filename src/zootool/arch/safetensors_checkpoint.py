@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -151,6 +151,7 @@ def assign_checked(chunk: Any, name: str, value: Any, where: str) -> None:
 
 def load_by_unit(
     graph: Any, read: Callable[[str], Any], where: str, on_unit: Callable[[tuple[str, ...]], None] | None = None,
+    only: Collection[str] | None = None,
 ) -> None:
     """Fill ``graph`` with ``read(state-dict name)`` for every untied tensor, then tie the head.
 
@@ -158,12 +159,15 @@ def load_by_unit(
     (``("embedding_norm",)``) or one decoder layer (``("layers.3",)``), in load order. A
     tied head and its embedding are one unit, ``("embed_tokens", "lm_head")``, after the tie.
     An export quantizes each unit there, so the whole model never sits in memory at the
-    working precision.
+    working precision. ``only`` loads just those units (``unit_of`` names); the rest stay
+    as they are (the gate's streamed twin loads one layer at a time).
     """
     tied = graph.dims.tie_word_embeddings
     done = on_unit or (lambda unit: None)
     current: str | None = None
     for name in untied_names(graph):
+        if only is not None and unit_of(name) not in only:
+            continue
         unit = unit_of(name)
         if current is not None and unit != current and not (tied and current == EMBEDDING_UNIT):
             done((current,))
@@ -171,6 +175,8 @@ def load_by_unit(
         assign_checked(graph, name, read(name), where)
     if current is not None and not (tied and current == EMBEDDING_UNIT):
         done((current,))
+    if only is not None and EMBEDDING_UNIT not in only:
+        return
     tie_head(graph)
     if tied:
         done((EMBEDDING_UNIT, "lm_head"))

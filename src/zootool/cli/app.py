@@ -340,12 +340,14 @@ def gate(
     replay: Annotated[Optional[Path], typer.Option(help="Re-run only the candidate against this gate.json.")] = None,
     weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder.")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="Where to write the new transcript.")] = None,
+    runtime: Annotated[str, typer.Option(
+        help="auto (the plan's gate_runtime), engine (Core AI runtime) or streamed (torch, one layer at a time).")] = "auto",
     as_json: JsonFlag = False,
 ) -> None:
     """Run the fp32-oracle margin gate against a built bundle (or replay a published transcript)."""
     from .gate import run_gate_command
 
-    summary = run_gate_command(zoo(), model, target, replay, weights, out_path)
+    summary = run_gate_command(zoo(), model, target, replay, weights, out_path, runtime)
     emit_json(summary) if as_json else say(f"gate: {summary['line']} -> {summary['transcript']}")
     if not summary["passed"]:
         from ..errors import GateFailedError

@@ -14,28 +14,44 @@ from ..config.zoo_data import Zoo
 from ..errors import ConfigError, VerifyError
 from ..fetch.hub import fetch_checkpoint
 from ..plan.recorded import plan_of
+from ..plan.gate_runtime import GATE_RUNTIMES
 from ..plan.resolve import BuildPlan
+
+RUNTIME_CHOICES = ("auto", *GATE_RUNTIMES)
 
 
 def run_gate_command(
     zoo: Zoo, model: str, target: str | None, replay_json: Path | None, weights: Path | None, out: Path | None,
+    runtime: str = "auto",
 ) -> dict[str, Any]:
-    """Resolve what to gate, run it, and return a summary with the transcript path."""
-    from ..gate.run import replay, run_gate
+    """Resolve what to gate, run it, and return a summary with the transcript path.
 
+    ``runtime``: ``auto`` (the plan's ``gate_runtime``), ``engine`` or ``streamed``.
+    """
+    from ..gate.run import checked_runtime, replay, run_gate
+
+    chosen = _runtime_option(runtime)
     bundle = Path(model) if replay_json else None
     manifest, plan, bundle = _locate(zoo, model, target, bundle)
+    checked_runtime(plan, chosen)
     model_dir = bundle / (manifest.model_dir or "")
-    needed = not replay_json or not plan.kernel.runs_on_linux
+    needed = not replay_json or not plan.kernel.runs_on_linux or chosen == "streamed"
     record = checkpoint_record(zoo.root, plan.recipe_id, plan.target)
     checkpoint = _checkpoint(zoo, plan, weights or recorded_checkpoint(record), needed)
     transcript_path = out or bundle.parent / f"{bundle.name}.gate.json"
     with captured(bundle.parent / f"{bundle.name}.gate.log"):
         if replay_json:
-            transcript = replay(plan, checkpoint, replay_json, model_dir, transcript_path)
+            transcript = replay(plan, checkpoint, replay_json, model_dir, transcript_path, chosen)
         else:
-            transcript = run_gate(plan, checkpoint, model_dir, transcript_path, ceiling_cache=ceiling_cache(zoo))
+            transcript = run_gate(plan, checkpoint, model_dir, transcript_path, ceiling_cache(zoo), chosen)
     return {**transcript.summary(), "transcript": str(transcript_path)}
+
+
+def _runtime_option(value: str) -> Any:
+    if value not in RUNTIME_CHOICES:
+        raise ConfigError(f"--runtime {value!r} is not one of {', '.join(RUNTIME_CHOICES)}",
+                          "auto takes the plan's gate_runtime (see zoo plan)")
+    return None if value == "auto" else value
 
 
 def _locate(zoo: Zoo, model: str, target: str | None, bundle: Path | None) -> tuple[Manifest, BuildPlan, Path]:

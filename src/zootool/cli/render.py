@@ -68,8 +68,14 @@ def groups_table(plan: BuildPlan) -> "Table":
 def _gate(plan: BuildPlan) -> str:
     return (
         f"margin {plan.gate_margin}, <= {plan.gate_max_introduced_flips} introduced flips "
-        f"over {plan.gate_positions} positions"
+        f"over {plan.gate_positions} positions; on Linux {_GATE_RUNTIME_WORDS[plan.gate_runtime]}"
     )
+
+
+_GATE_RUNTIME_WORDS = {
+    "engine": "through the Core AI runtime",
+    "streamed": "streamed in torch, one layer at a time (the Core AI runtime would take hours)",
+}
 
 
 def _source(plan: BuildPlan) -> str:

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from ..bundle.manifest import tool_versions, write_json_atomic
 from ..errors import ConfigError
+from ..plan.gate_runtime import GateRuntime
 from ..plan.resolve import BuildPlan
 from .margin import OracleRow, count_flips, score_positions, verdict
 
@@ -139,8 +140,24 @@ def candidate_side(model_dir: Path, transcript: Transcript, runtime: str) -> Sid
     """Teacher-force the transcript through a model folder, engine-style, and score the top-1s."""
     from .engine import teacher_forced_logits
 
-    feed = transcript.input_ids + transcript.forced_tokens[:-1]
-    logits = teacher_forced_logits(model_dir, feed)[len(transcript.input_ids) - 1:]
+    return scored_side(teacher_forced_logits(model_dir, _feed(transcript)), transcript, runtime)
+
+
+def streamed_side(plan: BuildPlan, checkpoint: Path, transcript: Transcript, *, quantized: bool) -> Side:
+    """The transcript through the plan's decode graph in torch, one layer at a time (``streamed``)."""
+    from .streamed import runtime_name, streamed_logits
+
+    logits = streamed_logits(plan, checkpoint, _feed(transcript), quantized=quantized)
+    return scored_side(logits, transcript, runtime_name(quantized))
+
+
+def _feed(transcript: Transcript) -> list[int]:
+    return transcript.input_ids + transcript.forced_tokens[:-1]
+
+
+def scored_side(logits: Any, transcript: Transcript, runtime: str) -> Side:
+    """Score a side's logits over the whole feed (prompt and forced tokens) against the oracle."""
+    logits = logits[len(transcript.input_ids) - 1:]
     tokens = [int(row.argmax()) for row in logits]
     scores = score_positions(transcript.oracle_top, tokens, transcript.margin)
     return Side(
@@ -150,37 +167,65 @@ def candidate_side(model_dir: Path, transcript: Transcript, runtime: str) -> Sid
 
 
 def run_gate(
-    plan: BuildPlan, checkpoint: Path, model_dir: Path, out: Path, ceiling_cache: Path | None = None
+    plan: BuildPlan, checkpoint: Path, model_dir: Path, out: Path, ceiling_cache: Path | None = None,
+    runtime: GateRuntime | None = None,
 ) -> Transcript:
     """Oracle, fp16 ceiling and candidate; writes ``gate.json`` at ``out``.
 
     ``ceiling_cache`` keeps fp16-ceiling sides: they do not depend on the quant scheme, so
     other targets and rebuilds of the same source reuse them instead of exporting again.
+    ``runtime`` (default: the plan's ``gate_runtime``) runs the sides through the Core AI
+    runtime (``engine``) or as the streamed torch graph (``streamed``); on macOS the
+    candidate is always the bundle itself, in its engine.
     """
+    runtime = checked_runtime(plan, runtime)
     transcript = oracle_transcript(plan, checkpoint)
     with tempfile.TemporaryDirectory(prefix="zoo-gate-") as tmp:
-        transcript.fp16 = _ceiling(plan, checkpoint, transcript, Path(tmp) / "fp16", ceiling_cache)
-        runnable, twin = _runnable(plan, checkpoint, model_dir, Path(tmp) / "twin")
-        transcript.candidate = candidate_side(runnable, transcript, _runtime_name(plan, twin))
+        transcript.fp16 = _ceiling(plan, checkpoint, transcript, Path(tmp) / "fp16", ceiling_cache, runtime)
+        transcript.candidate = _candidate(plan, checkpoint, model_dir, transcript, Path(tmp) / "twin", runtime)
     return finish(transcript, out)
 
 
-def _ceiling(plan: BuildPlan, checkpoint: Path, transcript: Transcript, tmp: Path, cache: Path | None) -> Side:
-    path = cache / f"{ceiling_key(plan, checkpoint, transcript)}.json" if cache else None
+def checked_runtime(plan: BuildPlan, runtime: GateRuntime | None) -> GateRuntime:
+    """The runtime asked for, or the plan's; refused where the backend cannot stream."""
+    from ..plan.gate_runtime import streaming_refusal
+
+    chosen = runtime or plan.gate_runtime
+    refusal = streaming_refusal(plan.backend) if chosen == "streamed" else None
+    if refusal:
+        raise ConfigError(f"--runtime streamed: {refusal}", "gate this target with --runtime engine")
+    return chosen
+
+
+def _candidate(
+    plan: BuildPlan, checkpoint: Path, model_dir: Path, transcript: Transcript, twin_dir: Path, runtime: GateRuntime,
+) -> Side:
+    if runtime == "streamed" and _platform.system() != "Darwin":
+        return streamed_side(plan, checkpoint, transcript, quantized=True)
+    runnable, twin = _runnable(plan, checkpoint, model_dir, twin_dir)
+    return candidate_side(runnable, transcript, _runtime_name(plan, twin))
+
+
+def _ceiling(
+    plan: BuildPlan, checkpoint: Path, transcript: Transcript, tmp: Path, cache: Path | None, runtime: GateRuntime,
+) -> Side:
+    path = cache / f"{ceiling_key(plan, checkpoint, transcript, runtime)}.json" if cache else None
     if path is not None and path.is_file():
         try:
             return Side.model_validate_json(path.read_text())
         except ValueError:
             pass  # a damaged cache entry is recomputed
-    ceiling = twin_model_dir(plan, checkpoint, tmp, fp16=True)
-    side = candidate_side(ceiling, transcript, _runtime_name(plan, False))
+    if runtime == "streamed":
+        side = streamed_side(plan, checkpoint, transcript, quantized=False)
+    else:
+        side = candidate_side(twin_model_dir(plan, checkpoint, tmp, fp16=True), transcript, _runtime_name(plan, False))
     if path is not None:
         write_json_atomic(path, side.model_dump(mode="json"))
     return side
 
 
-def ceiling_key(plan: BuildPlan, checkpoint: Path, transcript: Transcript) -> str:
-    """What the fp16 ceiling depends on: the source weights, the tokens fed, the graph's shape."""
+def ceiling_key(plan: BuildPlan, checkpoint: Path, transcript: Transcript, runtime: GateRuntime = "engine") -> str:
+    """What the fp16 ceiling depends on: the source weights, the tokens fed, the graph's shape, the runtime."""
     import hashlib
 
     from .. import __version__
@@ -190,7 +235,7 @@ def ceiling_key(plan: BuildPlan, checkpoint: Path, transcript: Transcript) -> st
         "config": hashlib.sha256((checkpoint / "config.json").read_bytes()).hexdigest(), "weights": weights,
         "source": transcript.source, "feed": transcript.input_ids + transcript.forced_tokens,
         "backend": plan.backend, "query_len": plan.kernel.query_len, "context": plan.context_length,
-        "zootool": __version__, "gate": GATE_VERSION,
+        "zootool": __version__, "gate": GATE_VERSION, "runtime": runtime,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -249,10 +294,14 @@ def load_transcript(path: Path) -> Transcript:
         raise ConfigError(f"--replay {path}: not a gate transcript ({what})", hint) from None
 
 
-def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, model_dir: Path, out: Path) -> Transcript:
+def replay(
+    plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, model_dir: Path, out: Path,
+    runtime: GateRuntime | None = None,
+) -> Transcript:
     """Re-run only the candidate side against a published transcript.
 
-    ``checkpoint`` is needed only where the bundle's kernel cannot run here (the twin).
+    ``checkpoint`` is needed only where the bundle's kernel cannot run here (the twin) or
+    the candidate is streamed; without one the bundle itself runs in the engine.
     """
     transcript = load_transcript(transcript_path)
     if (transcript.recipe, transcript.target) != (plan.recipe_id, plan.target):
@@ -262,8 +311,9 @@ def replay(plan: BuildPlan, checkpoint: Path | None, transcript_path: Path, mode
             "replay the gate.json published with this model and target",
         )
     with tempfile.TemporaryDirectory(prefix="zoo-replay-") as tmp:
-        runnable, twin = (model_dir, False)
-        if checkpoint is not None:
-            runnable, twin = _runnable(plan, checkpoint, model_dir, Path(tmp) / "twin")
-        transcript.candidate = candidate_side(runnable, transcript, _runtime_name(plan, twin))
+        if checkpoint is None:
+            transcript.candidate = candidate_side(model_dir, transcript, _runtime_name(plan, False))
+        else:
+            runtime = checked_runtime(plan, runtime)
+            transcript.candidate = _candidate(plan, checkpoint, model_dir, transcript, Path(tmp) / "twin", runtime)
     return finish(transcript, out)

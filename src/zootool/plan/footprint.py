@@ -61,7 +61,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..arch.base import TensorSpec
 from ..config.zoo_data import Kernel, QuantSpec, Scheme
-from .estimate import FP16_BYTES, SizeEstimate
+from .estimate import FP16_BYTES, SizeEstimate, tensor_bytes
 
 GB = 10**9
 FP32_BYTES = 4
@@ -81,6 +81,7 @@ CONVERTER_COPIES = 1  # stored-weight copies alive while converting (backends.co
 ORACLE_LAYER_FACTOR = 3  # measured 2.7x one fp32 layer (zootool.oracle)
 HEAD_BLOCK_ROWS = 8192  # oracle.HEAD_BLOCK_ROWS: head rows (and logits) read at once
 DISK_MARGIN = 1.1
+STREAMED_LOGIT_ROWS = 512  # more than any gate's prompt + positions (gate.positions is at most a few hundred)
 LAYER = re.compile(r"^model\.layers\.(\d+)\.")
 
 Location = Literal["cache", "build", "temp"]
@@ -116,15 +117,18 @@ def _stage(phases: dict[str, int], disk: float, location: Location) -> StageReso
 
 def resource_estimate(
     tensors: list[TensorSpec], sizes: SizeEstimate, scheme: Scheme, kernel: Kernel, *, generated: bool,
+    gate_runtime: str = "engine",
 ) -> ResourceEstimate:
     """Predict fetch, export and gate needs; ``generated``: the checkpoint is a seeded fixture."""
     fp16_bytes = sum(spec.numel * FP16_BYTES for spec in tensors)
     transient = _transient(tensors, scheme.quantize)
     export = export_phases(tensors, sizes.weight_bytes, transient)
+    gate = (_streamed_gate(tensors, scheme, transient) if gate_runtime == "streamed"
+            else _gate(tensors, sizes, kernel, fp16_bytes, transient))
     return ResourceEstimate(stages={
         "fetch": _fetch(sizes.params, generated),
         "export": _stage(export, sizes.weight_bytes * DISK_MARGIN, "build"),
-        "gate": _gate(tensors, sizes, kernel, fp16_bytes, transient),
+        "gate": gate,
     })
 
 
@@ -166,15 +170,39 @@ def _prefixed(prefix: str, phases: dict[str, int]) -> dict[str, int]:
 
 def _gate(tensors: list[TensorSpec], sizes: SizeEstimate, kernel: Kernel, fp16_bytes: int,
           transient: int) -> StageResources:
-    hidden = next((spec.shape[-1] for spec in tensors if spec.group == "embedding"), 0)
-    oracle = (EXPORT_RUNTIME_BYTES + ORACLE_RUNTIME_BYTES + HEAD_BLOCK_ROWS * hidden * FP32_BYTES * 2
-              + _largest_layer(tensors) * FP32_BYTES * ORACLE_LAYER_FACTOR)
     load = _transient(tensors, {})
-    phases = {"oracle": oracle, **_prefixed("fp16", export_phases(tensors, fp16_bytes, load))}
+    phases = {"oracle": _oracle(tensors), **_prefixed("fp16", export_phases(tensors, fp16_bytes, load))}
     twin = 0 if kernel.runs_on_linux else sizes.weight_bytes
     if twin:
         phases |= _prefixed("twin", export_phases(tensors, twin, transient))
     return _stage(phases, (fp16_bytes + twin) * DISK_MARGIN, "temp")
+
+
+def _streamed_gate(tensors: list[TensorSpec], scheme: Scheme, transient: int) -> StageResources:
+    """The oracle, then each side in torch with one decoder layer in memory (``gate.streamed``)."""
+    layer = _largest_layer(tensors) * WORKING_BYTES
+    outside = [spec for spec in tensors if not LAYER.match(spec.name)]
+    fp16_outside = sum(spec.numel for spec in outside) * WORKING_BYTES
+    stored_outside = sum(tensor_bytes(spec, scheme.quantize.get(spec.group)) for spec in outside)
+    logits = STREAMED_LOGIT_ROWS * _vocab(tensors) * FP32_BYTES * 2  # fp16 logits, then their fp32 copy
+    # A layer at fp16 as it loads, plus its experts dequantized back to fp16 for the eager matmul.
+    fp16 = EXPORT_RUNTIME_BYTES + fp16_outside + layer + _transient(tensors, {}) + logits
+    candidate = EXPORT_RUNTIME_BYTES + stored_outside + layer * 2 + transient + logits
+    phases = {"oracle": _oracle(tensors), "fp16_streamed": fp16, "candidate_streamed": candidate}
+    return _stage(phases, 0, "temp")
+
+
+def _oracle(tensors: list[TensorSpec]) -> int:
+    return (EXPORT_RUNTIME_BYTES + ORACLE_RUNTIME_BYTES + HEAD_BLOCK_ROWS * _hidden(tensors) * FP32_BYTES * 2
+            + _largest_layer(tensors) * FP32_BYTES * ORACLE_LAYER_FACTOR)
+
+
+def _hidden(tensors: list[TensorSpec]) -> int:
+    return next((spec.shape[-1] for spec in tensors if spec.group == "embedding"), 0)
+
+
+def _vocab(tensors: list[TensorSpec]) -> int:
+    return next((spec.shape[0] for spec in tensors if spec.group == "embedding"), 0)
 
 
 def _largest_layer(tensors: list[TensorSpec]) -> int:

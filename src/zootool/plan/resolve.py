@@ -27,13 +27,15 @@ from ..errors import BudgetExceededError, ConfigError, RecipeError, UnknownTarge
 from ..units import gb
 from .estimate import SizeEstimate, estimate
 from .footprint import ResourceEstimate, resource_estimate
+from .gate_runtime import GateRuntime, active_params, choose_gate_runtime
 
 NESTED = ("gate", "publish")
 CLI = "command line"
 PLAN_FILE = "plan.json"
 # Not part of what is built: provenance, the predicted machine needs (re-measured constants),
 # the card's prose, and the command line's values (already in the fields they set).
-UNHASHED = frozenset({"origins", "resources", "description", "tags", "overrides"})
+# gate_runtime follows from the hashed fields (plan.gate_runtime); it changes no bundle byte.
+UNHASHED = frozenset({"origins", "resources", "description", "tags", "overrides", "gate_runtime"})
 
 
 class Origin(BaseModel):
@@ -78,6 +80,7 @@ class BuildPlan(BaseModel):
     gate_margin: float
     gate_max_introduced_flips: int
     gate_positions: int
+    gate_runtime: GateRuntime = "engine"  # how the gate runs its sides on Linux (plan.gate_runtime)
     publish_repo: str | None
     publish_private: bool
     source: HubSource | GeneratedSource
@@ -159,7 +162,8 @@ def resolve(
     _check_gate(values, origins)
     _platform_backend(values, origins, platform, platform_id)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
-    sizes, needs = _predictions(recipe, refs["scheme"], refs["kernel"])
+    gate_runtime = _gate_runtime(recipe, values)
+    sizes, needs = _predictions(recipe, refs["scheme"], refs["kernel"], gate_runtime)
     source = _pinned_source(recipe, revision, origins)
     return BuildPlan(
         recipe_id=recipe.id,
@@ -179,6 +183,7 @@ def resolve(
         gate_margin=values["gate.margin"],
         gate_max_introduced_flips=values["gate.max_introduced_flips"],
         gate_positions=values["gate.positions"],
+        gate_runtime=gate_runtime,
         publish_repo=values.get("publish.repo"),
         publish_private=values.get("publish.private", False),
         source=source,
@@ -200,12 +205,20 @@ def _command_line(overrides: Settings | None, revision: str | None) -> dict[str,
     return given | ({"source.revision": revision} if revision is not None else {})
 
 
-def _predictions(recipe: Recipe, scheme: Scheme, kernel: Kernel) -> tuple[SizeEstimate, ResourceEstimate]:
+def _predictions(
+    recipe: Recipe, scheme: Scheme, kernel: Kernel, gate_runtime: GateRuntime,
+) -> tuple[SizeEstimate, ResourceEstimate]:
     """The bundle's size and each build stage's memory and disk, from the architecture."""
     tensors = recipe.architecture.tensors()
     sizes = estimate(tensors, scheme, kernel)
     generated = isinstance(recipe.model.source, GeneratedSource)
-    return sizes, resource_estimate(tensors, sizes, scheme, kernel, generated=generated)
+    return sizes, resource_estimate(tensors, sizes, scheme, kernel, generated=generated, gate_runtime=gate_runtime)
+
+
+def _gate_runtime(recipe: Recipe, values: dict[str, Any]) -> GateRuntime:
+    arch = recipe.architecture
+    active = active_params(arch.tensors(), getattr(arch, "num_experts", None), getattr(arch, "num_experts_per_tok", None))
+    return choose_gate_runtime(values["backend"], active, values["gate.positions"])
 
 
 def _levels(zoo: Zoo, recipe: Recipe, table: Settings, target: str, recipe_file: str, overrides):

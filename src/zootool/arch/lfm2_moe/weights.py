@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,19 +17,22 @@ if TYPE_CHECKING:
     from .model import Lfm2MoeDims
 
 
-def load_weights(graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[tuple[str, ...]], None] | None = None) -> None:
+def load_weights(
+    graph: nn.Module, checkpoint_dir: Path, on_unit: Callable[[tuple[str, ...]], None] | None = None,
+    only: Collection[str] | None = None,
+) -> None:
     """Fill a decode graph with a transformers LFM2-MoE checkpoint, tensor by tensor.
 
     Accepts both expert layouts: stacked ``experts.gate_up_proj`` / ``down_proj``
     (transformers 5 in memory) and per-expert ``experts.N.w1/w3/w2`` (as saved on
     the Hub). Parameters are replaced, so meta-device modules work; a tied head is
-    re-tied to the embedding so it is stored once. ``on_unit`` as in
-    :func:`load_by_unit`. Raises :class:`FetchError` for a missing, truncated or
+    re-tied to the embedding so it is stored once. ``on_unit`` and ``only``
+    as in :func:`load_by_unit`. Raises :class:`FetchError` for a missing, truncated or
     mismatching tensor or file.
     """
     with SafetensorsCheckpoint(Path(checkpoint_dir)) as checkpoint:
         load_by_unit(graph, partial(_read, checkpoint, graph.dims), str(checkpoint.directory),
-                     unmapping(checkpoint, on_unit))
+                     unmapping(checkpoint, on_unit), only)
 
 
 def _read(checkpoint: SafetensorsCheckpoint, dims: Lfm2MoeDims, name: str) -> Tensor:

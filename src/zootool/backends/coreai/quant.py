@@ -68,10 +68,14 @@ class BlockQuantExperts(nn.Module):
         self.bits = fmt.bits
         self.use_kernel = use_kernel
 
+    def dense(self) -> torch.Tensor:
+        """The fp16 ``[E, N, Kp]`` stack these codes and scales stand for."""
+        return dequantize_symmetric(self.wq, self.ws, self.bits)
+
     def forward(self, hidden: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         if self.use_kernel:
             return routed(gq.gather_qmm, hidden, indices, self.wq, self.ws)
-        return routed(gq.gather_mm, hidden, indices, dequantize_symmetric(self.wq, self.ws, self.bits))
+        return routed(gq.gather_mm, hidden, indices, self.dense())
 
 
 class PalettizedExperts(nn.Module):
@@ -85,9 +89,12 @@ class PalettizedExperts(nn.Module):
         self.register_buffer("indices", codes.reshape(experts, rows, cols))
         self.register_buffer("lut", lut.half().reshape(experts, rows, 1, 2**fmt.bits, 1))
 
+    def dense(self) -> torch.Tensor:
+        """The fp16 ``[E, N, K]`` stack these indices and tables stand for."""
+        return coreai_ops().lut_to_dense(self.indices, self.lut, 0)
+
     def forward(self, hidden: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        dense = coreai_ops().lut_to_dense(self.indices, self.lut, 0)
-        return routed(gq.gather_mm, hidden, indices, dense)
+        return routed(gq.gather_mm, hidden, indices, self.dense())
 
 
 class BlockQuantLinear(nn.Module):
