@@ -395,9 +395,12 @@ def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scheme", ["fp16", "sym8"])
+@pytest.mark.parametrize("scheme", ["fp16", "sym8", "int4km"])
 def test_consuming_export_frees_the_weights_and_converts_the_same(tmp_path, lfm2, scheme):
-    """consume_weights empties every weight of the module once converted, and changes no output."""
+    """consume_weights empties every weight of the module once converted, and changes no output.
+
+    int4km: the palette indices too, which the converter repacks as sub-byte tensors of its own.
+    """
     from zootool.gate.engine import EngineDriver
 
     checkpoint, ids, _ = lfm2

@@ -20,9 +20,12 @@ each phase of an export of a 101.5M-parameter synthetic LFM2-MoE from a bf16 che
   4-bit k-means (``backends.kmeans``) works on 4096-row chunks, one per worker thread (at
   most ``parallel.MAX_WORKERS``), each holding fp32 rows, int64 sort order, sorted rows and
   fp64 prefix sums plus compaction copies (about 30 bytes an element), and gathers the
-  whole tensor's uint8 codes twice (the chunk results, then ``cat``).
-* *convert and save*: the converter copies each stored weight into the Core AI program and
-  drops the torch copy as it goes (``backends.coreai_consume``), and the save hashes the
+  whole tensor's uint8 codes twice (the chunk results, then ``cat``). Sub-byte codes stay a
+  byte each in torch (k-means indices uint8, 4-bit symmetric codes int8) until the converter
+  packs them: the stored weights so far count those at 8 bits (``_unpacked_codes``).
+* *convert and save*: the converter packs sub-byte codes (each unpacked original is freed
+  once packed), copies each stored weight into the Core AI program and drops the torch copy
+  as it goes (``backends.coreai.consume``), and the save hashes the
   file in pieces instead of reading it back whole (``backends.coreai_save``): one copy of
   the stored weights (``CONVERTER_COPIES``) plus the largest tensor, alive twice for a moment.
 
@@ -122,9 +125,10 @@ def resource_estimate(
     """Predict fetch, export and gate needs; ``generated``: the checkpoint is a seeded fixture."""
     fp16_bytes = sum(spec.numel * FP16_BYTES for spec in tensors)
     transient = _transient(tensors, scheme.quantize)
-    export = export_phases(tensors, sizes.weight_bytes, transient)
+    unpacked = _unpacked_codes(tensors, scheme.quantize)
+    export = export_phases(tensors, sizes.weight_bytes, transient, unpacked)
     gate = (_streamed_gate(tensors, scheme, transient) if gate_runtime == "streamed"
-            else _gate(tensors, sizes, kernel, fp16_bytes, transient))
+            else _gate(tensors, sizes, kernel, fp16_bytes, transient, unpacked))
     return ResourceEstimate(stages={
         "fetch": _fetch(sizes.params, generated),
         "export": _stage(export, sizes.weight_bytes * DISK_MARGIN, "build"),
@@ -132,13 +136,28 @@ def resource_estimate(
     })
 
 
-def export_phases(tensors: list[TensorSpec], stored_bytes: int, transient: int) -> dict[str, int]:
-    """Load and quantize unit by unit, then convert (consuming the torch copy) and save."""
+def export_phases(tensors: list[TensorSpec], stored_bytes: int, transient: int, unpacked: int = 0) -> dict[str, int]:
+    """Load and quantize unit by unit, then convert (consuming the torch copy) and save.
+
+    ``unpacked``: what sub-byte codes add while torch holds them a byte each (``_unpacked_codes``).
+    """
     largest = max((spec.numel for spec in tensors), default=0) * WORKING_BYTES
+    held = stored_bytes + unpacked
     return {
-        "load_and_quantize": EXPORT_RUNTIME_BYTES + stored_bytes + _largest_layer(tensors) * WORKING_BYTES + transient,
+        "load_and_quantize": EXPORT_RUNTIME_BYTES + held + _largest_layer(tensors) * WORKING_BYTES + transient,
         "convert_and_save": EXPORT_RUNTIME_BYTES + stored_bytes * CONVERTER_COPIES + largest,
     }
+
+
+def _unpacked_codes(tensors: list[TensorSpec], quantize: Mapping[str, QuantSpec]) -> int:
+    """Bytes beyond the stored ones while sub-byte codes sit in torch a byte each (k-means
+    indices as uint8, 4-bit symmetric codes as int8), until the converter packs them."""
+    extra = 0
+    for spec in tensors:
+        quant = quantize.get(spec.group)
+        if quant is not None and quant.bits < 8 and len(spec.shape) >= 2:
+            extra += spec.numel * (8 - quant.bits) // 8
+    return extra
 
 
 def _transient(tensors: list[TensorSpec], quantize: Mapping[str, QuantSpec]) -> int:
@@ -169,12 +188,12 @@ def _prefixed(prefix: str, phases: dict[str, int]) -> dict[str, int]:
 
 
 def _gate(tensors: list[TensorSpec], sizes: SizeEstimate, kernel: Kernel, fp16_bytes: int,
-          transient: int) -> StageResources:
+          transient: int, unpacked: int) -> StageResources:
     load = _transient(tensors, {})
     phases = {"oracle": _oracle(tensors), **_prefixed("fp16", export_phases(tensors, fp16_bytes, load))}
     twin = 0 if kernel.runs_on_linux else sizes.weight_bytes
     if twin:
-        phases |= _prefixed("twin", export_phases(tensors, twin, transient))
+        phases |= _prefixed("twin", export_phases(tensors, twin, transient, unpacked))
     return _stage(phases, (fp16_bytes + twin) * DISK_MARGIN, "temp")
 
 
