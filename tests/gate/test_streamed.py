@@ -129,6 +129,8 @@ def test_routed_rows_matmul_is_the_gathered_matmul(weight_kind, per_route_hidden
         "kmeans": PalettizedExperts(stack, schemes["int4km"].quantize["experts"]),
     }[weight_kind]
     dense = weight if weight_kind == "fp16" else weight.dense()
+    if weight_kind != "fp16":
+        assert all(torch.equal(weight.expert_dense(e), dense[e]) for e in range(6))
     want = GatherExpertMatmul()(hidden.float(), indices, dense[..., :64].float())
     got = RoutedRowsMatmul()(hidden, indices, weight)
     assert got.shape == (9, 2, 32) and got.dtype == torch.float16

@@ -72,6 +72,10 @@ class BlockQuantExperts(nn.Module):
         """The fp16 ``[E, N, Kp]`` stack these codes and scales stand for."""
         return dequantize_symmetric(self.wq, self.ws, self.bits)
 
+    def expert_dense(self, expert: int) -> torch.Tensor:
+        """One expert's fp16 ``[N, Kp]`` slab of :meth:`dense`."""
+        return dequantize_symmetric(self.wq[expert : expert + 1], self.ws[expert : expert + 1], self.bits)[0]
+
     def forward(self, hidden: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         if self.use_kernel:
             return routed(gq.gather_qmm, hidden, indices, self.wq, self.ws)
@@ -92,6 +96,10 @@ class PalettizedExperts(nn.Module):
     def dense(self) -> torch.Tensor:
         """The fp16 ``[E, N, K]`` stack these indices and tables stand for."""
         return coreai_ops().lut_to_dense(self.indices, self.lut, 0)
+
+    def expert_dense(self, expert: int) -> torch.Tensor:
+        """One expert's fp16 ``[N, K]`` slab of :meth:`dense`."""
+        return coreai_ops().lut_to_dense(self.indices[expert : expert + 1], self.lut[expert : expert + 1], 0)[0]
 
     def forward(self, hidden: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         return routed(gq.gather_mm, hidden, indices, self.dense())
