@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from ..arch.safetensors_checkpoint import SafetensorsCheckpoint
 from ..build.parallel import torch_threads
 from ..build.quiet import no_progress_bars
 from ..errors import ConfigError, FetchError, NotImplementedFeatureError
+from .layer_streaming import loaded_while_running
 from .margin import OracleRow
 
 THREADS = 2  # the gate's machines have 2 cores; more threads only contend
@@ -280,24 +280,10 @@ def _why_not_loaded(name: str, shapes: dict[str, tuple], errors: dict[str, str])
     return f"checkpoint has no tensor for {name}"
 
 
-@contextmanager
-def _one_layer_at_a_time(model: _StreamedModel) -> Iterator[None]:
+def _one_layer_at_a_time(model: _StreamedModel) -> Any:
     """Each decoder layer is loaded just before it runs and put back on the meta device right after."""
-
-    def load(module: nn.Module, args: Any) -> None:
-        model.load_layer(index_of[id(module)])
-
-    def release(module: nn.Module, args: Any, output: Any) -> None:  # returning None keeps the layer's output
-        module.to("meta")
-
     index_of = {id(layer): index for index, layer in enumerate(model.layers)}
-    handles = [hook(fn) for layer in model.layers
-               for hook, fn in ((layer.register_forward_pre_hook, load), (layer.register_forward_hook, release))]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    return loaded_while_running(model.layers, lambda layer: model.load_layer(index_of[id(layer)]))
 
 
 def _read_rows(table: Any, name: str, start: int, stop: int) -> torch.Tensor:

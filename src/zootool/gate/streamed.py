@@ -19,8 +19,7 @@ composite would gather a weight copy per routed row: gigabytes at full size).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,11 @@ from torch import Tensor, nn
 from ..arch.families import family_functions
 from ..arch.safetensors_checkpoint import unit_of, untied_names
 from ..backends.registry import backend
-from ..build.memory import return_freed_memory
 from ..build.parallel import torch_threads
 from ..errors import ConfigError
 from ..kernels.gather_qmm import pad_k
 from ..plan.resolve import BuildPlan
+from .layer_streaming import loaded_while_running
 
 THREADS = 2  # the gate's machines have 2 cores
 TWIN_KERNEL = "gather_mm"  # the kernel-free expert matmul, as the Linux twin's
@@ -86,25 +85,9 @@ class _StreamedGraph:
         self.load(self.graph, self.checkpoint, self.on_unit, only=units)
         _eager_expert_matmuls(self.graph)
 
-    @contextmanager
-    def _one_layer_at_a_time(self) -> Iterator[None]:
+    def _one_layer_at_a_time(self) -> Any:
         unit_of_layer = {id(layer): unit for unit, layer in self._layer_units().items()}
-
-        def load(module: nn.Module, args: Any) -> None:
-            self._load({unit_of_layer[id(module)]})
-
-        def release(module: nn.Module, args: Any, output: Any) -> None:  # None keeps the layer's output
-            module.to("meta")
-            return_freed_memory()
-
-        layers = self._layer_units().values()
-        handles = [hook(fn) for layer in layers
-                   for hook, fn in ((layer.register_forward_pre_hook, load), (layer.register_forward_hook, release))]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
+        return loaded_while_running(self._layer_units().values(), lambda layer: self._load({unit_of_layer[id(layer)]}))
 
 
 class RoutedRowsMatmul(nn.Module):

@@ -162,8 +162,7 @@ def resolve(
     _check_gate(values, origins)
     _platform_backend(values, origins, platform, platform_id)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
-    gate_runtime = _gate_runtime(recipe, values)
-    sizes, needs = _predictions(recipe, refs["scheme"], refs["kernel"], gate_runtime)
+    sizes, needs = _predictions(recipe, refs["scheme"], refs["kernel"], gate_runtime := _gate_runtime(recipe, values))
     source = _pinned_source(recipe, revision, origins)
     return BuildPlan(
         recipe_id=recipe.id,
