@@ -216,7 +216,8 @@ def _predictions(
 
 def _gate_runtime(recipe: Recipe, values: dict[str, Any]) -> GateRuntime:
     arch = recipe.architecture
-    active = active_params(arch.tensors(), getattr(arch, "num_experts", None), getattr(arch, "num_experts_per_tok", None))
+    experts, routed = getattr(arch, "num_experts", None), getattr(arch, "num_experts_per_tok", None)
+    active = active_params(arch.tensors(), experts, routed)
     return choose_gate_runtime(values["backend"], active, values["gate.positions"])
 
 
