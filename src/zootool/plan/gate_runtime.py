@@ -19,7 +19,7 @@ weights are compressed by its converter, after the graph.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ..arch.base import TensorSpec
 
@@ -51,6 +51,12 @@ def choose_gate_runtime(backend: str, active: int, positions: int) -> GateRuntim
     if backend not in STREAMING_BACKENDS:
         return "engine"
     return "streamed" if engine_side_seconds(active, positions) > ENGINE_SIDE_LIMIT_SECONDS else "engine"
+
+
+def gate_runtime_of(arch: Any, backend: str, positions: int) -> GateRuntime:
+    """The plan's choice for an architecture (a MoE one routes ``num_experts_per_tok`` experts)."""
+    experts, routed = getattr(arch, "num_experts", None), getattr(arch, "num_experts_per_tok", None)
+    return choose_gate_runtime(backend, active_params(arch.tensors(), experts, routed), positions)
 
 
 def streaming_refusal(backend: str) -> str | None:

@@ -27,7 +27,7 @@ from ..errors import BudgetExceededError, ConfigError, RecipeError, UnknownTarge
 from ..units import gb
 from .estimate import SizeEstimate, estimate
 from .footprint import ResourceEstimate, resource_estimate
-from .gate_runtime import GateRuntime, active_params, choose_gate_runtime
+from .gate_runtime import GateRuntime, gate_runtime_of
 
 NESTED = ("gate", "publish")
 CLI = "command line"
@@ -162,7 +162,7 @@ def resolve(
     _check_gate(values, origins)
     _platform_backend(values, origins, platform, platform_id)
     refs = _references(values, origins, zoo, recipe, platform_id, recipe_file)
-    sizes, needs = _predictions(recipe, refs["scheme"], refs["kernel"], gate_runtime := _gate_runtime(recipe, values))
+    sizes, needs, gate_runtime = _predictions(recipe, refs["scheme"], refs["kernel"], values)
     source = _pinned_source(recipe, revision, origins)
     return BuildPlan(
         recipe_id=recipe.id,
@@ -205,20 +205,16 @@ def _command_line(overrides: Settings | None, revision: str | None) -> dict[str,
 
 
 def _predictions(
-    recipe: Recipe, scheme: Scheme, kernel: Kernel, gate_runtime: GateRuntime,
-) -> tuple[SizeEstimate, ResourceEstimate]:
-    """The bundle's size and each build stage's memory and disk, from the architecture."""
+    recipe: Recipe, scheme: Scheme, kernel: Kernel, values: dict[str, Any],
+) -> tuple[SizeEstimate, ResourceEstimate, GateRuntime]:
+    """The bundle's size, how the gate runs on Linux, each build stage's memory and disk."""
     tensors = recipe.architecture.tensors()
     sizes = estimate(tensors, scheme, kernel)
     generated = isinstance(recipe.model.source, GeneratedSource)
-    return sizes, resource_estimate(tensors, sizes, scheme, kernel, generated=generated, gate_runtime=gate_runtime)
+    gate_runtime = gate_runtime_of(recipe.architecture, values["backend"], values["gate.positions"])
+    needs = resource_estimate(tensors, sizes, scheme, kernel, generated=generated, gate_runtime=gate_runtime)
+    return sizes, needs, gate_runtime
 
-
-def _gate_runtime(recipe: Recipe, values: dict[str, Any]) -> GateRuntime:
-    arch = recipe.architecture
-    experts, routed = getattr(arch, "num_experts", None), getattr(arch, "num_experts_per_tok", None)
-    active = active_params(arch.tensors(), experts, routed)
-    return choose_gate_runtime(values["backend"], active, values["gate.positions"])
 
 
 def _levels(zoo: Zoo, recipe: Recipe, table: Settings, target: str, recipe_file: str, overrides):
