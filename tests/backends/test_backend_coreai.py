@@ -418,6 +418,37 @@ def test_consuming_export_frees_the_weights_and_converts_the_same(tmp_path, lfm2
     assert held(consumed) < weight_bytes / 100 < held(kept) / 10
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["sym8", "int4km"])
+def test_consuming_converter_leaves_the_program_no_weight_bytes(lfm2, scheme):
+    """Once converted, neither the module nor the exported program holds a weight: the constants are the one copy.
+
+    int4km: the program's state dict holds the converter's own packed index tensors; they
+    must go too (at full size they were ~4 GB beside their constants, the iphone build's peak).
+    """
+    from coreai_torch import TorchConverter
+
+    from zootool.backends.coreai.consume import consuming_converter
+
+    checkpoint, _, _ = lfm2
+    graph = lfm2_graph(checkpoint, torch.float16)
+    backend._quantize(graph, scheme, "gather_mm")
+    names, args = backend._prepare_inputs(graph, graph.example_inputs(None))
+    states = graph.state_names()
+    program = backend._export(graph, args, graph.dynamic_shapes(None))
+    converter = consuming_converter(TorchConverter.Mode.RELEASE)
+    converter.add_exported_program(program, input_names=[n for n in names if n not in states],
+                                   output_names=list(graph.output_names), state_names=states)
+    converter.to_coreai()
+
+    def stored(tensor) -> int:
+        return getattr(tensor, "elem", tensor).untyped_storage().nbytes()
+
+    weights = [t for t in [*program.state_dict.values(), *program.constants.values()] if isinstance(t, torch.Tensor)]
+    assert any(hasattr(t, "elem") for t in weights) == (scheme == "int4km")  # packed sub-byte indices
+    assert sum(stored(t) for t in weights) < 4096, {n: stored(t) for n, t in program.state_dict.items() if stored(t) > 64}
+
+
 @pytest.fixture(scope="module")
 def qwen3(tmp_path_factory):
     """A seeded tiny Qwen3 checkpoint (tied head, q/k norms) and token ids."""
@@ -508,3 +539,21 @@ def test_quantizing_while_loading_equals_quantizing_the_loaded_model(qwen3, name
     for key, value in whole.state_dict().items():
         assert torch.equal(streamed.state_dict()[key], value), key
     assert torch.equal(decode_tokens(streamed.eval(), ids), decode_tokens(whole, ids))
+
+
+@pytest.mark.slow
+def test_summary_is_parsed_once_per_asset_version(tmp_path):
+    from zootool.backends.coreai import summary as summaries
+
+    _, out = export_tiny(tmp_path, "fp16")
+    first = backend.storage_summary(out)
+    parsed = summaries._parsed.cache_info().misses
+    first["storage"].clear()  # a caller's change does not reach the kept facts
+    again = backend.storage_summary(out)
+    assert summaries._parsed.cache_info().misses == parsed and again["storage"]["Float16"] > 0
+    # The same path, exported again with int8 weights: a new version, read anew.
+    backend.export_aimodel(TinyMoE(), EXAMPLE, out, scheme="sym8")
+    assert "Int8" in backend.storage_summary(out)["storage"]
+    assert summaries._parsed.cache_info().misses == parsed + 1
+    with pytest.raises(BackendFailedError, match="no function 'decode'"):
+        backend.storage_summary(out, "decode")

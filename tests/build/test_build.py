@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -182,6 +183,29 @@ def test_streamed_gate_agrees_with_the_engine_gate(built: Path, tmp_path: Path):
         assert abs(streamed[side]["flips"] - engine[side]["flips"]) <= 1, (streamed[side], engine[side])
     assert "quantized weights" in streamed["candidate"]["runtime"] and "fp16 weights" in streamed["fp16"]["runtime"]
     assert json.loads(result.stdout)["candidate_runtime"] == streamed["candidate"]["runtime"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["engine", "streamed"])
+def test_gate_reports_every_layer_or_call_of_each_side(built: Path, tmp_path: Path, runtime: str):
+    from zootool.gate.progress import reporting_to
+    from zootool.gate.run import run_gate
+
+    plan, checkpoint = plan_and_checkpoint(built)
+    layers = json.loads((checkpoint / "config.json").read_text())["num_hidden_layers"]
+    notes: list[str] = []
+    with reporting_to(notes.append):
+        run_gate(plan, checkpoint, bundle(built) / manifest(built)["model_dir"], tmp_path / "gate.json", runtime=runtime)
+    oracle = [note for note in notes if note.startswith("fp32 oracle: layer")]
+    assert oracle == [f"fp32 oracle: layer {k}/{layers}" for k in range(1, layers + 1)]
+    for side in ("fp16 ceiling", "candidate"):
+        steps = [note for note in notes if note.startswith(f"{side}: layer") or note.startswith(f"{side}: call")]
+        unit, done, total = re.fullmatch(rf"{side}: (layer|call) (\d+)/(\d+)", steps[-1]).groups()
+        assert (unit, done) == ("layer", str(layers)) if runtime == "streamed" else (unit == "call" and done == total)
+        assert len(steps) == int(total), steps  # one note per layer (or engine call), none skipped
+    assert notes.index("fp16 ceiling") < notes.index("candidate")
+    if runtime == "engine":  # the ceiling and the kernel-free twin are exported first, and say so
+        assert "fp16 ceiling: exporting the fp16 graph" in notes and "candidate: exporting the kernel-free twin" in notes
 
 
 @pytest.mark.slow

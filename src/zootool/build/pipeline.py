@@ -21,6 +21,7 @@ from typing import Any
 from .. import __version__
 from ..bundle.card import render_card
 from ..bundle.contract import require_contract
+from ..bundle.digests import hash_ahead
 from ..bundle.layout import (
     PIPELINE_DIR, asset_name, build_lock, bundle_dir, checkpoint_record, remember_checkpoint, staging,
 )
@@ -34,6 +35,7 @@ from ..config.recipe import HubSource
 from ..config.zoo_data import Zoo
 from ..errors import BudgetExceededError, GateFailedError, ResourceError, ZooError
 from ..fetch.hub import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
+from ..gate.progress import reporting_to
 from ..plan.resolve import PLAN_FILE, BuildPlan, gb
 from .quiet import captured
 from .resources import Preflight
@@ -163,6 +165,7 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log
         stages.note("export", f"{plan.backend} {plan.scheme_id}, kernel {plan.kernel_id}")
         request = ExportRequest(plan=plan, checkpoint=checkpoint, out_dir=model_dir, stem=stem)
         model = run_export(request, log, scratch=stage)
+    hash_ahead(p for p in sorted(model.rglob("*")) if p.is_file())  # for the manifest, beside the next stages
     with stages("package"):
         package_model_dir(plan, checkpoint, model_dir, model)
         copy_license(plan, checkpoint, stage)
@@ -184,7 +187,7 @@ def ceiling_cache(zoo: Zoo) -> Path:
 def _gate(plan, zoo: Zoo, checkpoint, stage: Path, model_dir: Path, options, stages) -> dict[str, Any]:
     if not options.gate:
         return {"verdict": "NOT GATED", "line": "not gated (built with --no-gate)", "passed": False}
-    with stages("gate"):
+    with stages("gate"), reporting_to(lambda text: stages.note("gate", text)):
         from ..gate.run import run_gate
 
         report = run_gate(plan, checkpoint, model_dir, stage / "gate.json", ceiling_cache=ceiling_cache(zoo))

@@ -5,7 +5,6 @@ A manifest carries no local paths and no user names: it is published as is.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform as _platform
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from .digests import file_digest, sha256_file  # noqa: F401 - publish hashes with these too
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -99,18 +100,6 @@ class Manifest(BaseModel):
     @property
     def sizes(self) -> BundleSizes:
         return self.size or BundleSizes()
-
-
-def file_digest(path: Path, digest: Any, chunk: int = 1 << 20) -> str:
-    """Feed ``path`` to a hashlib ``digest`` in chunks; its hex digest."""
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    return file_digest(path, hashlib.sha256())
 
 
 def bundle_files(root: Path) -> list[Path]:

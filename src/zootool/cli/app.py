@@ -347,7 +347,7 @@ def gate(
     """Run the fp32-oracle margin gate against a built bundle (or replay a published transcript)."""
     from .gate import run_gate_command
 
-    summary = run_gate_command(zoo(), model, target, replay, weights, out_path, runtime)
+    summary = run_gate_command(zoo(), model, target, replay, weights, out_path, runtime, show_progress=not as_json)
     emit_json(summary) if as_json else say(f"gate: {summary['line']} -> {summary['transcript']}")
     if not summary["passed"]:
         from ..errors import GateFailedError

@@ -5,26 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from ..paths import relative
-from .output import console, emit_json, say
+from .output import emit_json, say
 
 
 def build_one(z: Any, model: str, target: str, settings: Any, options: Any, revision: str | None,
               as_json: bool) -> None:
     """Build one (model, target) of zoo ``z``; ``settings`` are the command line's overrides."""
-    from rich.console import Console
-
     from ..build.pipeline import Stages, build as run_build
-    from ..build.quiet import terminal_stream
     from ..config.registry import get
     from ..plan.resolve import require_fits, resolve
-    from .progress import StageProgress
+    from .progress import terminal_progress
     from .render import build_summary
 
     recipe, path = get(z, model)
     resolved = resolve(recipe, target, z, recipe_file=relative(path, z.root), overrides=settings, revision=revision)
     require_fits(resolved, recipe, z)
-    progress = Console(file=terminal_stream(), force_terminal=console(stderr=True).is_terminal)
-    with StageProgress(progress, enabled=not as_json) as observer:
+    with terminal_progress(enabled=not as_json) as observer:
         result = run_build(resolved, z, options, Stages(observer))
     summary = build_summary(result)
     emit_json(summary) if as_json else say(summary_text(summary))

@@ -22,13 +22,16 @@ RUNTIME_CHOICES = ("auto", *GATE_RUNTIMES)
 
 def run_gate_command(
     zoo: Zoo, model: str, target: str | None, replay_json: Path | None, weights: Path | None, out: Path | None,
-    runtime: str = "auto",
+    runtime: str = "auto", show_progress: bool = False,
 ) -> dict[str, Any]:
     """Resolve what to gate, run it, and return a summary with the transcript path.
 
     ``runtime``: ``auto`` (the plan's ``gate_runtime``), ``engine`` or ``streamed``.
+    ``show_progress``: a spinner on the terminal naming the side and layer (or call) running.
     """
+    from ..gate.progress import reporting_to
     from ..gate.run import checked_runtime, replay, run_gate
+    from .progress import terminal_progress
 
     chosen = _runtime_option(runtime)
     bundle = Path(model) if replay_json else None
@@ -39,7 +42,10 @@ def run_gate_command(
     record = checkpoint_record(zoo.root, plan.recipe_id, plan.target)
     checkpoint = _checkpoint(zoo, plan, weights or recorded_checkpoint(record), needed)
     transcript_path = out or bundle.parent / f"{bundle.name}.gate.json"
-    with captured(bundle.parent / f"{bundle.name}.gate.log"):
+    with (
+        terminal_progress(show_progress) as progress, progress.stage("gate") as note, reporting_to(note),
+        captured(bundle.parent / f"{bundle.name}.gate.log"),
+    ):
         if replay_json:
             transcript = replay(plan, checkpoint, replay_json, model_dir, transcript_path, chosen)
         else:

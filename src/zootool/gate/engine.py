@@ -23,6 +23,7 @@ import numpy as np
 
 from ..bundle.app_metadata import AppMetadata, read_app_metadata
 from ..errors import VerifyError
+from .progress import step
 
 DEFAULT_CHUNK_THRESHOLD = 1024  # COREAI_CHUNK_THRESHOLD's default
 MAX_PREFILL_CHUNK = 512
@@ -131,10 +132,12 @@ class EngineDriver:
     def feed(self, tokens: Sequence[int]) -> np.ndarray:
         """Append ``tokens`` to the context; logits ``[len(tokens), vocab]`` of each of them."""
         rows = []
-        for part in self._calls(list(tokens)):
+        calls = self._calls(list(tokens))
+        for number, part in enumerate(calls, 1):
             self.context += part
             logits = self.graph(np.array([part], dtype=np.int32), len(self.context))
             rows.append(self._checked(logits, len(part)))
+            step(number, len(calls), "call")
         return np.concatenate(rows) if rows else np.zeros((0, self.vocab_size), np.float32)
 
     def _calls(self, tokens: list[int]) -> list[list[int]]:

@@ -31,6 +31,7 @@ from ..errors import ConfigError
 from ..plan.gate_runtime import GateRuntime
 from ..plan.resolve import BuildPlan
 from .margin import OracleRow, count_flips, score_positions, verdict
+from .progress import note, phase
 
 GATE_VERSION = 1
 TOP_K = 32
@@ -179,10 +180,13 @@ def run_gate(
     candidate is always the bundle itself, in its engine.
     """
     runtime = checked_runtime(plan, runtime)
-    transcript = oracle_transcript(plan, checkpoint)
+    with phase("fp32 oracle"):
+        transcript = oracle_transcript(plan, checkpoint)
     with tempfile.TemporaryDirectory(prefix="zoo-gate-") as tmp:
-        transcript.fp16 = _ceiling(plan, checkpoint, transcript, Path(tmp) / "fp16", ceiling_cache, runtime)
-        transcript.candidate = _candidate(plan, checkpoint, model_dir, transcript, Path(tmp) / "twin", runtime)
+        with phase("fp16 ceiling"):
+            transcript.fp16 = _ceiling(plan, checkpoint, transcript, Path(tmp) / "fp16", ceiling_cache, runtime)
+        with phase("candidate"):
+            transcript.candidate = _candidate(plan, checkpoint, model_dir, transcript, Path(tmp) / "twin", runtime)
     return finish(transcript, out)
 
 
@@ -212,7 +216,9 @@ def _ceiling(
     path = cache / f"{ceiling_key(plan, checkpoint, transcript, runtime)}.json" if cache else None
     if path is not None and path.is_file():
         try:
-            return Side.model_validate_json(path.read_text())
+            side = Side.model_validate_json(path.read_text())
+            note("reused from the cache")
+            return side
         except ValueError:
             pass  # a damaged cache entry is recomputed
     if runtime == "streamed":
@@ -251,6 +257,7 @@ def twin_model_dir(plan: BuildPlan, checkpoint: Path, out: Path, *, fp16: bool =
     from ..bundle.package import package_model_dir
 
     out.mkdir(parents=True, exist_ok=True)
+    note("exporting " + ("the fp16 graph" if fp16 else "the kernel-free twin"))
     request = ExportRequest(plan=plan, checkpoint=checkpoint, out_dir=out, stem="twin", kernel="gather_mm", fp16=fp16)
     model = run_export(request, log=None, scratch=out)
     package_model_dir(plan, checkpoint, out, model)
@@ -310,7 +317,7 @@ def replay(
             f"but the bundle is {plan.recipe_id} --target {plan.target}",
             "replay the gate.json published with this model and target",
         )
-    with tempfile.TemporaryDirectory(prefix="zoo-replay-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="zoo-replay-") as tmp, phase("candidate"):
         if checkpoint is None:
             transcript.candidate = candidate_side(model_dir, transcript, _runtime_name(plan, False))
         else:

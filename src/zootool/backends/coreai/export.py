@@ -19,8 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import BackendFailedError, BackendUnavailableError, ConfigError
+from ...errors import BackendFailedError, ConfigError
 from ...kernels.rules import GATHER_QMM, GATHER_QMM_HINT, gather_qmm_refusal
+from .stack import load_asset, require_stack
+from .summary import has_custom_kernel, storage_summary  # noqa: F401 - part of this backend's API
 
 KERNELS = ("gather_mm", GATHER_QMM)
 METADATA_FIELDS = {"author": "author", "license": "license", "description": "model_description"}
@@ -65,7 +67,7 @@ def export_aimodel(
     of ``module`` once the converter has copied it (``coreai_consume``): the module cannot
     run afterwards, and the export needs one copy of the stored weights instead of two.
     """
-    _require_stack()
+    require_stack()
     if kernel not in KERNELS:
         raise ConfigError(f"unknown expert kernel {kernel!r}", f"use one of: {', '.join(KERNELS)}")
     if Path(out_path).suffix != ".aimodel":
@@ -100,15 +102,6 @@ def export_decode_graph(
         state_names=graph.state_names(), dynamic_shapes=graph.dynamic_shapes(query_len),
         consume_weights=consume_weights,
     )
-
-
-def _require_stack() -> None:
-    try:
-        import coreai.runtime  # noqa: F401
-        import coreai_torch  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError as exc:
-        raise BackendUnavailableError(f"the Core AI conversion stack is not importable: {exc}") from exc
 
 
 def _stage(name: str, action: Any) -> Any:
@@ -242,46 +235,11 @@ def write_metadata(asset: Any, metadata: Mapping[str, Any]) -> None:
 
 def read_metadata(aimodel_path: Path) -> dict[str, Any]:
     """The asset's metadata fields, with ``custom`` values decoded from JSON."""
-    asset = _load_asset(aimodel_path)
+    asset = load_asset(aimodel_path)
     meta = asset.metadata
     custom = {key: json.loads(value) for key, value in meta.creator_defined_metadata.items()}
     fields = {key: getattr(meta, attr) for key, attr in METADATA_FIELDS.items()}
     return {**fields, "custom": custom}
-
-
-def storage_summary(aimodel_path: Path, function: str = "main") -> dict[str, Any]:
-    """What ``asset.summary()`` says, as plain data, without running the model.
-
-    Keys: ``functions``; ``storage`` (element type -> stored element count);
-    ``compute`` (element types); ``ops`` (op name -> count); ``inputs``/``outputs``/
-    ``states`` of ``function`` (name -> descriptor text).
-    """
-    summary = _load_asset(aimodel_path).summary(include_statistics=True)
-    if summary is None:
-        raise BackendFailedError(f"{aimodel_path}: the asset holds no program bytecode", "re-export the model")
-    return {
-        "functions": list(summary.function_names),
-        "storage": {str(kind): int(count) for kind, count in summary.storage_types},
-        "compute": [str(kind) for kind in summary.compute_types],
-        "ops": {str(op): int(count) for op, count in summary.operation_distribution},
-        "inputs": dict(summary.function_inputs(function)),
-        "outputs": dict(summary.function_outputs(function)),
-        "states": dict(summary.function_states(function)),
-    }
-
-
-def has_custom_kernel(aimodel_path: Path) -> bool:
-    """Whether the asset contains a custom Metal kernel op (GPU-only)."""
-    return storage_summary(aimodel_path)["ops"].get("metal4_kernel", 0) > 0
-
-
-def _load_asset(aimodel_path: Path) -> Any:
-    _require_stack()
-    from coreai.authoring.asset import AIModelAsset
-
-    if not AIModelAsset.is_valid(aimodel_path):
-        raise BackendFailedError(f"{aimodel_path} is not a Core AI asset", "pass the path of a .aimodel directory")
-    return AIModelAsset.load(aimodel_path)
 
 
 def run_aimodel(aimodel_path: Path, inputs: Mapping[str, Any], function: str = "main") -> dict[str, Any]:
