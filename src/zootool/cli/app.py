@@ -3,57 +3,17 @@
 # No `from __future__ import annotations`: Typer would evaluate every annotation string at each
 # start (get_type_hints over all commands), about 5 ms of every command.
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from .. import __version__
-from ..errors import EXIT_CODES, ZooError
+from ..errors import EXIT_CODES
 from ..paths import relative
-from .lazy_coercion import defer_coercion
+from .group import ZooGroup
 from .output import console, emit_json, report, say
-
-
-class ZooGroup(TyperGroup):
-    """The one error boundary: a ``ZooError`` becomes its message, hint and exit code.
-
-    It sits inside the Typer app (not around it) so that in-process runners such as
-    ``typer.testing.CliRunner`` take the same exit path as the ``zoo`` command.
-    Parameters build Typer's pydantic coercion only for a value given (see ``lazy_coercion``).
-    """
-
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        defer_coercion(self.get_params(ctx))
-        return super().parse_args(ctx, args)
-
-    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
-        name, command, rest = super().resolve_command(ctx, args)
-        if command is not None:
-            defer_coercion(command.get_params(ctx))
-        return name, command, rest
-
-    def invoke(self, ctx: typer.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            raise  # Typer's own control flow: help, usage errors, explicit exits
-        except ZooError as exc:
-            _unless_debugging(exc)
-            report(exc.message, exc.hint)
-            raise typer.Exit(exc.exit_code) from None
-        except Exception as exc:  # noqa: BLE001 - last resort: no traceback unless asked
-            _unless_debugging(exc)
-            report(f"unexpected {type(exc).__name__}: {exc}", "run again with ZOO_DEBUG=1 for a traceback")
-            raise typer.Exit(1) from None
-
-
-def _unless_debugging(exc: Exception) -> None:
-    if os.environ.get("ZOO_DEBUG") == "1":
-        raise exc
 
 
 app = typer.Typer(
