@@ -53,23 +53,25 @@ def consuming_converter(mode: Any) -> Any:
             target = node.target if isinstance(node.target, str) else node.name
             converted = [weights.pop(key, None) for weights in (self._constants_map, self._parameters_map,
                                                                self._buffers_map) for key in (target, node.name)]
-            self._free_packed([tensor for tensor in converted if hasattr(tensor, "elem")])
-
-        def _free_packed(self, converted: list[Any]) -> None:
-            """Empty the packed bytes of converted sub-byte tensors that no placeholder still needs.
-
-            The program's state dict holds the converter's packed tensors themselves (not
-            aliases, as for plain weights), so dropping the converter's handle is not enough:
-            for the flagship's int4km experts that kept ~4 GB beside their constants.
-            """
-            needed = {_pointer(t) for t in self._weight_maps_values() if isinstance(t, torch.Tensor)}
-            done = {_pointer(t) for t in converted} - needed - {0}
-            program = self.exported_program
-            for tensor in [*converted, *program.state_dict.values(), *program.constants.values()]:
-                if hasattr(tensor, "elem") and _pointer(tensor) in done:
-                    _empty(tensor.elem)
+            _free_packed(self, [tensor for tensor in converted if hasattr(tensor, "elem")])
 
     return ConsumingConverter(mode=mode)
+
+
+def _free_packed(converter: Any, converted: list[Any]) -> None:
+    """Empty the packed bytes of converted sub-byte tensors that no placeholder still needs.
+
+    The program's state dict holds the converter's packed tensors themselves (not
+    aliases, as for plain weights), so dropping the converter's handle is not enough.
+    """
+    import torch
+
+    needed = {_pointer(t) for t in converter._weight_maps_values() if isinstance(t, torch.Tensor)}
+    done = {_pointer(t) for t in converted} - needed - {0}
+    program = converter.exported_program
+    for tensor in [*converted, *program.state_dict.values(), *program.constants.values()]:
+        if hasattr(tensor, "elem") and _pointer(tensor) in done:
+            _empty(tensor.elem)
 
 
 @contextmanager
