@@ -122,7 +122,7 @@ class ClusterUnreachableError(ZooError):
 
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "unexpected error (run with ZOO_DEBUG=1 for a traceback)",
+    1: "unexpected error (run with ZOO_DEBUG=1 for a traceback), or output piped into a reader that quit early",
     2: "invalid recipe, zoo data or command-line input",
     3: "bundle over the platform's size budget",
     4: "conversion backend not installed",

@@ -7,6 +7,7 @@ a fresh interpreter (imports, the console-script exit path) use ``run_zoo``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -154,6 +155,25 @@ def test_list_does_not_import_heavy_stacks():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "HEAVY=" in result.stderr
     assert result.stderr.strip().endswith("HEAVY="), result.stderr
+
+
+def test_a_reader_that_quits_early_ends_the_command_quietly():
+    """`zoo build --help | head -30`: the closed pipe is no error to report (exit 1, as Typer does)."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # smaller than the help: the command blocks writing
+    process = subprocess.Popen([sys.executable, "-m", "zootool", "build", "--help"], cwd=REPO, stdout=write_end,
+                               stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "80"})
+    os.close(write_end)
+    with os.fdopen(read_end, "rb", buffering=0) as reader:
+        taken = b""
+        while len(taken) < 2000:  # about 30 lines, then the reader quits while the command still writes
+            taken += reader.read(2000 - len(taken)) or b"!"
+    assert not taken.endswith(b"!"), "the help ended before 2000 bytes"
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 1
+    assert stderr == ""
 
 
 def test_given_values_are_still_coerced_by_typer():

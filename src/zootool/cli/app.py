@@ -13,6 +13,11 @@ from .. import __version__
 from ..errors import EXIT_CODES
 from ..paths import relative
 from .group import ZooGroup
+from .options import (
+    AddressOpt, AllFlag, ChangedFlag, DryRunFlag, EndpointOpt, ExecutorOpt, ForceFlag, IgnoreResourcesFlag,
+    JobsOpt, JsonFlag, KernelOpt, ModelsArg, NoGateFlag, PrivateFlag, PublishRowsFlag, QuantOpt, RecordFlag,
+    RevisionOpt, TargetOpt, TargetsOpt, WeightsOpt, WorkerStorageOpt,
+)
 from .output import console, emit_json, report, say
 
 
@@ -26,15 +31,6 @@ app = typer.Typer(
 )
 _options: dict[str, Any] = {"root": None}
 
-# Help texts are Rich markup: a literal "[" is written "\[".
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-TargetOpt = Annotated[str, typer.Option("--target", "-t", help=r"Target name from the recipe's \[targets].")]
-ModelsArg = Annotated[Optional[list[str]], typer.Argument(
-    help="Model ids or globs ('tiny-*'); one model with one --target is a single build.", show_default=False)]
-TargetsOpt = Annotated[Optional[list[str]], typer.Option(
-    "--target", "-t", help="Target name or glob; repeat for more (default: every target).", show_default=False)]
-AllFlag = Annotated[bool, typer.Option("--all", help="Every model x target of the zoo.")]
-ChangedFlag = Annotated[bool, typer.Option("--changed", help="Only rows zoo status marks never built or outdated.")]
 
 
 def _version(value: bool) -> None:
@@ -124,8 +120,8 @@ def show(model: str, as_json: JsonFlag = False) -> None:
 def plan(
     model: str,
     target: TargetOpt,
-    quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
-    kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
+    quant: QuantOpt = None,
+    kernel: KernelOpt = None,
     context_length: Annotated[Optional[int], typer.Option(help="Override the context length.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -190,32 +186,22 @@ def build(
     target: TargetsOpt = None,
     all_rows: AllFlag = False,
     changed: ChangedFlag = False,
-    executor: Annotated[Optional[str], typer.Option(
-        help="Where a zoo-wide build runs: local (worker processes packed by predicted memory) or ray.")] = None,
-    address: Annotated[Optional[str], typer.Option(help="--executor ray: the cluster to join (default: "
-                                                   "$RAY_ADDRESS, else a new local cluster).")] = None,
-    worker_storage: Annotated[Optional[str], typer.Option(help="--executor ray: the folder on each worker "
-                                                          "to build in (default: $ZOO_WORKER_STORAGE or a temp folder).")] = None,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Local zoo-wide build: at most N builds at once "
-                                                "(default: one per core, as memory and disk allow).")] = None,
-    publish_rows: Annotated[bool, typer.Option("--publish", help="Publish each row once its gate passes, from the "
-                                               "worker that built it, as zoo publish does (the Hub token of this "
-                                               "machine: HF_TOKEN or the login).")] = False,
-    endpoint: Annotated[Optional[str], typer.Option(help="--publish: Hub endpoint (default: $HF_ENDPOINT or the Hub).")] = None,
-    private: Annotated[bool, typer.Option("--private", help="--publish: create the repos private.")] = False,
-    weights: Annotated[Optional[Path], typer.Option(help="Local checkpoint folder instead of the recipe's source.")] = None,
-    revision: Annotated[Optional[str], typer.Option(help="Upstream commit sha (when the recipe pins none).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if an identical bundle exists (the cache "
-                                        "only; the memory and disk checks still run).")] = False,
-    ignore_resources: Annotated[bool, typer.Option(
-        "--ignore-resources", help="Run stages even where this machine has less memory or free disk than "
-        "they are predicted to need (zoo plan --json: resources); otherwise refused with exit 12.")] = False,
-    no_gate: Annotated[bool, typer.Option("--no-gate", help="Skip the quality gate; the card says 'not gated'.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
-    record: Annotated[bool, typer.Option("--record", help="Write the build into zoo/records/ for the catalog "
-                                         "(zoo publish always records).")] = False,
-    quant: Annotated[Optional[str], typer.Option(help="Override the quant scheme.")] = None,
-    kernel: Annotated[Optional[str], typer.Option(help="Override the expert kernel.")] = None,
+    executor: ExecutorOpt = None,
+    address: AddressOpt = None,
+    worker_storage: WorkerStorageOpt = None,
+    jobs: JobsOpt = None,
+    publish_rows: PublishRowsFlag = False,
+    endpoint: EndpointOpt = None,
+    private: PrivateFlag = False,
+    weights: WeightsOpt = None,
+    revision: RevisionOpt = None,
+    force: ForceFlag = False,
+    ignore_resources: IgnoreResourcesFlag = False,
+    no_gate: NoGateFlag = False,
+    dry_run: DryRunFlag = False,
+    record: RecordFlag = False,
+    quant: QuantOpt = None,
+    kernel: KernelOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Build models x targets into build/<model>/<target>/: convert, quantize, gate, card, manifest.
@@ -239,16 +225,21 @@ def build(
                                max_builds=jobs, publish=request)
         build_many(zoo(), models or [], target or [], all_rows, changed, dry_run, options, as_json)
         return
-    model, target = row
+    _build_row(*row, dry_run=dry_run, quant=quant, kernel=kernel, as_json=as_json, weights=weights,
+               revision=revision, force=force, gate=not no_gate, record=record, ignore_resources=ignore_resources)
+
+
+def _build_row(model: str, target: str, *, dry_run: bool, quant: Optional[str], kernel: Optional[str],
+               as_json: bool, **options: Any) -> None:
+    """One model and one target: its plan with --dry-run, else its build (``options``: ``BuildOptions``)."""
     if dry_run:
         plan(model, target, quant=quant, kernel=kernel, context_length=None, as_json=as_json)
         return
     from ..build.pipeline import BuildOptions
     from .build_one import build_one
 
-    options = BuildOptions(weights=weights, revision=revision, force=force, gate=not no_gate, record=record,
-                           ignore_resources=ignore_resources)
-    build_one(zoo(), model, target, overrides(quant=quant, kernel=kernel), options, revision, as_json)
+    build_one(zoo(), model, target, overrides(quant=quant, kernel=kernel), BuildOptions(**options),
+              options["revision"], as_json)
 
 
 @app.command()

@@ -34,6 +34,8 @@ class ZooGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # Typer's own control flow: help, usage errors, explicit exits
+        except BrokenPipeError:
+            raise  # the reader of a pipe quit (zoo list | head): Typer exits 1 without a word, as on --help
         except ZooError as exc:
             _unless_debugging(exc)
             report(exc.message, exc.hint)
