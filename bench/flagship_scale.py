@@ -4,8 +4,9 @@ Figures, not assertions (CI does not run it): `python bench/flagship_scale.py WO
 [--steps generate,mac,iphone,gate,gate-iphone]`. WORK_DIR needs ~60 GB free: a 17 GB bf16 checkpoint of
 LFM2.5-8B-A1B (random weights of the real architecture) and two bundles. Each step runs
 `zoo` in its own process under /usr/bin/time -v (peak RSS of the largest process) and prints
-wall time, peak RSS and, for builds, the built size against the plan's estimate and the time
-of each build stage (the iphone export stage holds the int4km k-means).
+wall time, peak RSS and, for builds, the built size against the plan's estimate, the time
+of each build stage (the iphone export stage holds the int4km k-means) and, inside the export,
+each phase's wall time and the cores it kept busy (load, quantize, torch.export, convert, save).
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def build(root: Path, checkpoint: Path, target: str) -> None:
     size, estimate = manifest["size"]["model_bytes"], manifest["size"]["estimated_bytes"]
     stages = "  ".join(f"{name} {seconds:.0f}s" for name, seconds in summary["timings"].items())
     print(f"{line}  size {size:,} B vs estimate {estimate:,} B ({(size - estimate) / estimate:+.3%})  [{stages}]")
+    for stage, phases in summary["phases"].items():  # where the export's time went, and how many cores it used
+        print(f"  {stage}: " + ", ".join(f"{name} {t['seconds']:.1f} s at {t['cores']:.2f} cores"
+                                         for name, t in phases.items()))
 
 
 def gate(root: Path, checkpoint: Path, target: str) -> None:

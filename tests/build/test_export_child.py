@@ -96,6 +96,14 @@ def test_child_export_gives_the_bundle_an_in_process_export_gives(zoo_root: Path
     assert np.array_equal(teacher_forced_logits(child_dir, tokens), teacher_forced_logits(here_dir, tokens))
 
 
+    # The child's phase times come back with its result: they add up to no more than the stage.
+    summary = json.loads(result.stdout)
+    phases = summary["phases"]["export"]
+    assert list(phases)[:2] == ["load", "quantize"] and {"export", "convert", "save", "metadata"} <= set(phases)
+    assert sum(phase["seconds"] for phase in phases.values()) <= summary["timings"]["export"]
+    assert all(phases[name]["cpu_seconds"] > 0 for name in ("load", "quantize", "export", "convert"))
+
+
 @pytest.mark.slow
 def test_resource_checks_run_only_for_stages_that_will_run(zoo_root: Path, checkpoint: Path):
     assert build(zoo_root, checkpoint, "--no-gate").returncode == 0

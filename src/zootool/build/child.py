@@ -6,7 +6,7 @@ neither leaves a Python exception behind. In a child, either is a ``BackendFaile
 (exit 5) naming the signal or exit code, with the end of the conversion log, which the
 child writes into (it inherits the build's file descriptors 1 and 2, see ``quiet``).
 
-The child is ``python -m zootool.build._export_child REQUEST RESULT PARENT``, a fresh interpreter:
+The child is ``python -m zootool.build.export_child REQUEST RESULT PARENT``, a fresh interpreter:
 ``multiprocessing``'s spawn would re-run ``zootool.__main__``, which starts the CLI. The
 request (an ``ExportRequest``) and the result (an ``ExportResult``) are pickled files in a
 private temporary directory (inside the build's staging directory, so that a killed build's
@@ -31,9 +31,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import BackendFailedError, ZooError, restore_error
+from ..phase_clock import PhaseTime
 from ..plan.resolve import BuildPlan, gb
 
-CHILD_MODULE = "zootool.build._export_child"
+CHILD_MODULE = "zootool.build.export_child"
 TAIL_LINES = 20
 TAIL_BYTES = 64 * 1024
 NO_SPACE = "No space left on device"
@@ -57,12 +58,14 @@ class ExportResult(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     model: Path | None = None
+    phases: dict[str, PhaseTime] = {}  # wall and CPU time of the export's phases (``phase_clock``)
     error: Any = None  # a ZooError instance
     unexpected: tuple[str, str] | None = None  # (exception type name, message)
 
 
-def run_export(request: ExportRequest, log: Path | None, scratch: Path | None = None) -> Path:
-    """Export in a child process; returns the model path or raises the child's error, typed.
+def run_export(request: ExportRequest, log: Path | None, scratch: Path | None = None) -> ExportResult:
+    """Export in a child process; returns its result (the model path, the phases' times) or raises
+    the child's error, typed.
 
     ``log`` is where the child's output goes (its tail explains a crash); ``scratch`` holds
     the request and result files while the child runs (default: the temporary directory).
@@ -78,7 +81,7 @@ def run_export(request: ExportRequest, log: Path | None, scratch: Path | None = 
         raise _unexpected(*result.unexpected)
     if code != 0 or result is None or result.model is None:
         raise died(code, log, request.plan)
-    return result.model
+    return result
 
 
 def _run_child(request_path: Path, result_path: Path) -> int:

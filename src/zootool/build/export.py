@@ -16,6 +16,7 @@ from typing import Any
 from ..arch.families import family_functions
 from ..backends.registry import backend
 from ..config.zoo_data import Scheme
+from ..phase_clock import timed
 from ..plan.resolve import BuildPlan
 
 def model_name(stem: str, backend_id: str) -> str:
@@ -35,9 +36,10 @@ def build_graph(plan: BuildPlan, checkpoint: Path, quantize_unit: Callable[[Any,
 
     build, load = family_functions(plan.architecture.family)
     config = json.loads((checkpoint / "config.json").read_text())
-    with torch.device("meta"):
-        graph = build(config, plan.context_length, dtype=torch.float16)
-    load(graph, checkpoint, None if quantize_unit is None else lambda unit: quantize_unit(graph, unit))
+    with timed("load"):
+        with torch.device("meta"):
+            graph = build(config, plan.context_length, dtype=torch.float16)
+        load(graph, checkpoint, None if quantize_unit is None else lambda unit: quantize_unit(graph, unit))
     return graph
 
 

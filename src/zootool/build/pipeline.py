@@ -36,6 +36,7 @@ from ..config.zoo_data import Zoo
 from ..errors import BudgetExceededError, GateFailedError, ResourceError, ZooError
 from ..fetch.hub import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
 from ..gate.progress import reporting_to
+from ..phase_clock import PhaseTime
 from ..plan.resolve import PLAN_FILE, BuildPlan, gb
 from .quiet import captured
 from .resources import Preflight
@@ -58,6 +59,7 @@ class BuildResult:
     manifest: Manifest
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, dict[str, PhaseTime]] = field(default_factory=dict)
 
 
 class Stages:
@@ -67,6 +69,7 @@ class Stages:
         self.observer = observer or (lambda stage, event, seconds: None)
         self.timings: dict[str, float] = {}
         self.peak_rss_mb: dict[str, float] = {}
+        self.phases: dict[str, dict[str, PhaseTime]] = {}  # the phases inside a stage, where it records them
         self.before: Callable[[str], None] = lambda stage: None  # the build's pre-flight check
 
     @contextlib.contextmanager
@@ -108,13 +111,13 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
             remember_checkpoint(checkpoint_record(zoo.root, plan.recipe_id, plan.target), checkpoint)
             if options.record:
                 record_build(zoo, manifest)
-            return BuildResult(final, True, manifest, stages.timings, stages.peak_rss_mb)
+            return BuildResult(final, True, manifest, stages.timings, stages.peak_rss_mb, stages.phases)
         with staging(final) as stage:
             manifest = _assemble(plan, zoo, checkpoint, stage, key, options, stages, log)
         remember_checkpoint(checkpoint_record(zoo.root, plan.recipe_id, plan.target), checkpoint)
         if options.record:
             record_build(zoo, manifest)
-    result = BuildResult(final, False, manifest, stages.timings, stages.peak_rss_mb)
+    result = BuildResult(final, False, manifest, stages.timings, stages.peak_rss_mb, stages.phases)
     if manifest.gate.verdict == "FAIL":
         raise GateFailedError(
             f"{plan.recipe_id} --target {plan.target}: {manifest.gate.line}; bundle kept at {final} "
@@ -164,7 +167,8 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log
 
         stages.note("export", f"{plan.backend} {plan.scheme_id}, kernel {plan.kernel_id}")
         request = ExportRequest(plan=plan, checkpoint=checkpoint, out_dir=model_dir, stem=stem)
-        model = run_export(request, log, scratch=stage)
+        exported = run_export(request, log, scratch=stage)
+        model, stages.phases["export"] = exported.model, exported.phases
     hash_ahead(p for p in sorted(model.rglob("*")) if p.is_file())  # for the manifest, beside the next stages
     with stages("package"):
         package_model_dir(plan, checkpoint, model_dir, model)

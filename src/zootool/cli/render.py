@@ -103,4 +103,10 @@ def build_summary(result: Any) -> dict[str, Any]:
         "publishable": manifest.publishable,
         "timings": result.timings,
         "peak_rss_mb": result.peak_rss_mb,
+        "phases": {stage: {name: _phase_figures(time) for name, time in phases.items()}
+                   for stage, phases in result.phases.items()},
     }
+
+
+def _phase_figures(time: Any) -> dict[str, float]:
+    return {"seconds": round(time.seconds, 2), "cpu_seconds": round(time.cpu_seconds, 2), "cores": round(time.cores, 2)}

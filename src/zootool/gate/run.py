@@ -259,7 +259,7 @@ def twin_model_dir(plan: BuildPlan, checkpoint: Path, out: Path, *, fp16: bool =
     out.mkdir(parents=True, exist_ok=True)
     note("exporting " + ("the fp16 graph" if fp16 else "the kernel-free twin"))
     request = ExportRequest(plan=plan, checkpoint=checkpoint, out_dir=out, stem="twin", kernel="gather_mm", fp16=fp16)
-    model = run_export(request, log=None, scratch=out)
+    model = run_export(request, log=None, scratch=out).model
     package_model_dir(plan, checkpoint, out, model)
     return out
 

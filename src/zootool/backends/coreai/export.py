@@ -21,6 +21,7 @@ from typing import Any
 
 from ...errors import BackendFailedError, ConfigError
 from ...kernels.rules import GATHER_QMM, GATHER_QMM_HINT, gather_qmm_refusal
+from ...phase_clock import timed
 from .stack import load_asset, require_stack
 from .summary import has_custom_kernel, storage_summary  # noqa: F401 - part of this backend's API
 
@@ -74,9 +75,7 @@ def export_aimodel(
         raise ConfigError(f"{out_path}: a Core AI asset path must end in .aimodel")
     scheme = _quantize(module, scheme, kernel)
     names, args = _prepare_inputs(module, example_inputs)
-    states = list(state_names if state_names is not None else _declared_names(module, "state_names"))
-    inputs = [name for name in names if name not in states]
-    outputs = list(output_names or _declared_names(module, "output_names"))
+    inputs, states, outputs = _io_names(module, names, state_names, output_names)
     program = _stage("export", lambda: _export(module, args, dynamic_shapes))
     if kernel == GATHER_QMM and not _calls_kernel(program):
         raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts for it", GATHER_QMM_HINT)
@@ -106,7 +105,8 @@ def export_decode_graph(
 
 def _stage(name: str, action: Any) -> Any:
     try:
-        return action()
+        with timed(name):
+            return action()
     except (BackendFailedError, ConfigError):
         raise
     except Exception as exc:  # the stack raises bare RuntimeError/ValueError/...
@@ -151,6 +151,14 @@ def _prepare_inputs(module: Any, example_inputs: Any) -> tuple[list[str], tuple[
         names = _declared_names(module, "input_names") + _declared_names(module, "state_names")
         values = list(example_inputs)
     return names, tuple(_device_dtype(v, torch) for v in values)
+
+
+def _io_names(module: Any, names: list[str], state_names: Sequence[str] | None,
+              output_names: Sequence[str] | None) -> tuple[list[str], list[str], list[str]]:
+    """(inputs, states, outputs): the given names, else those the module declares."""
+    states = list(state_names if state_names is not None else _declared_names(module, "state_names"))
+    outputs = list(output_names or _declared_names(module, "output_names"))
+    return [name for name in names if name not in states], states, outputs
 
 
 def _declared_names(module: Any, attr: str) -> list[str]:

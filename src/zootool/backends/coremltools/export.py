@@ -29,6 +29,7 @@ from typing import Any
 
 from ...config.zoo_data import OS_NAMES
 from ...errors import BackendFailedError, BackendUnavailableError, ConfigError, ZooError
+from ...phase_clock import timed
 from .names import ALIASES_KEY, const_name
 
 MIN_TARGETS = {"iOS": 18, "macOS": 15}  # per-block int8 and per-row LUTs need the iOS 18 opset
@@ -111,7 +112,8 @@ def _require_stack() -> Any:
 
 def _stage(name: str, action: Any) -> Any:
     try:
-        return action()
+        with timed(name):
+            return action()
     except ZooError:
         raise
     except Exception as exc:  # coremltools raises bare ValueError/RuntimeError/...

@@ -1,4 +1,4 @@
-"""The export's child process: ``python -m zootool.build._export_child REQUEST RESULT PARENT`` (see ``child``).
+"""The export's child process: ``python -m zootool.build.export_child REQUEST RESULT PARENT`` (see ``child``).
 
 Reads the pickled ``ExportRequest``, runs ``export.export_model`` and writes the pickled
 ``ExportResult`` (the model path or the error) with an atomic rename, so a crash never
@@ -32,8 +32,8 @@ def main(argv: list[str]) -> int:
     # The build's pid comes from the build itself: if it died before this line ran, the
     # process that adopted us is someone else, and getppid() would be no proof of life.
     _die_with_parent(parent)
-    from .child import encode_error
-    from .quiet import quiet_libraries
+    from ..child import encode_error
+    from ..quiet import quiet_libraries
 
     if os.environ.get("ZOO_DEBUG") != "1":
         quiet_libraries()
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
 
 def _print_traceback(exc: Exception) -> None:
     """Into the conversion log: every unexpected error, and with ZOO_DEBUG=1 the typed ones too."""
-    from ..errors import ZooError
+    from ...errors import ZooError
 
     if not isinstance(exc, ZooError) or os.environ.get("ZOO_DEBUG") == "1":
         import traceback
@@ -63,14 +63,16 @@ def _print_traceback(exc: Exception) -> None:
 
 
 def _export(request):
-    from .child import ExportResult
-    from .export import export_model
-    from ..config.zoo_data import Scheme
+    from ...config.zoo_data import Scheme
+    from ...phase_clock import recording
+    from ..child import ExportResult
+    from ..export import export_model
 
     scheme = Scheme.unquantized() if request.fp16 else None
-    model = export_model(request.plan, request.checkpoint, request.out_dir, request.stem, kernel=request.kernel,
-                         scheme=scheme)
-    return ExportResult(model=model)
+    with recording() as phases:
+        model = export_model(request.plan, request.checkpoint, request.out_dir, request.stem, kernel=request.kernel,
+                             scheme=scheme)
+    return ExportResult(model=model, phases=phases)
 
 
 def _crash_if_asked() -> None:
@@ -84,11 +86,11 @@ def _crash_if_asked() -> None:
     if how == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if how == "exit":
-        sys.exit(3)
+        os._exit(3)  # as native code exits: no Python clean-up, no result
     if how == "hang":
         while True:
             time.sleep(PARENT_POLL_SECONDS)
-    from ..errors import ConfigError
+    from ...errors import ConfigError
 
     raise ConfigError(f"{CRASH_ENV}={how!r}: not a crash this test seam knows", "use abort, kill, exit or hang")
 
