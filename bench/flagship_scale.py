@@ -30,14 +30,15 @@ PLACEHOLDER_SHA = "0" * 40
 
 
 def timed(command: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
-    """(result, wall seconds, peak RSS GB) of one command; prints its CPU use (all processes)."""
+    """(result, wall seconds, peak RSS GB of 10^9 bytes, as the plan predicts) of one command; prints its
+    CPU use (all processes)."""
     start = time.perf_counter()
     result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
     wall = time.perf_counter() - start
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
     cpu = re.search(r"Percent of CPU this job got: (\d+)%", result.stderr)
     print(f"  cpu {cpu.group(1) if cpu else '?'}% of one core over the wall time ({' '.join(command[3:6])})")
-    return result, wall, int(match.group(1)) / 1e6 if match else float("nan")
+    return result, wall, int(match.group(1)) * 1024 / 1e9 if match else float("nan")  # time -v counts KiB
 
 
 def zoo(root: Path, *args: str) -> list[str]:
@@ -86,6 +87,7 @@ def build(root: Path, checkpoint: Path, target: str) -> None:
     print(f"{line}  size {size:,} B vs estimate {estimate:,} B ({(size - estimate) / estimate:+.3%})  [{stages}]")
     for stage, phases in summary["phases"].items():  # where the export's time went, and how many cores it used
         print(f"  {stage}: " + ", ".join(f"{name} {t['seconds']:.1f} s at {t['cores']:.2f} cores"
+                                         + (f" (peak {t['peak_rss_bytes'] / 1e9:.2f} GB)" if t["peak_rss_bytes"] else "")
                                          for name, t in phases.items()))
 
 

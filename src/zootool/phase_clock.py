@@ -3,13 +3,18 @@
 The export runs in a child process, several calls below the build that reports its
 timings, so the recording travels in a context variable: the child records, and sends the
 figures back with its result. CPU time is the whole process's (every thread), so
-``cpu_seconds / seconds`` says how many cores a phase kept busy.
+``cpu_seconds / seconds`` says how many cores a phase kept busy. On Linux a phase that raised
+the process's peak resident memory (``VmHWM`` of ``/proc/self/status``) keeps the new peak, so
+the phase that set the process's peak is named, the figure ``plan.footprint`` predicts. The
+peak is read, never reset: resetting it would hide the real peak from ``getrusage`` and
+``time -v``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -21,6 +26,7 @@ class PhaseTime(BaseModel):
 
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    peak_rss_bytes: int | None = None  # the process's peak, where this phase raised it; else None
 
     @property
     def cores(self) -> float:
@@ -35,15 +41,32 @@ class _Recording:
         self.phases: dict[str, PhaseTime] = {}
         self.open: list[str] = []
         self.mark = (time.perf_counter(), time.process_time())
+        self.peak = _peak_rss() or 0  # what the process reached before the recording
 
     def charge(self) -> None:
         """Give the time since the last charge to the innermost open phase."""
         now = (time.perf_counter(), time.process_time())
+        peak = _peak_rss()
         if self.open:
             total = self.phases[self.open[-1]]
             total.seconds += now[0] - self.mark[0]
             total.cpu_seconds += now[1] - self.mark[1]
+            if peak is not None and peak > self.peak:
+                total.peak_rss_bytes = peak
         self.mark = now
+        self.peak = max(self.peak, peak or 0)
+
+
+STATUS = Path("/proc/self/status")
+
+
+def _peak_rss() -> int | None:
+    """The process's peak resident bytes so far (``VmHWM``); None where the system does not say."""
+    try:
+        line = next(line for line in STATUS.read_text().splitlines() if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) * 1024
 
 
 _recording: ContextVar[_Recording | None] = ContextVar("phase_recording", default=None)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ..errors import FetchError
+from .read_ahead import Range, layer_ranges, read_ahead
 
 _REFETCH = "delete the checkpoint directory and fetch it again"
 INDEX_FILE = "model.safetensors.index.json"
@@ -26,6 +28,8 @@ class SafetensorsCheckpoint:
         self.directory = Path(directory)
         self._handles: dict[Path, Any] = {}  # None: unmapped, opened again on the next read
         self._where: dict[str, Path] = {}
+        self._layers: dict[int, list[Range]] | None = None  # byte ranges by decoder layer, read when first needed
+        self._read_ahead: set[int] = set()
         try:
             for path in self._shard_paths():
                 self._handles[path] = _open(path)
@@ -57,6 +61,20 @@ class SafetensorsCheckpoint:
             if handle is not None:
                 handle.__exit__(None, None, None)
                 self._handles[path] = None
+
+    def read_ahead_after(self, unit: tuple[str, ...]) -> Any:
+        """Start reading the decoder layer after ``unit`` from disk (layer 0 after a top-level module).
+
+        Returns the reading thread, or None where there is nothing (more) to read.
+        """
+        match = re.fullmatch(r"layers\.(\d+)", unit[0])
+        following = int(match.group(1)) + 1 if match else 0
+        if following in self._read_ahead:
+            return None
+        self._read_ahead.add(following)
+        if self._layers is None:
+            self._layers = layer_ranges(self._handles)
+        return read_ahead(self._layers.get(following, []))
 
     def _handle(self, path: Path) -> Any:
         if self._handles.get(path) is None:
@@ -185,10 +203,12 @@ def load_by_unit(
 def unmapping(
     checkpoint: SafetensorsCheckpoint, on_unit: Callable[[tuple[str, ...]], None] | None,
 ) -> Callable[[tuple[str, ...]], None]:
-    """``on_unit`` for :func:`load_by_unit` that first unmaps the checkpoint's shards."""
+    """``on_unit`` for :func:`load_by_unit` that first unmaps the checkpoint's shards and starts
+    reading the next layer from disk (it arrives while ``on_unit`` quantizes this one)."""
 
     def after(unit: tuple[str, ...]) -> None:
         checkpoint.unmap()
+        checkpoint.read_ahead_after(unit)
         if on_unit is not None:
             on_unit(unit)
 

@@ -37,6 +37,12 @@ def summary_text(summary: dict[str, Any]) -> str:
     )
 
 
-def phases_text(times: dict[str, dict[str, float]]) -> str:
-    """``load 61.2 s (1.71 cores), convert 30.5 s (1.00 cores)``: where a stage's time went."""
-    return ", ".join(f"{name} {time['seconds']:.1f} s ({time['cores']:.2f} cores)" for name, time in times.items())
+def phases_text(times: dict[str, dict[str, Any]]) -> str:
+    """``load 61.2 s (1.71 cores), convert 30.5 s (1.00 cores, peak 9.80 GB)``: where a stage's time
+    went, and which phase set its peak memory."""
+    return ", ".join(f"{name} {time['seconds']:.1f} s ({time['cores']:.2f} cores{_peak(time)})"
+                     for name, time in times.items())
+
+
+def _peak(time: dict[str, Any]) -> str:
+    return f", peak {time['peak_rss_bytes'] / 1e9:.2f} GB" if time.get("peak_rss_bytes") else ""

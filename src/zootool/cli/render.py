@@ -108,5 +108,6 @@ def build_summary(result: Any) -> dict[str, Any]:
     }
 
 
-def _phase_figures(time: Any) -> dict[str, float]:
-    return {"seconds": round(time.seconds, 2), "cpu_seconds": round(time.cpu_seconds, 2), "cores": round(time.cores, 2)}
+def _phase_figures(time: Any) -> dict[str, float | int | None]:
+    return {"seconds": round(time.seconds, 2), "cpu_seconds": round(time.cpu_seconds, 2),
+            "cores": round(time.cores, 2), "peak_rss_bytes": time.peak_rss_bytes}
