@@ -45,6 +45,9 @@ transformers; each layer is dropped after it runs. The fp16 ceiling is an export
 with fp16 stored weights (counted even when the gate's ceiling cache would spare it) and,
 where the kernel cannot run on Linux, the kernel-free twin is one with the bundle's own.
 Their disk is the temporary directory's: the fp16 copy (``params x 2``) and the twin.
+Where the plan's gate runtime is ``streamed`` (``plan.gate_runtime``; the flagship's), the fp16
+ceiling and the candidate run in torch one decoder layer at a time instead (``gate.streamed``):
+no export and no disk, each phase one layer plus what lives outside the layers.
 
 **fetch**: a Hub checkpoint is downloaded in its own dtype, taken to be bf16 (2 bytes a
 parameter, as Hub LLM checkpoints are published; an fp32 upstream needs twice the disk),
