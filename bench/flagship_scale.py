@@ -4,8 +4,8 @@ Figures, not assertions (CI does not run it): `python bench/flagship_scale.py WO
 [--steps generate,mac,iphone,gate,gate-iphone]`. WORK_DIR needs ~60 GB free: a 17 GB bf16 checkpoint of
 LFM2.5-8B-A1B (random weights of the real architecture) and two bundles. Each step runs
 `zoo` in its own process under /usr/bin/time -v (peak RSS of the largest process) and prints
-wall time, peak RSS and, for builds, the built size against the plan's estimate, the time
-of each build stage (the iphone export stage holds the int4km k-means) and, inside the export,
+wall time, peak RSS, the largest anonymous RSS (sampled; what the plan predicts) and, for builds,
+the built size against the plan's estimate, the time of each build stage (the iphone export stage holds the int4km k-means) and, inside the export,
 each phase's wall time and the cores it kept busy (load, quantize, torch.export, convert, save).
 """
 
@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,16 +30,61 @@ MODEL = "lfm2.5-8b-a1b"
 PLACEHOLDER_SHA = "0" * 40
 
 
-def timed(command: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
-    """(result, wall seconds, peak RSS GB of 10^9 bytes, as the plan predicts) of one command; prints its
-    CPU use (all processes)."""
+def timed(command: list[str]) -> tuple[subprocess.CompletedProcess, float, float, float]:
+    """(result, wall seconds, peak RSS GB of 10^9 bytes as the plan predicts, peak anonymous RSS GB) of one
+    command; prints its CPU use (all processes)."""
     start = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    process = subprocess.Popen(["/usr/bin/time", "-v", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    sampler = AnonymousPeak(process.pid)
+    sampler.start()
+    stdout, stderr = process.communicate()
     wall = time.perf_counter() - start
-    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
-    cpu = re.search(r"Percent of CPU this job got: (\d+)%", result.stderr)
+    sampler.join()
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+    cpu = re.search(r"Percent of CPU this job got: (\d+)%", stderr)
     print(f"  cpu {cpu.group(1) if cpu else '?'}% of one core over the wall time ({' '.join(command[3:6])})")
-    return result, wall, int(match.group(1)) * 1024 / 1e9 if match else float("nan")  # time -v counts KiB
+    peak = int(match.group(1)) * 1024 / 1e9 if match else float("nan")  # time -v counts KiB
+    return result, wall, peak, sampler.peak_bytes / 1e9
+
+
+class AnonymousPeak(threading.Thread):
+    """The largest anonymous resident memory (``RssAnon``) of any process under ``root_pid``, sampled every
+    0.1 s until ``root_pid`` ends. Peak RSS also counts file-backed pages (the converter writes the weights
+    out through them), which the kernel can write back and drop under pressure; the plan predicts this one."""
+
+    def __init__(self, root_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.root_pid, self.peak_bytes = root_pid, 0
+
+    def run(self) -> None:
+        while Path(f"/proc/{self.root_pid}").exists():
+            for pid in self._descendants():
+                self.peak_bytes = max(self.peak_bytes, _anonymous_bytes(pid))
+            time.sleep(0.1)
+
+    def _descendants(self) -> list[int]:
+        parents = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended
+            parents[int(stat.parent.name)] = int(fields[1])
+        found, frontier = [], [self.root_pid]
+        while frontier:
+            found += frontier
+            frontier = [pid for pid, parent in parents.items() if parent in frontier]
+        return found
+
+
+def _anonymous_bytes(pid: int) -> int:
+    try:
+        match = re.search(r"^RssAnon:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    except OSError:
+        return 0
+    return int(match.group(1)) * 1024 if match else 0
 
 
 def zoo(root: Path, *args: str) -> list[str]:
@@ -59,7 +105,7 @@ def generate(root: Path, checkpoint: Path) -> None:
         f"r, _ = get(Zoo(Path({str(root)!r})), {MODEL!r});"
         f"generate_checkpoint(Path({str(checkpoint)!r}), r.architecture.to_hf_config(), 0)"
     )
-    result, wall, peak = timed([sys.executable, "-c", code])
+    result, wall, peak, _ = timed([sys.executable, "-c", code])
     shutil.copyfile(REPO / "zoo" / "licenses" / "mit.txt", checkpoint / "LICENSE")  # a stand-in text
     print(f"generate   wall {wall:7.1f} s  peak RSS {peak:5.2f} GB  rc {result.returncode}")
 
@@ -72,10 +118,10 @@ def predicted(root: Path, target: str, stage: str) -> float:
 
 def build(root: Path, checkpoint: Path, target: str) -> None:
     # --ignore-resources: this measures the peak, also where the pre-flight would refuse the build.
-    result, wall, peak = timed(zoo(root, "build", MODEL, "--target", target, "--weights", str(checkpoint),
+    result, wall, peak, anonymous = timed(zoo(root, "build", MODEL, "--target", target, "--weights", str(checkpoint),
                                    "--no-gate", "--force", "--ignore-resources",
                                    "--json"))
-    line = (f"build {target:<6} wall {wall:7.1f} s  peak RSS {peak:5.2f} GB "
+    line = (f"build {target:<6} wall {wall:7.1f} s  peak RSS {peak:5.2f} GB, anonymous {anonymous:5.2f} GB "
             f"(export predicted {predicted(root, target, 'export'):5.2f} GB)  rc {result.returncode}")
     if result.returncode:
         print(line + "  " + result.stderr.strip().splitlines()[-1][:300])
@@ -92,9 +138,9 @@ def build(root: Path, checkpoint: Path, target: str) -> None:
 
 
 def gate(root: Path, checkpoint: Path, target: str) -> None:
-    result, wall, peak = timed(zoo(root, "gate", MODEL, "--target", target, "--weights", str(checkpoint), "--json"))
+    result, wall, peak, anonymous = timed(zoo(root, "gate", MODEL, "--target", target, "--weights", str(checkpoint), "--json"))
     verdict = json.loads(result.stdout)["line"] if result.returncode in (0, 6) else result.stderr.strip()[-300:]
-    print(f"gate {target:6} wall {wall:7.1f} s  peak RSS {peak:5.2f} GB  rc {result.returncode}  {verdict}")
+    print(f"gate {target:6} wall {wall:7.1f} s  peak RSS {peak:5.2f} GB, anonymous {anonymous:5.2f} GB  rc {result.returncode}  {verdict}")
     if result.returncode in (0, 6):
         print(f"  candidate runtime: {json.loads(result.stdout)['candidate_runtime']}")
 
