@@ -5,7 +5,8 @@ timings, so the recording travels in a context variable: the child records, and 
 figures back with its result. CPU time is the whole process's (every thread), so
 ``cpu_seconds / seconds`` says how many cores a phase kept busy. On Linux a phase that raised
 the process's peak resident memory (``VmHWM`` of ``/proc/self/status``) keeps the new peak, so
-the phase that set the process's peak is named, the figure ``plan.footprint`` predicts. The
+the phase that set the process's peak is named (VmHWM counts file-backed pages too, such as
+the converter's output; ``plan.footprint`` predicts the anonymous part). The
 peak is read, never reset: resetting it would hide the real peak from ``getrusage`` and
 ``time -v``.
 """
