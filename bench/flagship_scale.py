@@ -103,7 +103,7 @@ def generate(root: Path, checkpoint: Path) -> None:
         "import sys; from pathlib import Path; from zootool.config.registry import get; from zootool.config.zoo_data import Zoo;"
         "from zootool.fetch.synthetic import generate_checkpoint;"
         f"r, _ = get(Zoo(Path({str(root)!r})), {MODEL!r});"
-        f"generate_checkpoint(Path({str(checkpoint)!r}), r.architecture.to_hf_config(), 0)"
+        f"generate_checkpoint(Path({str(checkpoint)!r}), r.architecture.to_hf(), 0)"
     )
     result, wall, peak, _ = timed([sys.executable, "-c", code])
     shutil.copyfile(REPO / "zoo" / "licenses" / "mit.txt", checkpoint / "LICENSE")  # a stand-in text

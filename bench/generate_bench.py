@@ -28,7 +28,7 @@ def main() -> None:
     from zootool.config.zoo_data import Zoo
 
     recipe, _ = get(Zoo(REPO), args.recipe)
-    config = recipe.architecture.to_hf_config() | {"initializer_range": args.init_std}
+    config = recipe.architecture.to_hf() | {"initializer_range": args.init_std}
     params = sum(spec.numel for spec in recipe.architecture.tensors())
     before = peak_rss()
     start = time.perf_counter()

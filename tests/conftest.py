@@ -58,6 +58,23 @@ def tiny_recipe_checkpoint(dest: Path, model: str = "tiny-lfm2-moe") -> Path:
     from zootool.config.zoo_data import Zoo
 
     recipe, _ = get(Zoo(REPO), model)
-    folder = generate_tiny_checkpoint(dest, recipe.architecture.to_hf_config(), 0)
+    folder = generate_tiny_checkpoint(dest, recipe.architecture.to_hf(), 0)
     shutil.copyfile(REPO / "zoo" / "licenses" / "mit.txt", folder / "LICENSE")
     return folder
+
+
+@pytest.fixture(scope="session")
+def arch_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """``arch_checkpoint(name)``: the transformers fixture of an architecture (``arch_fixtures``),
+    written once per test session."""
+    from arch_fixtures import write_fixture
+
+    made: dict[str, Path] = {}
+    root = tmp_path_factory.mktemp("arch-fixtures")
+
+    def get(name: str) -> Path:
+        if name not in made:
+            made[name] = write_fixture(root / name, name)
+        return made[name]
+
+    return get

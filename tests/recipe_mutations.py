@@ -18,7 +18,7 @@ from typing import Any
 
 import tomli_w
 
-from zootool.arch import FAMILIES
+from zootool.arch.registry import FAMILIES
 from zootool.config.recipe import Recipe
 
 Variant = tuple[str, bytes]

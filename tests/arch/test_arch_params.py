@@ -1,4 +1,4 @@
-"""Parameter counts from recipe numbers agree exactly with transformers on the meta device."""
+"""Parameter counts and tensor layouts from recipe numbers agree exactly with transformers (meta device)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,18 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from zootool.arch.lfm2_moe.schema import Lfm2MoeArch  # noqa: E402
+from arch_fixtures import check_against_transformers  # noqa: E402
+
+from zootool.arch.families.lfm2_moe import Lfm2MoeArch  # noqa: E402
+from zootool.arch.registry import architecture_of  # noqa: E402
 from zootool.config.registry import get  # noqa: E402
 from zootool.config.zoo_data import Zoo  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+RECIPES = sorted(path.stem for path in (REPO / "recipes").glob("*.toml"))
 
 
-def transformers_count(config: dict) -> tuple[int, dict[str, tuple]]:
-    hf_config = transformers.Lfm2MoeConfig(**{k: v for k, v in config.items() if k != "architectures"})
-    with torch.device("meta"):
-        model = transformers.Lfm2MoeForCausalLM(hf_config)
-    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    return sum(p.numel() for p in model.parameters()), shapes
-
-
-def recipe_arch(model_id: str) -> Lfm2MoeArch:
+def recipe_arch(model_id: str):
     return get(Zoo(REPO), model_id)[0].architecture
 
 
@@ -34,8 +30,6 @@ def variant(**changes) -> Lfm2MoeArch:
 
 
 CASES = {
-    "flagship recipe": lambda: recipe_arch("lfm2.5-8b-a1b"),
-    "tiny recipe": lambda: recipe_arch("tiny-lfm2-moe"),
     "untied head, conv bias": lambda: variant(tie_embeddings=False, conv_bias=True),
     "all dense": lambda: variant(num_dense_layers=4),
     "no dense, no expert bias": lambda: variant(num_dense_layers=0, use_expert_bias=False),
@@ -43,16 +37,14 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("model_id", RECIPES)
+def test_every_recipe_counts_like_transformers(model_id):
+    check_against_transformers(recipe_arch(model_id))
+
+
 @pytest.mark.parametrize("name", CASES)
-def test_param_count_matches_transformers(name):
-    arch = CASES[name]()
-    expected, shapes = transformers_count(arch.to_hf_config())
-    specs = arch.tensors()
-    assert sum(s.numel for s in specs if s.parameter) == expected
-    # Every stored tensor is named and shaped as in the transformers checkpoint.
-    stored = {s.name: s.shape for s in specs}
-    tied = {"lm_head.weight"} if arch.tie_embeddings else set()
-    assert stored == {k: v for k, v in shapes.items() if k not in tied and "pos_emb" not in k}
+def test_lfm2_moe_variants_count_like_transformers(name):
+    check_against_transformers(CASES[name]())
 
 
 def test_transformers_default_lfm2_8b_config_round_trips():
@@ -60,6 +52,6 @@ def test_transformers_default_lfm2_8b_config_round_trips():
         layer_types=["full_attention" if i in (2, 6, 10, 14, 18, 21) else "conv" for i in range(24)],
         num_hidden_layers=24,
     ).to_dict()
-    arch = Lfm2MoeArch(**Lfm2MoeArch.hf_config_to_fields(config))
-    assert sum(s.numel for s in arch.tensors() if s.parameter) == transformers_count(arch.to_hf_config())[0]
+    arch = architecture_of(config, "Lfm2MoeConfig()")
+    assert check_against_transformers(arch) == sum(s.numel for s in arch.tensors() if s.parameter)
     assert arch.vocab_size == 65536

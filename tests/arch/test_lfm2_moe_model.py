@@ -13,10 +13,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import Lfm2MoeForCausalLM
 
-from zootool.arch.lfm2_moe.layers import _IndexSelectGatherMM
-from zootool.arch.lfm2_moe.model import (
-    GatherExpertMatmul, Lfm2MoeDims, build_decode_graph, decode_tokens, load_weights, replace_expert_matmul,
-)
+from graphs import build_decode_graph, load_weights
+
+from zootool.arch.blocks.moe import GatherExpertMatmul, _IndexSelectGatherMM, replace_expert_matmul
+from zootool.arch.decode_graph import decode_tokens
+from zootool.arch.registry import architecture_of
 from zootool.fetch.checkpoint import generate_tiny_checkpoint
 from zootool.errors import ConfigError, FetchError, NotImplementedFeatureError
 
@@ -217,20 +218,27 @@ def test_config_checkpoint_mismatch_raises_fetch_error(checkpoints):
         load_weights(build_decode_graph(wrong, 4), checkpoints["tiny"])
 
 
+def _arch(**changes):
+    return architecture_of({"model_type": "lfm2_moe", **TINY_LFM2_MOE, **changes}, "config.json")
+
+
 def test_config_reading():
-    dims = Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "layer_types": ["conv", "attention", "conv", "attention"]})
-    assert dims.layer_types[1] == "full_attention" and dims.head_dim == 16 and dims.rope_theta == 1e6
-    assert Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "rope_parameters": {"rope_theta": 5e6}}).rope_theta == 5e6
+    arch = _arch(layer_types=["conv", "attention", "conv", "attention"])  # the legacy name of full attention
+    assert arch.layer_types[1] == "full_attention" and arch.head_dim == 16 and arch.rope_theta == 1e6
+    assert _arch(rope_parameters={"rope_theta": 5e6}).rope_theta == 5e6
+    absent = {k: v for k, v in TINY_LFM2_MOE.items() if k != "num_experts"}
+    # transformers' own default, as the oracle reads it
+    assert architecture_of({"model_type": "lfm2_moe", **absent}, "config.json").num_experts == 32
     with pytest.raises(ConfigError, match="num_experts"):
-        Lfm2MoeDims.from_config({k: v for k, v in TINY_LFM2_MOE.items() if k != "num_experts"})
-    with pytest.raises(ConfigError, match="mamba"):
-        Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "layer_types": ["mamba"] * 4})
-    with pytest.raises(ConfigError, match="num_hidden_layers 5"):
-        Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "num_hidden_layers": 5})
-    with pytest.raises(ConfigError, match="num_key_value_heads"):
-        Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "num_key_value_heads": 3})
-    with pytest.raises(NotImplementedFeatureError, match="yarn"):
-        Lfm2MoeDims.from_config({**TINY_LFM2_MOE, "rope_parameters": {"rope_type": "yarn", "factor": 4.0}})
+        _arch(num_experts=None)
+    with pytest.raises(ConfigError, match="layer-types.0: Input should be .conv. or .full_attention."):
+        _arch(layer_types=["mamba"] * 4)
+    with pytest.raises(ConfigError, match="num_hidden_layers"):
+        _arch(num_hidden_layers=5)
+    with pytest.raises(ConfigError, match="num-key-value-heads"):
+        _arch(num_key_value_heads=3)
+    with pytest.raises((ConfigError, NotImplementedFeatureError), match="dynamic"):
+        _arch(rope_parameters={"rope_type": "dynamic", "factor": 4.0, "rope_theta": 1e6})
 
 
 def test_loading_calls_back_once_per_unit_in_order(checkpoints):
@@ -247,5 +255,5 @@ def test_loading_calls_back_once_per_unit_in_order(checkpoints):
     layers = [(f"layers.{i}",) for i in range(TINY_LFM2_MOE["num_hidden_layers"])]
     # The tiny fixture ties its head: head and embedding are one unit, after the tie.
     assert TINY_LFM2_MOE["tie_word_embeddings"]
-    assert seen == [*layers, ("embedding_norm",), ("embed_tokens", "lm_head")]
+    assert seen == [*layers, ("norm",), ("embed_tokens", "lm_head")]
     assert graph.lm_head.weight is graph.embed_tokens.weight

@@ -10,8 +10,11 @@ from llama_configs import PUBLISHED_BILLIONS, REAL, TINY
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from zootool.arch.llama.schema import LlamaArch  # noqa: E402
-from zootool.errors import NotImplementedFeatureError  # noqa: E402
+from arch_fixtures import check_against_transformers  # noqa: E402
+
+from zootool.arch.families.llama import LlamaArch  # noqa: E402
+from zootool.arch.registry import architecture_of  # noqa: E402
+from zootool.errors import ConfigError, NotImplementedFeatureError  # noqa: E402
 from zootool.config.registry import get  # noqa: E402
 from zootool.config.zoo_data import Zoo  # noqa: E402
 
@@ -23,26 +26,15 @@ def hf_config(config: dict):
     return transformers.AutoConfig.for_model(config["model_type"], **settings)
 
 
-def transformers_count(config: dict) -> tuple[int, dict[str, tuple]]:
+def transformers_count(config: dict) -> int:
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(hf_config(config))
-    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    return sum(p.numel() for p in model.parameters()), shapes
+    return sum(p.numel() for p in model.parameters())
 
 
 def arch_from(config: dict) -> LlamaArch:
-    """Through the `zoo new` path: a full transformers config.json -> recipe fields -> arch."""
-    return LlamaArch(**LlamaArch.hf_config_to_fields(hf_config(config).to_dict()))
-
-
-def check_against_transformers(arch: LlamaArch) -> int:
-    expected, shapes = transformers_count(arch.to_hf_config())
-    specs = arch.tensors()
-    assert sum(s.numel for s in specs if s.parameter) == expected
-    stored = {s.name: s.shape for s in specs}
-    tied = {"lm_head.weight"} if arch.tie_embeddings else set()
-    assert stored == {k: v for k, v in shapes.items() if k not in tied}
-    return expected
+    """Through the `zoo new` path: a full transformers config.json -> the typed config."""
+    return architecture_of(hf_config(config).to_dict(), "config.json")
 
 
 @pytest.mark.parametrize("repo", sorted(REAL))
@@ -50,7 +42,7 @@ def test_real_config_counts_match_transformers(repo):
     arch = arch_from(REAL[repo])
     count = check_against_transformers(arch)
     # The recipe numbers also count what transformers counts for the upstream config itself.
-    assert count == transformers_count(REAL[repo])[0]
+    assert count == transformers_count(REAL[repo])
     if repo in PUBLISHED_BILLIONS:
         assert abs(count / 1e9 - PUBLISHED_BILLIONS[repo]) / PUBLISHED_BILLIONS[repo] < 0.03
 
@@ -59,14 +51,15 @@ def test_real_config_counts_match_transformers(repo):
 def test_tiny_variants_count_and_round_trip(name):
     arch = arch_from(TINY[name])
     check_against_transformers(arch)
-    assert LlamaArch(**LlamaArch.hf_config_to_fields(arch.to_hf_config())) == arch
+    assert architecture_of(arch.to_hf(), "to_hf") == arch
 
 
 def test_switches_reach_the_arch():
     llama, qwen, mistral = (arch_from(TINY[name]) for name in ("llama", "qwen3", "mistral"))
     assert llama.attention_bias and llama.mlp_bias and llama.rope_scaling.rope_type == "llama3"
-    assert qwen.qk_norm and qwen.resolved_head_dim == 32 and qwen.tie_embeddings
-    assert mistral.sliding_window == 5 and not mistral.qk_norm
+    assert qwen.attention(0).qk_norm == "head" and qwen.resolved_head_dim == 32 and qwen.tie_embeddings
+    assert mistral.sliding_window == 5 and mistral.attention(0).qk_norm == "none"
+    assert mistral.attention(2).window == 5  # Mistral's window holds for every layer
 
 
 def test_qwen3_recipe_has_the_upstream_numbers():
@@ -85,19 +78,21 @@ def test_tiny_llama_recipe_counts_match_transformers():
     ({"num-key-value-heads": 3}, r"3 does not divide num-attention-heads \(4\)"),
     ({"model-type": "mistral"}, "model-type mistral has no attention-bias option"),
     ({"model-type": "qwen3", "attention-bias": False}, "model-type qwen3 has no mlp-bias option"),
-    ({"sliding-window": 4}, "sliding-window is supported for model-type mistral only"),
+    ({"sliding-window": 4}, "is set, but no layer of layer-types is sliding_attention"),
     ({"hidden-size": 66}, r"4 does not divide hidden-size \(66\)"),
 ])  # fmt: skip
 def test_inconsistent_numbers_are_refused(changes, message):
-    fields = LlamaArch.hf_config_to_fields(hf_config(TINY["llama"]).to_dict())
+    fields = arch_from(TINY["llama"]).recipe_fields()
     with pytest.raises(ValueError, match=message):
-        LlamaArch(**{**fields, **changes})
+        LlamaArch.model_validate({**fields, **changes})
 
 
-def test_unsupported_upstream_options_are_named():
-    sliding = hf_config({**TINY["qwen3"], "use_sliding_window": True, "sliding_window": 8}).to_dict()
-    with pytest.raises(NotImplementedFeatureError, match="sliding-window"):
-        LlamaArch.hf_config_to_fields(sliding)
-    yarn = {**TINY["llama"], "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0}}
-    with pytest.raises(NotImplementedFeatureError, match="RoPE type 'yarn'"):
-        LlamaArch.hf_config_to_fields(yarn)
+def test_qwen3_sliding_layers_are_read_and_yarn_is_supported():
+    sliding = arch_from({**TINY["qwen3"], "use_sliding_window": True, "sliding_window": 8, "max_window_layers": 1})
+    assert sliding.layer_types == ("full_attention", "sliding_attention", "sliding_attention")
+    assert [sliding.window(i) for i in range(3)] == [None, 8, 8]
+    yarn = arch_from({**TINY["llama"], "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4, "factor": 4.0,
+                                                          "original_max_position_embeddings": 64}})
+    assert yarn.rope_scaling.rope_type == "yarn"
+    with pytest.raises(NotImplementedFeatureError, match="RoPE type 'dynamic'"):
+        arch_from({**TINY["llama"], "rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 4.0}})

@@ -315,7 +315,7 @@ def lfm2(tmp_path_factory):
     """A seeded tiny LFM2-MoE checkpoint, token ids and the fp32 torch graph's logits."""
     from lfm2_configs import TINY_LFM2_MOE
 
-    from zootool.arch.lfm2_moe.model import decode_tokens
+    from zootool.arch.decode_graph import decode_tokens
     from zootool.fetch.checkpoint import generate_tiny_checkpoint
 
     checkpoint = generate_tiny_checkpoint(tmp_path_factory.mktemp("lfm2") / "ckpt", TINY_LFM2_MOE, seed=7)
@@ -325,11 +325,9 @@ def lfm2(tmp_path_factory):
 
 
 def lfm2_graph(checkpoint: Path, dtype):
-    from zootool.arch.lfm2_moe.model import build_decode_graph, load_weights
+    from graphs import loaded_graph
 
-    graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), LFM2_CONTEXT, dtype)
-    load_weights(graph, checkpoint)
-    return graph.eval()
+    return loaded_graph(checkpoint, LFM2_CONTEXT, dtype)
 
 
 def model_folder(tmp_path: Path, graph, scheme, query_len, kernel: str = "gather_mm", consume: bool = False) -> Path:
@@ -338,7 +336,7 @@ def model_folder(tmp_path: Path, graph, scheme, query_len, kernel: str = "gather
     folder.mkdir()
     backend.export_decode_graph(graph, folder / "m.aimodel", query_len=query_len, scheme=scheme, kernel=kernel,
                                 metadata={}, consume_weights=consume)
-    language = {"tokenizer": "tokenizer", "vocab_size": graph.dims.vocab_size, "max_context_length": LFM2_CONTEXT,
+    language = {"tokenizer": "tokenizer", "vocab_size": graph.layout.vocab, "max_context_length": LFM2_CONTEXT,
                 "function_map": {"main": ["main"]}}
     (folder / "metadata.json").write_text(json.dumps(
         {"metadata_version": "0.2", "kind": "llm", "name": "tiny", "assets": {"main": "m.aimodel"}, "language": language}
@@ -349,7 +347,7 @@ def model_folder(tmp_path: Path, graph, scheme, query_len, kernel: str = "gather
 @pytest.mark.slow
 @pytest.mark.parametrize(("scheme", "query_len"), [("fp16", None), ("sym8", None), ("sym8", 1)])
 def test_lfm2_moe_runs_through_the_engine_driver(tmp_path, lfm2, scheme, query_len):
-    from zootool.arch.lfm2_moe.model import decode_tokens
+    from zootool.arch.decode_graph import decode_tokens
     from zootool.gate.engine import EngineDriver
 
     checkpoint, ids, oracle = lfm2
@@ -390,7 +388,7 @@ def test_lfm2_moe_kernel_build_converts(tmp_path, lfm2):
     checkpoint, _, _ = lfm2
     graph = lfm2_graph(checkpoint, torch.float32)
     folder = model_folder(tmp_path, graph, "sym8", 1, kernel="gather_qmm")
-    moe_layers = len(graph.layers) - graph.dims.num_dense_layers
+    moe_layers = len(graph.layers) - graph.arch.num_dense_layers
     assert backend.storage_summary(folder / "m.aimodel")["ops"]["metal4_kernel"] == 2 * moe_layers
 
 
@@ -473,11 +471,9 @@ def qwen3(tmp_path_factory):
 
 
 def qwen3_graph(checkpoint: Path):
-    from zootool.arch.llama.model import build_decode_graph, load_weights
+    from graphs import loaded_graph
 
-    graph = build_decode_graph(json.loads((checkpoint / "config.json").read_text()), LFM2_CONTEXT, torch.float16)
-    load_weights(graph, checkpoint)
-    return graph.eval()
+    return loaded_graph(checkpoint, LFM2_CONTEXT, torch.float16)
 
 
 def zoo_scheme(name: str):
@@ -501,7 +497,7 @@ def matrix_elements(graph: nn.Module) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_dense_schemes_quantize_attention_and_store_a_tied_head_once(tmp_path, qwen3):
-    from zootool.arch.llama.model import decode_tokens
+    from zootool.arch.decode_graph import decode_tokens
     from zootool.gate.engine import EngineDriver
 
     checkpoint, ids = qwen3
@@ -533,7 +529,9 @@ def test_dense_schemes_quantize_attention_and_store_a_tied_head_once(tmp_path, q
 @pytest.mark.parametrize("name", ["sym8", "int8-all"])
 def test_quantizing_while_loading_equals_quantizing_the_loaded_model(qwen3, name):
     """Unit by unit (as the export loads) gives the very weights of quantizing afterwards, tied head included."""
-    from zootool.arch.llama.model import build_decode_graph, decode_tokens, load_weights
+    from graphs import build_decode_graph, load_weights
+
+    from zootool.arch.decode_graph import decode_tokens
     from zootool.backends.coreai.quant import TiedBlockQuantHead, quantize_module
 
     checkpoint, ids = qwen3

@@ -15,7 +15,9 @@ pytest.importorskip("coremltools")
 
 from llama_configs import TINY  # noqa: E402
 
-from zootool.arch.llama.model import build_decode_graph, decode_tokens, load_weights  # noqa: E402
+from graphs import build_decode_graph, load_weights  # noqa: E402
+
+from zootool.arch.decode_graph import decode_tokens  # noqa: E402
 from zootool.backends.coreai.quant import quantize_symmetric  # noqa: E402
 from zootool.backends.coremltools.export import const_name, deployment_target, export_mlpackage  # noqa: E402
 from zootool.backends.coremltools.runtime import (
@@ -219,7 +221,7 @@ def test_unknown_target_and_unsupported_formats_are_config_errors(checkpoint, tm
 
 def test_moe_experts_are_refused(tmp_path):
     from lfm2_configs import TINY_LFM2_MOE
-    from zootool.arch.lfm2_moe.model import build_decode_graph as moe_graph
+    from graphs import build_decode_graph as moe_graph
 
     with pytest.raises(NotImplementedFeatureError, match="Core ML backend has no path for"):
         export_mlpackage(moe_graph(TINY_LFM2_MOE, MAX_CONTEXT), tmp_path / "moe.mlpackage", scheme="sym8")

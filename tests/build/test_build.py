@@ -104,7 +104,9 @@ def test_kernel_bundle_cannot_run_here_but_its_twin_matches_torch(built: Path, t
     """The kernel-free twin (same sym8 weights) through the engine driver vs the quantized graph in torch."""
     import torch
 
-    from zootool.arch.lfm2_moe.model import build_decode_graph, decode_tokens, load_weights
+    from graphs import build_decode_graph, load_weights
+
+    from zootool.arch.decode_graph import decode_tokens
     from zootool.backends.coreai.quant import quantize_module
     from zootool.backends.coreai.runtime import KernelNotExecutableError
     from zootool.gate.engine import EngineDriver, teacher_forced_logits

@@ -64,7 +64,7 @@ def test_checkpoint_that_contradicts_the_recipe_is_refused(zoo_root: Path, check
     (weights / "config.json").write_text(config)
     result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(weights), root=zoo_root)
     assert result.returncode == 2
-    assert "num_experts: recipe 8, checkpoint 16" in result.stderr
+    assert "num-experts: recipe 8, checkpoint 16" in result.stderr
 
 
 def test_unpinned_hub_source_is_refused_before_download(zoo_root: Path):

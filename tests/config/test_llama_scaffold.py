@@ -76,13 +76,13 @@ def test_seven_billion_at_eight_bits_is_over_the_ios18_phone_budget(zoo_root: Pa
     assert "with 'int8-all' exceeds the iphone-ios18 budget of 3.50 GB" in result.stderr
 
 
-def test_dense_lfm2_is_recognised_but_refused(zoo_root: Path, tmp_path: Path):
+def test_a_transformers_type_without_a_family_is_not_supported_yet(zoo_root: Path, tmp_path: Path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "lfm2", "hidden_size": 1024}))
+    path.write_text(json.dumps({"model_type": "qwen3_next", "hidden_size": 1024}))
     result = run_zoo("new", "--config", str(path), "--license", "mit", "--hub", "a/b", root=zoo_root)
     assert result.returncode == 11, result.stderr
-    assert "model_type 'lfm2' (dense LFM2" in result.stderr and "is recognised but not supported yet" in result.stderr
-    assert "supported model types: lfm2_moe, llama, mistral, qwen3" in result.stderr
+    assert "model_type 'qwen3_next' (Qwen3-Next hybrid" in result.stderr
+    assert "is not a family this zoo builds yet" in result.stderr and "src/zootool/arch/families/" in result.stderr
     assert "Traceback" not in result.stderr
 
 

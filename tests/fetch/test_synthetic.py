@@ -92,14 +92,11 @@ def test_transformers_and_the_zoo_loaders_read_it(name, tmp_path):
 
 
 def _zoo_decode(directory: Path, ids: list[int]) -> torch.Tensor:
-    config = json.loads((directory / "config.json").read_text())
-    if config["model_type"] == "lfm2_moe":
-        from zootool.arch.lfm2_moe import model as family
-    else:
-        from zootool.arch.llama import model as family
-    graph = family.build_decode_graph(config, 16, torch.float32)
-    family.load_weights(graph, directory)
-    return family.decode_tokens(graph.eval(), ids, 4)
+    from graphs import loaded_graph
+
+    from zootool.arch.decode_graph import decode_tokens
+
+    return decode_tokens(loaded_graph(directory, 16), ids, 4)
 
 
 def test_values_follow_the_init_rules(tmp_path):

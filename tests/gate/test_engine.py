@@ -30,12 +30,9 @@ def metadata(vocab: int, main: str, fmt: str) -> dict:
 
 
 def graph_for(family: str, checkpoint: Path, dtype=torch.float32):
-    from zootool.arch.families import family_functions
+    from graphs import loaded_graph
 
-    build, load = family_functions(family)
-    graph = build(json.loads((checkpoint / "config.json").read_text()), CONTEXT, dtype)
-    load(graph, checkpoint)
-    return graph.eval()
+    return loaded_graph(checkpoint, CONTEXT, dtype)
 
 
 def export(folder: Path, family: str, checkpoint: Path, scheme_id: str, backend: str) -> None:
@@ -54,7 +51,7 @@ def export(folder: Path, family: str, checkpoint: Path, scheme_id: str, backend:
         custom = {"zootool.family": family, "zootool.config": config, "zootool.context_length": CONTEXT}
         export_mlpackage(graph, folder / "m.mlpackage", scheme=quant, metadata={"custom": custom})
         main, fmt = "m.mlpackage", "mlpackage"
-    (folder / "metadata.json").write_text(json.dumps(metadata(graph.dims.vocab_size, main, fmt)))
+    (folder / "metadata.json").write_text(json.dumps(metadata(graph.layout.vocab, main, fmt)))
 
 
 def reference(family: str, checkpoint: Path, scheme_id: str, ids: list[int]) -> np.ndarray:

@@ -16,7 +16,8 @@ from lfm2_configs import TINY_LFM2_MOE, TINY_LFM2_MOE_VARIANT  # noqa: E402
 from llama_configs import TINY  # noqa: E402
 
 from zootool.arch.decode_graph import decode_tokens  # noqa: E402
-from zootool.arch.lfm2_moe.layers import GatherExpertMatmul  # noqa: E402
+from zootool.arch.blocks.moe import GatherExpertMatmul  # noqa: E402
+from zootool.arch.registry import architecture_of  # noqa: E402
 from zootool.backends.coreai.quant import BlockQuantExperts, PalettizedExperts  # noqa: E402
 from zootool.build.export import build_graph  # noqa: E402
 from zootool.config.registry import get  # noqa: E402
@@ -36,11 +37,13 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: generate_tiny_checkpoint(root / name, config, seed=3) for name, config in CHECKPOINTS.items()}
 
 
-def plan_for(name: str, scheme_id: str):
+def plan_for(name: str, scheme_id: str, checkpoint: Path):
+    """The tiny recipe's plan, with the architecture of ``checkpoint`` (as a checked build has)."""
     zoo = Zoo(REPO)
     recipe, path = get(zoo, RECIPE[name])
     plan = resolve(recipe, "mac", zoo, recipe_file=str(path))
-    return plan.model_copy(update={"scheme": zoo.schemes[scheme_id], "scheme_id": scheme_id})
+    arch = architecture_of(json.loads((checkpoint / "config.json").read_text()), str(checkpoint))
+    return plan.model_copy(update={"scheme": zoo.schemes[scheme_id], "scheme_id": scheme_id, "architecture": arch})
 
 
 def ids_for(checkpoint: Path) -> list[int]:
@@ -64,7 +67,8 @@ CASES = [("lfm2_moe", "sym8"), ("lfm2_moe", "int4km"), ("lfm2_moe_untied", "sym8
 @pytest.mark.parametrize(("name", "scheme_id"), CASES)
 @pytest.mark.parametrize("quantized", [True, False])
 def test_streamed_logits_are_the_whole_graph_fed_token_by_token(checkpoints, name, scheme_id, quantized):
-    plan, checkpoint = plan_for(name, scheme_id), checkpoints[name]
+    checkpoint = checkpoints[name]
+    plan = plan_for(name, scheme_id, checkpoint)
     ids = ids_for(checkpoint)
     got = streamed_logits(plan, checkpoint, ids, quantized=quantized)
     want = whole_graph_logits(plan, checkpoint, ids, quantized)
@@ -74,7 +78,8 @@ def test_streamed_logits_are_the_whole_graph_fed_token_by_token(checkpoints, nam
 
 
 def test_quantized_and_fp16_sides_differ(checkpoints):
-    plan, checkpoint = plan_for("lfm2_moe", "int4km"), checkpoints["lfm2_moe"]
+    checkpoint = checkpoints["lfm2_moe"]
+    plan = plan_for("lfm2_moe", "int4km", checkpoint)
     ids = ids_for(checkpoint)
     quantized = streamed_logits(plan, checkpoint, ids, quantized=True)
     fp16 = streamed_logits(plan, checkpoint, ids, quantized=False)
@@ -100,7 +105,8 @@ class _LayersInMemory:
 
 
 def test_at_most_one_layer_is_in_memory_and_every_layer_runs(checkpoints):
-    plan, checkpoint = plan_for("lfm2_moe", "int4km"), checkpoints["lfm2_moe"]
+    checkpoint = checkpoints["lfm2_moe"]
+    plan = plan_for("lfm2_moe", "int4km", checkpoint)
     watch = _LayersInMemory()
     hooks = [torch.nn.modules.module.register_module_forward_pre_hook(watch.before),
              torch.nn.modules.module.register_module_forward_hook(watch.after)]

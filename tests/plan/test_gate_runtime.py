@@ -30,7 +30,7 @@ def test_the_plan_streams_only_where_the_engine_would_take_too_long(model, targe
 def test_the_flagship_engine_side_is_predicted_in_hours_as_measured():
     plan = plan_for("lfm2.5-8b-a1b", "mac")
     arch = plan.architecture
-    active = gate_runtime.active_params(arch.tensors(), arch.num_experts, arch.num_experts_per_tok)
+    active = arch.layout().active_params()
     # LFM2.5-8B-A1B: about 1.5B multiply-adds a token (8.47B parameters, 4 of 32 experts routed).
     assert 1.2e9 < active < 1.8e9
     # Measured 89 s a token through the Linux Core AI CPU runtime (bench/coreai_runtime_rate.py).

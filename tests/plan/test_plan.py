@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from zootool.arch.llama.schema import LlamaArch
+from zootool.arch.scaffolds import DENSE
 from zootool.errors import BudgetExceededError
 from zootool.plan.resolve import cascade, require_fits, resolve
 from zootool.config.recipe import GateSettings, Settings
@@ -133,11 +133,11 @@ def test_dense_recipes_default_to_int8_all_on_every_target(model):
 
 @pytest.mark.parametrize("model", ["tiny-llama", "qwen3-0.6b"])
 def test_dense_recipes_hold_what_zoo_new_writes(model):
-    """A dense recipe's kernel, gate and per-target scheme are the llama family's scaffold (one definition)."""
+    """A dense recipe's kernel, gate and per-target scheme are the dense scaffold (one definition)."""
     recipe = tomllib.loads((REPO / "recipes" / f"{model}.toml").read_text())
-    for target, table in LlamaArch.scaffold_targets.items():
+    for target, table in DENSE.targets.items():
         assert {key: recipe["targets"][target][key] for key in table} == table, target
-    assert {key: recipe["defaults"][key] for key in LlamaArch.scaffold_defaults} == LlamaArch.scaffold_defaults
+    assert {key: recipe["defaults"][key] for key in DENSE.defaults} == DENSE.defaults
 
 
 def test_dense_schemes_quantize_attention_in_the_qwen3_estimate():

@@ -52,9 +52,10 @@ class StateSpec(NamedTuple):
 class StepContext(NamedTuple):
     """What every layer of one call shares."""
 
-    cos: Tensor  # [1, q, 1, head_dim]: broadcast over the heads of [1, q, heads, head_dim]
-    sin: Tensor
-    visible: Tensor  # bool [1, 1, q, past + q]: which cached rows each new token may attend to
+    # rotary table -> (cos, sin) [1, q, 1, dims]: broadcast over the heads of [1, q, heads, head_dim]
+    rotary: dict[str, tuple[Tensor, Tensor]]
+    # sliding window (None: full causal) -> bool [1, 1, q, past + q]: the cached rows each new token sees
+    visible: dict[int | None, Tensor]
 
 
 def kv_state_specs(layers: int, kv_heads: int, head_dim: int) -> list[StateSpec]:
@@ -76,9 +77,13 @@ def causal_visible(position_ids: Tensor, query_len: int, sliding_window: int | N
 
 
 def grouped_attention(
-    query: Tensor, keys: Tensor, values: Tensor, ctx: StepContext, heads: tuple[int, int, int]
+    query: Tensor, keys: Tensor, values: Tensor, visible: Tensor, heads: tuple[int, int, int],
+    scale: float | None = None,
 ) -> Tensor:
     """GQA: ``query [1, q, H, D]`` over ``keys``/``values [1, KV, past+q, D]``; returns ``[1, q, H*D]``.
+
+    ``visible`` is the call's bool mask ``[1, 1, q, past + q]``; ``scale`` multiplies the
+    scores (default ``D ** -0.5``).
 
     ``heads`` is ``(heads, kv_heads, head_dim)`` as Python ints: shapes read off traced
     tensors trip coremltools' jit frontend. Only contiguous tensors are reshaped: reshaping
@@ -91,10 +96,11 @@ def grouped_attention(
     grouped = query.view(1, -1, kv_heads, group, head_dim).permute(0, 2, 3, 1, 4).clone(memory_format=torch.contiguous_format)
     grouped = grouped.view(kv_heads, -1, head_dim)  # [KV, group * q, D]
     keys, values = keys.view(kv_heads, -1, head_dim), values.view(kv_heads, -1, head_dim)
-    scores = torch.bmm(grouped, keys.transpose(1, 2)) * head_dim**-0.5  # [KV, group * q, past + q]
+    scale = head_dim**-0.5 if scale is None else scale
+    scores = torch.bmm(grouped, keys.transpose(1, 2)) * scale  # [KV, group * q, past + q]
     # Rows are (group, q): the mask repeats per group. No view names a symbolic size: the
     # converter resolves such sizes wrongly when q is static and the context dynamic.
-    mask = ctx.visible[0].repeat(group, 1, 1).flatten(0, 1)
+    mask = visible[0].repeat(group, 1, 1).flatten(0, 1)
     # fp16's lowest finite value masks in every dtype; a float32 minimum would become -inf in fp16.
     scores = torch.where(mask, scores, torch.finfo(torch.float16).min)
     probs = torch.softmax(scores.to(torch.float32), dim=-1).to(values.dtype)
@@ -162,7 +168,7 @@ class DecodeGraph:
         read = read_states(states, self.state_specs(), past)
         ctx = self.context(position_ids, query_len)
         if extra_mask is not None:
-            ctx = ctx._replace(visible=ctx.visible & (extra_mask > -1.0))
+            ctx = ctx._replace(visible={key: mask & (extra_mask > -1.0) for key, mask in ctx.visible.items()})
         h, written = self.run_layers(self.embed(input_ids), ctx, read)
         write_states(states, written, past, total, self.slice_writes)
         return self.head(h)

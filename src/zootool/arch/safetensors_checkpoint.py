@@ -180,7 +180,7 @@ def load_by_unit(
     working precision. ``only`` loads just those units (``unit_of`` names); the rest stay
     as they are (the gate's streamed twin loads one layer at a time).
     """
-    tied = graph.dims.tie_word_embeddings
+    tied = graph.tied
     done = on_unit or (lambda unit: None)
     current: str | None = None
     for name in untied_names(graph):
@@ -224,10 +224,10 @@ def unit_of(name: str) -> str:
 def untied_names(graph: Any) -> list[str]:
     """State-dict names to load: a head tied to the embedding is loaded once, as the embedding."""
     names = list(graph.state_dict(keep_vars=True))
-    return [n for n in names if not (n == "lm_head.weight" and graph.dims.tie_word_embeddings)]
+    return [n for n in names if not (n == "lm_head.weight" and graph.tied)]
 
 
 def tie_head(graph: Any) -> None:
     """Make a tied head the embedding's own parameter, so an export stores the matrix once."""
-    if graph.dims.tie_word_embeddings:
+    if graph.tied:
         graph.lm_head.weight = graph.embed_tokens.weight

@@ -59,6 +59,9 @@ class Backend(Protocol):
     def runtime_name(self, twin: bool) -> str:
         """How the gate runs this backend's models on this machine (``twin``: the kernel-free twin)."""
 
+    def graph_refusal(self, layout: Any) -> str | None:
+        """Why this backend cannot hold a decode graph of ``layout`` (``arch.layout``), or None."""
+
 
 def expert_kernel(kernel: str) -> str:
     """The Core AI exporter's expert kernel for a plan's kernel id (a dense model has none)."""
@@ -89,6 +92,9 @@ class CoreAI:
 
         return lambda graph, unit: quantize_unit(graph, scheme, expert_kernel(kernel), unit)
 
+    def graph_refusal(self, layout: Any) -> str | None:
+        return None  # Core AI states may be growing KV caches or fixed windows alike
+
     def runtime_name(self, twin: bool) -> str:
         import platform
 
@@ -113,6 +119,12 @@ class CoreML:
 
     def unit_quantizer(self, scheme: Scheme, kernel: str) -> UnitQuantizer | None:
         return None  # Core ML compresses the converted program's constants, not torch modules
+
+    def graph_refusal(self, layout: Any) -> str | None:
+        if layout.conv_layers:
+            return ("the model's short-conv layers keep a window state, and swift-transformers' Core ML "
+                    "models carry only KV caches")
+        return None
 
     def runtime_name(self, twin: bool) -> str:
         from .coremltools.runtime import runtime_name

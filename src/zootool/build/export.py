@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..arch.families import family_functions
 from ..backends.registry import backend
 from ..config.zoo_data import Scheme
 from ..phase_clock import timed
@@ -34,12 +33,13 @@ def build_graph(plan: BuildPlan, checkpoint: Path, quantize_unit: Callable[[Any,
     """
     import torch
 
-    build, load = family_functions(plan.architecture.family)
-    config = json.loads((checkpoint / "config.json").read_text())
+    from ..arch.decoder import build_decode_graph
+    from ..arch.weights import load_weights
+
     with timed("load"):
         with torch.device("meta"):
-            graph = build(config, plan.context_length, dtype=torch.float16)
-        load(graph, checkpoint, None if quantize_unit is None else lambda unit: quantize_unit(graph, unit))
+            graph = build_decode_graph(plan.architecture, plan.context_length, dtype=torch.float16)
+        load_weights(graph, checkpoint, None if quantize_unit is None else lambda unit: quantize_unit(graph, unit))
     return graph
 
 

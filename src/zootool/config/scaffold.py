@@ -7,17 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..arch import FAMILIES
-from ..errors import ConfigError, NotImplementedFeatureError
+from ..errors import ConfigError
 from .recipe import Recipe, check_model_id
 from .schema_base import did_you_mean, validate
-
-DEFAULT_TARGETS = {
-    "mac": {"platform": "mac", "quant": "sym8"},
-    "iphone": {"platform": "iphone", "quant": "int4km"},
-}
-# Recognised model types without an architecture family yet: a plain refusal, not a guess.
-NOT_YET = {"lfm2": "dense LFM2 (conv + attention hybrid without experts)"}
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -27,28 +19,6 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: file not found", "pass the model's config.json with --config") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}", "pass the model's config.json") from None
-
-
-def model_types(family: Any) -> tuple[str, ...]:
-    """The transformers ``model_type`` values a family reads."""
-    return getattr(family, "hf_model_types", (family.hf_model_type,))
-
-
-def family_for(config: dict[str, Any], path: Path) -> Any:
-    model_type = config.get("model_type")
-    for family in FAMILIES.values():
-        if model_type in model_types(family):
-            return family
-    known = ", ".join(sorted(t for f in FAMILIES.values() for t in model_types(f)))
-    if model_type in NOT_YET:
-        raise NotImplementedFeatureError(
-            f"{path}: model_type '{model_type}' ({NOT_YET[model_type]}) is recognised but not supported yet",
-            f"supported model types: {known}",
-        )
-    raise ConfigError(
-        f"{path}: model_type '{model_type}' is not a family this zoo knows",
-        f"known model types: {known}",
-    )
 
 
 def default_id(config: dict[str, Any], hub: str | None, path: Path) -> str:
@@ -72,15 +42,9 @@ def scaffold_config(
     license_id: str,
 ) -> tuple[str, dict[str, Any]]:
     """The recipe document for ``config``; ``config_path`` names where it came from in messages."""
-    family = family_for(config, config_path)
-    try:
-        architecture = family.hf_config_to_fields(config)
-    except KeyError as exc:
-        raise ConfigError(
-            f"{config_path}: {exc.args[0]} is missing", "a complete upstream config.json is needed"
-        ) from None
-    except ValueError as exc:
-        raise ConfigError(f"{config_path}: {exc}", "pass the checkpoint's own, unedited config.json") from None
+    from ..arch.registry import architecture_of
+
+    arch = architecture_of(config, str(config_path))
     model_id = model_id or default_id(config, hub, config_path)
     try:
         check_model_id(model_id)
@@ -96,9 +60,9 @@ def scaffold_config(
             "id": model_id, "name": hub.split("/")[-1], "source": source,
             "license": license_id, "card": "llm",
         },
-        "architecture": architecture,
-        **({"defaults": family.scaffold_defaults} if getattr(family, "scaffold_defaults", None) else {}),
-        "targets": getattr(family, "scaffold_targets", DEFAULT_TARGETS),
+        "architecture": arch.recipe_fields(),
+        **({"defaults": dict(arch.scaffold.defaults)} if arch.scaffold.defaults else {}),
+        "targets": {name: dict(table) for name, table in arch.scaffold.targets.items()},
     }
     validate(Recipe, document, config_path)
     return model_id, document

@@ -117,13 +117,18 @@ class Scheme(Strict):
         return self if self.id == scheme_id else self.model_copy(update={"id": scheme_id})
 
 
+# What a kernel needs of a model's layout (``arch.layout``), never which families it serves.
+KERNEL_NEEDS = ("stacked-experts", "no-experts")
+
+
 class Kernel(Strict):
     """How MoE experts are multiplied: a composite op or a custom Metal kernel."""
 
     summary: str
     kind: Literal["composite", "metal"]
     backends: Annotated[Array[Literal[BACKENDS]], Field(min_length=1)]
-    families: Annotated[Array[str], Field(min_length=1)]
+    # stacked-experts: routed experts stacked [E, N, K] (arch.blocks.moe); no-experts: a dense model.
+    needs: Literal[KERNEL_NEEDS]
     schemes: Annotated[Array[str], Field(min_length=1)]
     gpu_only: bool = False
     runs_on_linux: bool = True

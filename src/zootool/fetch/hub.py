@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..arch.registry import architecture_of
 from ..config.recipe import GeneratedSource, HubSource
 from ..errors import ConfigError, FetchError
 from ..plan.resolve import BuildPlan
@@ -25,14 +26,6 @@ upstream weights and nothing trained on data. The recipe licenses the model unde
 note names it instead of the full text.
 """
 HUB_PATTERNS = ["*.json", "*.safetensors", "LICENSE*", "tokenizer*", "*.txt", "*.jinja"]
-# Numbers the export depends on; a recipe that disagrees with the checkpoint is refused.
-CHECKED_KEYS = (
-    "model_type", "hidden_size", "vocab_size", "num_attention_heads", "num_key_value_heads",
-    "intermediate_size", "moe_intermediate_size", "num_experts", "num_experts_per_tok",
-    "num_dense_layers", "layer_types", "tie_word_embeddings",
-)
-
-
 def fetch_checkpoint(
     plan: BuildPlan, cache_root: Path, license_dir: Path, *, weights: Path | None = None,
     revision: str | None = None,
@@ -59,25 +52,13 @@ def check_checkpoint(plan: BuildPlan, folder: Path) -> None:
             f"{license_file}: the license text ({plan.license.name}) is missing",
             f"zootool ships the upstream license text; add {plan.license.text_file} to the checkpoint",
         )
-    diffs = config_differences(plan.architecture.to_hf_config(), config)
+    upstream = architecture_of(config, str(folder / "config.json"))
+    diffs = plan.architecture.differences(upstream)
     if diffs:
         raise ConfigError(
             f"{folder / 'config.json'} disagrees with the recipe's [architecture]: " + "; ".join(diffs),
             "the upstream config.json is the authority: update the recipe (zoo new --config prints the values)",
         )
-
-
-def config_differences(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
-    diffs = []
-    for key in CHECKED_KEYS:
-        if key not in expected:
-            continue  # the family does not describe it (e.g. layer_types of a dense model)
-        want, have = expected.get(key), actual.get(key)
-        if key == "layer_types" and have is not None:
-            have = list(have)
-        if want != have:
-            diffs.append(f"{key}: recipe {want!r}, checkpoint {have!r}")
-    return diffs
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -129,7 +110,7 @@ def fetch_folder(plan: BuildPlan, cache_root: Path, revision: str | None = None)
 def _generated_folder(plan: BuildPlan, cache_root: Path) -> Path:
     from .synthetic import GENERATOR_VERSION
 
-    config = plan.architecture.to_hf_config() | {"initializer_range": plan.source.init_std}
+    config = plan.architecture.to_hf() | {"initializer_range": plan.source.init_std}
     identity = {"config": config, "dtype": GENERATED_DTYPE, "generator": GENERATOR_VERSION}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     return cache_root / "checkpoints" / f"{plan.recipe_id}-{key}-seed{plan.source.seed}"
@@ -139,7 +120,7 @@ def _generated(plan: BuildPlan, cache_root: Path, license_dir: Path) -> Path:
     """Generate (once, cached by architecture, seed and generator version) the recipe's random checkpoint."""
     from .synthetic import generate_checkpoint
 
-    config = plan.architecture.to_hf_config() | {"initializer_range": plan.source.init_std}
+    config = plan.architecture.to_hf() | {"initializer_range": plan.source.init_std}
     folder = _generated_folder(plan, cache_root)
     if (folder / ".complete").is_file():
         return folder

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..arch import FAMILIES
+from ..arch.registry import MODEL_TYPES, known_model_types
 from ..arch.safetensors_checkpoint import SafetensorsCheckpoint
 from ..build.parallel import torch_threads
 from ..build.quiet import no_progress_bars
@@ -38,7 +38,7 @@ from .layer_streaming import loaded_while_running
 from .margin import OracleRow
 
 THREADS = 2  # the gate's machines have 2 cores; more threads only contend
-RUNTIME = "transformers fp32 CPU, one decoder layer at a time (zootool.oracle)"  # for the transcript
+RUNTIME = "transformers fp32 CPU, one decoder layer at a time (zootool.gate.oracle)"  # for the transcript
 # Head rows read and multiplied at once: 8192 x 2048 in fp32 is 64 MiB for LFM2.5-8B-A1B.
 HEAD_BLOCK_ROWS = 8192
 _REFETCH = "delete the checkpoint directory and fetch it again"
@@ -150,25 +150,22 @@ def _load_config(directory: Path) -> Any:
         model_type = json.loads(path.read_text()).get("model_type")
     except (OSError, ValueError, AttributeError) as exc:
         raise FetchError(f"{path}: cannot read the checkpoint's config ({exc})", _REFETCH) from exc
-    supported = _supported_model_types()
-    if model_type not in supported:
+    if model_type not in MODEL_TYPES:
         raise NotImplementedFeatureError(
             f"{path}: the fp32 oracle does not know model_type {model_type!r}",
-            f"it runs the zoo's families: {', '.join(supported)}",
+            f"it runs the zoo's families: {', '.join(known_model_types())}",
         )
     return AutoConfig.from_pretrained(directory)
 
 
-def _supported_model_types() -> tuple[str, ...]:
-    return tuple(t for family in FAMILIES.values() for t in getattr(family, "hf_model_types", (family.hf_model_type,)))
-
-
 def _skeleton(config: Any) -> nn.Module:
-    """The fp32 causal LM with every weight on the meta device (no memory) and its computed buffers real."""
-    from transformers import AutoModelForCausalLM
+    """The fp32 causal LM (the class the family names) with every weight on the meta device and its
+    computed buffers real."""
+    import transformers
 
+    causal_lm = getattr(transformers, MODEL_TYPES[config.model_type].causal_lm[config.model_type])
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model = causal_lm._from_config(config, dtype=torch.float32)
     _rebuild_computed_buffers(model)
     return model.eval()
 

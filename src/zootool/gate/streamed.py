@@ -18,7 +18,6 @@ composite would gather a weight copy per routed row: gigabytes at full size).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..arch.families import family_functions
+from ..arch.decoder import build_decode_graph
 from ..arch.safetensors_checkpoint import unit_of, untied_names
+from ..arch.weights import load_weights
 from ..backends.registry import backend
 from ..build.parallel import torch_threads
 from ..errors import ConfigError
@@ -60,10 +60,8 @@ def streamed_logits(plan: BuildPlan, checkpoint: Path, token_ids: Sequence[int],
 
 class _StreamedGraph:
     def __init__(self, plan: BuildPlan, checkpoint: Path, quantized: bool) -> None:
-        build, self.load = family_functions(plan.architecture.family)
-        config = json.loads((checkpoint / "config.json").read_text())
         with torch.device("meta"):
-            self.graph = build(config, plan.context_length, dtype=torch.float16)
+            self.graph = build_decode_graph(plan.architecture, plan.context_length, dtype=torch.float16)
         self.checkpoint = checkpoint
         quantize = backend(plan.backend).unit_quantizer(plan.scheme, TWIN_KERNEL) if quantized else None
         self.on_unit = None if quantize is None else (lambda unit: quantize(self.graph, unit))
@@ -82,7 +80,7 @@ class _StreamedGraph:
         return {f"layers.{key}": layer for key, layer in self.graph.layers.items()}
 
     def _load(self, units: set[str]) -> None:
-        self.load(self.graph, self.checkpoint, self.on_unit, only=units)
+        load_weights(self.graph, self.checkpoint, self.on_unit, only=units)
         _eager_expert_matmuls(self.graph)
 
     def _one_layer_at_a_time(self) -> Any:

@@ -88,7 +88,7 @@ ORACLE_LAYER_FACTOR = 3  # measured 2.7x one fp32 layer (zootool.oracle)
 HEAD_BLOCK_ROWS = 8192  # oracle.HEAD_BLOCK_ROWS: head rows (and logits) read at once
 DISK_MARGIN = 1.1
 STREAMED_LOGIT_ROWS = 512  # more than any gate's prompt + positions (gate.positions is at most a few hundred)
-LAYER = re.compile(r"^model\.layers\.(\d+)\.")
+LAYER = re.compile(r"^layers\.(\d+)\.")  # canonical graph names (arch.layout)
 
 Location = Literal["cache", "build", "temp"]
 
@@ -228,7 +228,7 @@ def _vocab(tensors: list[TensorSpec]) -> int:
 
 
 def _largest_layer(tensors: list[TensorSpec]) -> int:
-    """Parameters of the largest decoder layer (``model.layers.N.*``)."""
+    """Parameters of the largest decoder layer (``layers.N.*``)."""
     layers: dict[str, int] = {}
     for spec in tensors:
         match = LAYER.match(spec.name)

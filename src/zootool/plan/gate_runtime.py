@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ..arch.base import TensorSpec
 
 GateRuntime = Literal["engine", "streamed"]
 GATE_RUNTIMES: tuple[str, ...] = ("engine", "streamed")
@@ -29,17 +28,6 @@ CORE_AI_CPU_MACS_PER_SECOND = 17e6  # measured: 1.5e9 active multiply-adds in 89
 PROMPT_TOKENS = 40  # about the chat-templated gate prompt (gate.run.PROMPT) in the zoo's tokenizers
 ENGINE_SIDE_LIMIT_SECONDS = 600.0
 STREAMING_BACKENDS = frozenset({"coreai"})
-
-
-def active_params(tensors: list[TensorSpec], experts: int | None, routed: int | None) -> int:
-    """Weights one token multiplies by: routed experts count ``routed / experts`` of their stack."""
-    total = 0
-    for spec in tensors:
-        if not spec.parameter or spec.group in ("norm", "buffer"):
-            continue
-        share = routed / experts if spec.group == "experts" and experts and routed else 1.0
-        total += round(spec.numel * share)
-    return total
 
 
 def engine_side_seconds(active: int, positions: int) -> float:
@@ -54,9 +42,8 @@ def choose_gate_runtime(backend: str, active: int, positions: int) -> GateRuntim
 
 
 def gate_runtime_of(arch: Any, backend: str, positions: int) -> GateRuntime:
-    """The plan's choice for an architecture (a MoE one routes ``num_experts_per_tok`` experts)."""
-    experts, routed = getattr(arch, "num_experts", None), getattr(arch, "num_experts_per_tok", None)
-    return choose_gate_runtime(backend, active_params(arch.tensors(), experts, routed), positions)
+    """The plan's choice for an architecture (routed experts count by their share, ``layout.active_params``)."""
+    return choose_gate_runtime(backend, arch.layout().active_params(), positions)
 
 
 def streaming_refusal(backend: str) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..arch import Architecture
-from ..backends.registry import scheme_refusal
+from ..backends.registry import backend, scheme_refusal
 from ..config.recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
 from ..config.schema_base import did_you_mean
 from ..config.zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
@@ -324,7 +324,12 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
                           "give the tensor group a format this backend stores, in zoo/schemes.toml")
     _known(values["kernel"], zoo.kernels, origins["kernel"], "kernel")
     kernel = zoo.kernels[values["kernel"]]
-    _kernel_applies(kernel, values, origins["kernel"], recipe.architecture.family)
+    _kernel_fits_model(kernel, values["kernel"], origins["kernel"], recipe.architecture, zoo)
+    _kernel_applies(kernel, values, origins["kernel"])
+    refusal = backend(values["backend"]).graph_refusal(recipe.architecture.layout())
+    if refusal:
+        raise ConfigError(f"{origins['backend']}: backend '{values['backend']}': {refusal}",
+                          "build this model for a Core AI platform (mac, iphone, ipad)")
     licenses = zoo.licenses
     if recipe.model.license not in licenses:
         raise RecipeError(
@@ -339,10 +344,19 @@ def _known(value: str, known, origin: Origin, what: str) -> None:
         raise ConfigError(f"{origin}: unknown {what} '{value}'", did_you_mean(value, known))
 
 
-def _kernel_applies(kernel: Kernel, values: dict, origin: Origin, family: str) -> None:
+def _kernel_fits_model(kernel: Kernel, kernel_id: str, origin: Origin, arch: Any, zoo: Zoo) -> None:
+    kind = model_kind(arch)
+    if kernel.needs != kind:
+        fitting = [k for k, v in zoo.kernels.items() if v.needs == kind]
+        raise ConfigError(
+            f"{origin}: kernel '{kernel_id}' needs a model with {kernel.needs}; this {arch.family_tag} model has "
+            f"{kind}", "kernels for this model: " + ", ".join(fitting),
+        )
+
+
+def _kernel_applies(kernel: Kernel, values: dict, origin: Origin) -> None:
     problems = [
         (values["backend"], kernel.backends, "backend"),
-        (family, kernel.families, "family"),
         (values["quant"], kernel.schemes, "quant scheme"),
     ]
     for value, allowed, what in problems:
@@ -394,7 +408,12 @@ def _fitting_schemes(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> list[tuple[st
 
 def _kernel_for(plan: BuildPlan, scheme_id: str, recipe: Recipe, zoo: Zoo) -> Kernel | None:
     """The plan's kernel if it takes ``scheme_id``, else the first one that applies to this target."""
-    family = recipe.architecture.family
+    kind = model_kind(recipe.architecture)
     candidates = [plan.kernel, *zoo.kernels.values()]
     return next((k for k in candidates if scheme_id in k.schemes and plan.backend in k.backends
-                 and family in k.families), None)
+                 and k.needs == kind), None)
+
+
+def model_kind(arch: Any) -> str:
+    """What a kernel may need of this model: ``stacked-experts`` or ``no-experts`` (``zoo/kernels.toml``)."""
+    return "stacked-experts" if arch.layout().routed_experts else "no-experts"

@@ -164,13 +164,14 @@ def _readback_graph(path: Path) -> Any:
     """The package's graph in torch fp16, every weight taken from the package itself."""
     import torch
 
-    from ...arch.families import family_functions
+    from ...arch.decoder import build_decode_graph
+    from ...arch.registry import architecture_of
     from .export import weight_tensors
     from .stateful import StatefulCoreMLGraph
 
     custom = read_metadata(path)["custom"]
-    build, _ = family_functions(custom["zootool.family"])
-    graph = build(json.loads(custom["zootool.config"]), int(custom["zootool.context_length"]), dtype=torch.float16)
+    arch = architecture_of(json.loads(custom["zootool.config"]), f"{path} (its zootool.config)")
+    graph = build_decode_graph(arch, int(custom["zootool.context_length"]), dtype=torch.float16)
     module = StatefulCoreMLGraph(graph)
     weights, aliases = read_weights(path), json.loads(custom.get(ALIASES_KEY, "{}"))
     for name, current in weight_tensors(module).items():

@@ -30,6 +30,7 @@ class StatefulCoreMLGraph(nn.Module):
         self.decoder = graph  # not "graph": a traced module already has a .graph attribute
         self.max_context = graph.max_context
         graph.slice_writes = True  # the only in-place write form coremltools' jit frontend matches
+        graph.rotary.use_tables()  # its fp16 pass would compute RoPE angles in fp16 (arch.blocks.rotary)
         for name, tensor in graph.initial_states(graph.max_context, torch.float16).items():
             if name not in STATE_NAMES:
                 raise NotImplementedFeatureError(

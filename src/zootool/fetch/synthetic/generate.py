@@ -129,16 +129,10 @@ def _causal_lm_class(model_type: str) -> str:
 
 
 def _architecture(settings: dict[str, Any], where: Path) -> Any:
-    """The zoo's architecture numbers for a transformers config: the source of the tensor list."""
-    from pydantic import ValidationError
+    """The zoo's typed config of a transformers config: the source of the tensor list."""
+    from ...arch.registry import architecture_of
 
-    from ...config.scaffold import family_for
-
-    family = family_for(settings, where)
-    try:
-        return family.model_validate(family.hf_config_to_fields(settings))
-    except (ValidationError, KeyError) as exc:
-        raise ConfigError(f"{where}: not a valid {family.family_tag} architecture: {exc}", "fix the config") from exc
+    return architecture_of({**settings, "model_type": settings.get("model_type")}, str(where))
 
 
 def _generation_config(settings: dict[str, Any]) -> Any:

@@ -1,4 +1,4 @@
-"""The RMS norm both families use, safe when a converter computes the whole graph in fp16."""
+"""The RMS norm every family uses, safe when a converter computes the whole graph in fp16."""
 
 from __future__ import annotations
 
@@ -12,16 +12,18 @@ class RMSNorm(nn.Module):
     ``x / sqrt(mean(x^2) + eps)`` is computed as ``y * rsqrt(mean(y^2) + eps / m^2)``
     with ``y = x / m`` and ``m = max(max|x|, 1)``: the same value, but the squares stay
     at most 1 (outlier activations of a few thousand square past fp16's 65504).
+    ``offset`` is Gemma's: it stores ``w`` and scales by ``1 + w``.
     """
 
-    def __init__(self, dim: int, eps: float) -> None:
+    def __init__(self, dim: int, eps: float, offset: float = 0.0) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
+        self.eps, self.offset = eps, offset
 
     def forward(self, x: Tensor) -> Tensor:
         wide = x.to(torch.float32)
         scale = wide.abs().amax(-1, keepdim=True).clamp_min(1.0)
         scaled = wide / scale
         normed = scaled * torch.rsqrt(scaled.pow(2).mean(-1, keepdim=True) + self.eps / scale.pow(2))
-        return self.weight * normed.to(x.dtype)
+        weight = self.weight + self.offset if self.offset else self.weight
+        return weight * normed.to(x.dtype)

@@ -1,0 +1,59 @@
+"""GQA attention over the shared KV caches (``layout.Attention``), with every family's switches."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..decode_graph import StepContext, grouped_attention
+from ..layout import Attention as AttentionSpec
+from .norm import RMSNorm
+from .rotary import rotate
+
+
+class Attention(nn.Module):
+    """q/k/v/o projections (optional biases), optional q/k RMSNorm, RoPE (or none), GQA.
+
+    Past keys and values come from the KV states; ``forward`` returns this call's to store.
+    """
+
+    def __init__(self, spec: AttentionSpec) -> None:
+        super().__init__()
+        h, d = spec.hidden, spec.head_dim
+        self.spec = spec
+        self.q_proj = nn.Linear(h, spec.heads * d, bias=spec.qkv_bias)
+        self.k_proj = nn.Linear(h, spec.kv_heads * d, bias=spec.qkv_bias)
+        self.v_proj = nn.Linear(h, spec.kv_heads * d, bias=spec.qkv_bias)
+        self.o_proj = nn.Linear(spec.heads * d, h, bias=spec.o_bias)
+        if spec.qk_norm != "none":
+            width = (d, d) if spec.qk_norm == "head" else (spec.heads * d, spec.kv_heads * d)
+            self.q_norm = RMSNorm(width[0], spec.norm.eps, spec.norm.offset)
+            self.k_norm = RMSNorm(width[1], spec.norm.eps, spec.norm.offset)
+
+    def forward(self, x: Tensor, ctx: StepContext, past_keys: Tensor, past_values: Tensor) -> tuple[Tensor, ...]:
+        """Returns (output ``[1, q, H]``, this call's keys and values ``[1, KV, q, D]``)."""
+        spec = self.spec
+        q = self._heads(self.q_proj(x), "q_norm", spec.heads)
+        k = self._heads(self.k_proj(x), "k_norm", spec.kv_heads)
+        if spec.rotary is not None:
+            cos, sin = ctx.rotary[spec.rotary.table]
+            q = rotate(q, cos, sin, spec.rotary.dims, spec.head_dim)
+            k = rotate(k, cos, sin, spec.rotary.dims, spec.head_dim)
+        k = k.transpose(1, 2)
+        v = self.v_proj(x).view(1, -1, spec.kv_heads, spec.head_dim).transpose(1, 2)
+        out = grouped_attention(
+            q, self._joined(past_keys, k), self._joined(past_values, v), ctx.visible[spec.window],
+            (spec.heads, spec.kv_heads, spec.head_dim), spec.scale,
+        )
+        return self.o_proj(out), k, v
+
+    def _heads(self, projected: Tensor, norm: str, heads: int) -> Tensor:
+        """``[1, q, heads * D]`` -> ``[1, q, heads, D]``, q/k-normed per head or over the whole projection."""
+        if self.spec.qk_norm == "whole":
+            projected = getattr(self, norm)(projected)
+        split = projected.view(1, -1, heads, self.spec.head_dim)
+        return getattr(self, norm)(split) if self.spec.qk_norm == "head" else split
+
+    @staticmethod
+    def _joined(past: Tensor, new: Tensor) -> Tensor:
+        return torch.cat([past, new], dim=2)

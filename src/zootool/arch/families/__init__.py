@@ -1,0 +1,1 @@
+"""One module per architecture family, each one typed config class (see ``arch.contract``)."""

@@ -1,1 +1,0 @@
-"""LFM2-MoE: schema, export-friendly layers, decode graph, weight loading."""

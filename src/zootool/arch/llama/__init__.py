@@ -1,1 +1,0 @@
-"""Llama-style dense decoders (Llama, Qwen3, Mistral): schema, layers, decode graph, weights."""
