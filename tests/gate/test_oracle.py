@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from arch_fixtures import ARCHITECTURES  # noqa: E402
 from lfm2_configs import TINY_LFM2_MOE, TINY_LFM2_MOE_VARIANT
 from llama_configs import TINY
 from safetensors import safe_open
@@ -24,7 +25,7 @@ from zootool.errors import ConfigError, FetchError, NotImplementedFeatureError
 from zootool.gate.margin import OracleRow
 from zootool.gate.oracle import streaming_logits, streaming_top_k
 
-TOKENS = 60
+TOKENS = 60  # past every sliding window of the architecture fixtures
 CONFIGS = {"lfm2_moe": TINY_LFM2_MOE, "lfm2_moe_variant": TINY_LFM2_MOE_VARIANT, **TINY}
 
 
@@ -58,6 +59,15 @@ def test_logits_match_transformers_whole_model(name, checkpoints):
     assert got.dtype == np.float32
     assert np.abs(got - want).max() < 1e-4
     assert (got.argmax(-1) == want.argmax(-1)).all()
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_every_family_streams_as_transformers_runs_it(name, arch_checkpoint):
+    """Gemma's scaled embedding and soft-capped logits, Phi-3's fused projections, routed experts...:
+    the oracle runs each family's own transformers class, one layer at a time."""
+    checkpoint = arch_checkpoint(name)
+    ids = _token_ids(checkpoint)
+    np.testing.assert_allclose(streaming_logits(checkpoint, ids), _transformers_logits(checkpoint, ids), atol=1e-4)
 
 
 def test_generated_checkpoints_exercise_every_path(checkpoints):

@@ -62,6 +62,7 @@ def whole_graph_logits(plan, checkpoint: Path, ids: list[int], quantized: bool) 
 
 CASES = [("lfm2_moe", "sym8"), ("lfm2_moe", "int4km"), ("lfm2_moe_untied", "sym8"), ("llama", "sym8"),
          ("llama", "fp16")]
+NEW_FAMILIES = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3"]
 
 
 @pytest.mark.parametrize(("name", "scheme_id"), CASES)
@@ -141,3 +142,16 @@ def test_routed_rows_matmul_is_the_gathered_matmul(weight_kind, per_route_hidden
     got = RoutedRowsMatmul()(hidden, indices, weight)
     assert got.shape == (9, 2, 32) and got.dtype == torch.float16
     assert torch.allclose(got.float(), want, atol=0.05, rtol=0.01)
+
+
+@pytest.mark.parametrize("name", NEW_FAMILIES)
+def test_every_family_streams_as_its_whole_quantized_graph(name, arch_checkpoint):
+    """The streamed candidate of each family: one layer at a time, the export's own quantization."""
+    checkpoint = arch_checkpoint(name)
+    arch = architecture_of(json.loads((checkpoint / "config.json").read_text()), name)
+    moe = arch.layout().routed_experts
+    plan = plan_for("lfm2_moe" if moe else "llama", "sym8" if moe else "int8-all", checkpoint)
+    ids = ids_for(checkpoint)
+    got = streamed_logits(plan, checkpoint, ids, quantized=True)
+    want = whole_graph_logits(plan, checkpoint, ids, quantized=True)
+    assert np.abs(got - want).max() < 0.02 and (got.argmax(-1) == want.argmax(-1)).mean() >= 0.96

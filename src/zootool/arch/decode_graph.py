@@ -64,7 +64,13 @@ def kv_state_specs(layers: int, kv_heads: int, head_dim: int) -> list[StateSpec]
 
 
 def causal_visible(position_ids: Tensor, query_len: int, sliding_window: int | None = None) -> tuple[Tensor, Tensor]:
-    """``(positions [1, q], visible [1, 1, q, past+q])`` from the contract's ``position_ids``."""
+    """``(positions [1, q], visible [1, 1, q, past+q])`` from the contract's ``position_ids``.
+
+    A sliding window compares the keys with each query's first visible position, worked out on
+    the ``[1, q]`` positions: the Core AI converter gets the shape of arithmetic on the broadcast
+    ``[1, 1, q, past+q]`` grid wrong (coreai-torch 0.4.3: ``keys > queries - window`` converts,
+    then fails at run time with "Cannot broadcast shapes [1, 1, 1, q*T] and [1, 1, q, T]").
+    """
     total = position_ids.shape[1]
     # Gathered, not sliced: the converter slices a dynamic start with a static length wrongly.
     positions = torch.index_select(position_ids, 1, torch.arange(total - query_len, total, dtype=torch.int32))
@@ -72,7 +78,8 @@ def causal_visible(position_ids: Tensor, query_len: int, sliding_window: int | N
     queries = positions.view(1, 1, -1, 1)
     visible = keys <= queries
     if sliding_window is not None:
-        visible = visible & (keys > queries - sliding_window)
+        first = (positions - (sliding_window - 1)).view(1, 1, -1, 1)
+        visible = visible & (keys >= first)
     return positions, visible
 
 

@@ -6,9 +6,10 @@ Adding a family: write ``arch/families/<name>.py`` (one typed config class, see
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Union
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError, NotImplementedFeatureError
 from .contract import ArchConfig, Family
@@ -52,6 +53,27 @@ WHERE_FAMILIES_LIVE = ("write a family module in src/zootool/arch/families/ and 
                        "(README: Adding a model)")
 
 Architecture: Any = Annotated[Union[tuple(_FAMILY_CLASSES)], Field(discriminator="family")]
+
+
+class FamilyRow(BaseModel):
+    """One family as ``zoo families`` lists it."""
+
+    model_config = ConfigDict(frozen=True)
+    family: str
+    model_types: tuple[str, ...]
+    transformers_classes: tuple[str, ...]
+    summary: str
+    module: str
+
+
+def family_rows() -> list[FamilyRow]:
+    """Every registered family, in registration order."""
+    return [
+        FamilyRow(family=f.family_tag, model_types=f.model_types, transformers_classes=tuple(f.causal_lm.values()),
+                  summary=(sys.modules[f.__module__].__doc__ or "").strip().splitlines()[0].rstrip("."),
+                  module=f"src/zootool/arch/families/{f.__module__.rsplit('.', 1)[1]}.py")
+        for f in _FAMILY_CLASSES
+    ]
 
 
 def known_model_types() -> list[str]:

@@ -144,6 +144,19 @@ def plan(
 
 
 @app.command()
+def families(as_json: JsonFlag = False) -> None:
+    """The architecture families the zoo builds: model types, transformers classes, module."""
+    from ..arch.registry import family_rows
+
+    rows = family_rows()
+    if as_json:
+        emit_json([row.model_dump(mode="json") for row in rows])
+        return
+    for row in rows:
+        say(f"{row.family:<12} {', '.join(row.model_types):<24} {row.summary}  ({row.module})")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of a recipe, for editor validation of recipes/*.toml."""
     from ..config.recipe import Recipe

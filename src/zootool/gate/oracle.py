@@ -108,12 +108,14 @@ class _StreamedModel:
         return output.last_hidden_state[0]
 
     def embedding_rows(self, ids: list[int]) -> torch.Tensor:
+        """The input embeddings of ``ids``: the model's own embedding module over just the rows they use
+        (it may scale them, as Gemma's does)."""
         unique = sorted(set(ids))
         with SafetensorsCheckpoint(self.directory) as checkpoint:
             table = checkpoint.get_slice(self.keys.embedding)
             rows = torch.cat([_read_rows(table, self.keys.embedding, i, i + 1) for i in unique])
         position = {token: row for row, token in enumerate(unique)}
-        return rows[[position[i] for i in ids]]
+        return _embedded(self.model.get_input_embeddings(), rows, [position[i] for i in ids])
 
     def head_blocks(self, hidden: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
         """``(first vocab id, logits [positions, rows])`` for each block of head rows, in vocab order."""
@@ -121,7 +123,12 @@ class _StreamedModel:
             head = checkpoint.get_slice(self.keys.head)
             for start in range(0, self.vocab_size, HEAD_BLOCK_ROWS):
                 stop = min(start + HEAD_BLOCK_ROWS, self.vocab_size)
-                yield start, nn.functional.linear(hidden, _read_rows(head, self.keys.head, start, stop))
+                yield start, self._capped(nn.functional.linear(hidden, _read_rows(head, self.keys.head, start, stop)))
+
+    def _capped(self, logits: torch.Tensor) -> torch.Tensor:
+        """transformers' final logit soft-cap, where the config has one (Gemma's ``cap * tanh(x / cap)``)."""
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        return logits if cap is None else torch.tanh(logits / cap) * cap
 
     def load_layer(self, index: int) -> None:
         info = self._load(self.keys.layers[index])
@@ -171,17 +178,34 @@ def _skeleton(config: Any) -> nn.Module:
 
 
 def _rebuild_computed_buffers(model: nn.Module) -> None:
-    """Non-persistent buffers (the RoPE inverse frequencies) come from the config, not the checkpoint:
-    build their modules again on the CPU, with the model's own classes."""
+    """Non-persistent buffers (RoPE inverse frequencies, Gemma's embedding scale) come from the config,
+    not the checkpoint: modules built from the config are built again on the CPU with the model's own
+    classes; the others' buffers are filled by the model's own weight initialisation."""
     owners = [(name, module) for name, module in model.named_modules() if module._non_persistent_buffers_set]
     for name, module in owners:
-        if not hasattr(module, "config"):
+        if hasattr(module, "config"):
+            with torch.device("cpu"):
+                model.set_submodule(name, type(module)(module.config))
+            continue
+        for buffer in module._non_persistent_buffers_set:
+            module._buffers[buffer] = torch.empty_like(module._buffers[buffer], device="cpu")
+        model._init_weights(module)
+        if any(module._buffers[b].is_meta for b in module._non_persistent_buffers_set):
             raise NotImplementedFeatureError(
                 f"the fp32 oracle cannot rebuild {type(module).__name__} ({name}) off the meta device",
-                "it knows modules built from the model config, such as rotary embeddings",
+                "it knows modules built from the model config and buffers the model's initialisation sets",
             )
-        with torch.device("cpu"):
-            model.set_submodule(name, type(module)(module.config))
+
+
+def _embedded(embedding: nn.Module, rows: torch.Tensor, index: list[int]) -> torch.Tensor:
+    """``embedding``'s own forward over a table of only ``rows``, looked up at ``index``."""
+    original = embedding.weight, embedding.num_embeddings, embedding.padding_idx
+    try:
+        embedding.weight = nn.Parameter(rows, requires_grad=False)
+        embedding.num_embeddings, embedding.padding_idx = rows.shape[0], None
+        return embedding(torch.tensor(index))
+    finally:
+        embedding.weight, embedding.num_embeddings, embedding.padding_idx = original
 
 
 def _decoder_layers(base: nn.Module) -> nn.ModuleList:

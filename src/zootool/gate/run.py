@@ -183,11 +183,21 @@ def run_gate(
     with phase("fp32 oracle"):
         transcript = oracle_transcript(plan, checkpoint)
     with tempfile.TemporaryDirectory(prefix="zoo-gate-") as tmp:
+        if is_own_ceiling(plan):
+            with phase("candidate"):  # an fp16 bundle without a custom kernel is the ceiling's very export
+                transcript.candidate = _candidate(plan, checkpoint, model_dir, transcript, Path(tmp) / "twin", runtime)
+            transcript.fp16 = transcript.candidate
+            return finish(transcript, out)
         with phase("fp16 ceiling"):
             transcript.fp16 = _ceiling(plan, checkpoint, transcript, Path(tmp) / "fp16", ceiling_cache, runtime)
         with phase("candidate"):
             transcript.candidate = _candidate(plan, checkpoint, model_dir, transcript, Path(tmp) / "twin", runtime)
     return finish(transcript, out)
+
+
+def is_own_ceiling(plan: BuildPlan) -> bool:
+    """Whether the bundle is the fp16 ceiling itself: no weight quantized, no kernel that needs a twin."""
+    return not plan.scheme.quantize and plan.kernel.runs_on_linux
 
 
 def checked_runtime(plan: BuildPlan, runtime: GateRuntime | None) -> GateRuntime:

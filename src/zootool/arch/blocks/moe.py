@@ -92,16 +92,27 @@ class SparseMoe(nn.Module):
 
     def route(self, flat: Tensor) -> tuple[Tensor, Tensor]:
         """``(indices [T, k], weights [T, k])`` of each token's experts."""
-        spec, logits = self.spec, self.router(flat)
-        scores = torch.softmax(logits.to(torch.float32), dim=-1) if spec.routing == "softmax" else torch.sigmoid(logits)
+        spec, logits = self.spec, self.router(flat).to(torch.float32)
+        if spec.routing == "softmax":
+            return self._softmax_route(logits, flat.dtype)
+        scores = torch.sigmoid(logits)
         # Ranked in fp32 so a reduced-precision build picks the experts the fp32 model picks.
-        ranking = scores if self.expert_bias is None else scores.to(torch.float32) + self.expert_bias
+        ranking = scores if self.expert_bias is None else scores + self.expert_bias
         _, indices = torch.topk(ranking, spec.top_k, dim=-1)
         weights = torch.gather(scores, 1, indices)
         if spec.renormalize:
-            eps = SIGMOID_RENORM_EPS if spec.routing == "sigmoid" else 0.0
-            weights = weights / (weights.sum(-1, keepdim=True) + eps)
+            weights = weights / (weights.sum(-1, keepdim=True) + SIGMOID_RENORM_EPS)
         return indices, (weights * spec.scaling).to(flat.dtype)
+
+    def _softmax_route(self, logits: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Top-k of the router's softmax, chosen on the logits themselves (softmax keeps their order)."""
+        spec = self.spec
+        top, indices = torch.topk(logits, spec.top_k, dim=-1)
+        if spec.renormalize:  # softmax over all, renormalised over the top k = softmax over the top k
+            weights = torch.softmax(top, dim=-1)
+        else:
+            weights = torch.exp(top - torch.logsumexp(logits, dim=-1, keepdim=True))
+        return indices, (weights * spec.scaling).to(dtype)
 
 
 def replace_expert_matmul(graph: nn.Module, factory: object) -> int:

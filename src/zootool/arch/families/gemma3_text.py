@@ -1,9 +1,11 @@
-"""Gemma 3 text decoders (270M, 1B, and the text towers of the larger ones).
+"""Gemma 3 text-only decoders (Gemma 3 270M, 1B; model_type gemma3_text).
 
 Gemma's own details, on the shared blocks: four norms per layer (before and after both the
 attention and the MLP) that scale by ``1 + w``; per-head q/k norms; GeGLU; the embedding
 multiplied by ``sqrt(hidden)``; sliding-window layers beside global ones, each kind with
 its own RoPE (the global one may be scaled); scores scaled by ``query_pre_attn_scalar``.
+The 4B and larger checkpoints are multimodal (model_type gemma3, a text_config beside a
+vision tower): not read here.
 """
 
 from __future__ import annotations
