@@ -127,6 +127,7 @@ class Moe:
     scaling: float = 1.0
     activation: Activation = "silu"
     shared: Mlp | None = None  # an always-on expert beside the routed ones
+    shared_gate: bool = False  # the shared expert's output scaled by sigmoid(w . x) (Qwen2-MoE)
 
     def tensors(self, prefix: str) -> list[TensorSpec]:
         e, h, i = self.experts, self.hidden, self.intermediate
@@ -139,6 +140,8 @@ class Moe:
         ]
         if self.shared is not None:
             specs += self.shared.tensors(f"{prefix}.shared")
+        if self.shared_gate:
+            specs.append(TensorSpec(f"{prefix}.shared_gate.weight", "router", (1, h)))
         return specs
 
 

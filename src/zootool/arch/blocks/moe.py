@@ -83,12 +83,19 @@ class SparseMoe(nn.Module):
         self.expert_bias = nn.Buffer(torch.zeros(spec.experts)) if spec.expert_bias else None
         self.experts = StackedExperts(spec)
         self.shared = GatedMlp(spec.shared) if spec.shared is not None else None
+        self.shared_gate = nn.Linear(spec.hidden, 1, bias=False) if spec.shared_gate else None
+        if self.shared_gate is not None:
+            self.shared_gate.zoo_group = "router"  # as layout.Moe lists it, whatever its name says
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.view(-1, x.shape[-1])
         indices, weights = self.route(flat)
         out = self.experts(flat, indices, weights).view_as(x)
-        return out if self.shared is None else out + self.shared(x)
+        return out if self.shared is None else out + self._shared(x)
+
+    def _shared(self, x: Tensor) -> Tensor:
+        out = self.shared(x)
+        return out if self.shared_gate is None else torch.sigmoid(self.shared_gate(x)) * out
 
     def route(self, flat: Tensor) -> tuple[Tensor, Tensor]:
         """``(indices [T, k], weights [T, k])`` of each token's experts."""
