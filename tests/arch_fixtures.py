@@ -56,6 +56,8 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
                       "sliding_window": 10, "tie_word_embeddings": True}),
     "olmo2": ("olmo2", {"rope_parameters": {"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0}}),
     "smollm3": ("smollm3", {"no_rope_layers": [1, 0, 1], "attention_bias": True, "mlp_bias": True}),
+    "qwen2_moe": ("qwen2_moe", {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
+                                "shared_expert_intermediate_size": 96, "mlp_only_layers": [0]}),
 }  # fmt: skip
 
 

@@ -36,7 +36,7 @@ def test_every_fixture_has_a_family(name):
     model_type = ARCHITECTURES[name][0]
     assert model_type in MODEL_TYPES
     assert set(FAMILIES) >= {"llama", "lfm2_moe", "lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3",
-                             "olmo2", "smollm3"}
+                             "olmo2", "smollm3", "qwen2_moe"}
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -62,7 +62,7 @@ def whole_graph_logits(plan, checkpoint: Path, ids: list[int], quantized: bool) 
 
 CASES = [("lfm2_moe", "sym8"), ("lfm2_moe", "int4km"), ("lfm2_moe_untied", "sym8"), ("llama", "sym8"),
          ("llama", "fp16")]
-NEW_FAMILIES = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3"]
+NEW_FAMILIES = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3", "qwen2_moe"]
 
 
 @pytest.mark.parametrize(("name", "scheme_id"), CASES)

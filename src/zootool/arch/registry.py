@@ -21,6 +21,7 @@ from .families.mixtral import MixtralArch
 from .families.olmo2 import Olmo2Arch
 from .families.phi3 import Phi3Arch
 from .families.qwen2 import Qwen2Arch
+from .families.qwen2_moe import Qwen2MoeArch
 from .families.qwen3_moe import Qwen3MoeArch
 from .families.smollm3 import SmolLM3Arch
 
@@ -35,6 +36,7 @@ _FAMILY_CLASSES: tuple[Family, ...] = (
     Phi3Arch,
     Olmo2Arch,
     SmolLM3Arch,
+    Qwen2MoeArch,
 )
 
 FAMILIES: dict[str, Family] = {family.family_tag: family for family in _FAMILY_CLASSES}
