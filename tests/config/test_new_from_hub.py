@@ -93,7 +93,12 @@ def test_revision_resolves_to_its_commit_and_config_is_read_there(zoo_root: Path
     ({"README.md": card("license: apache-2.0"), "LICENSE": APACHE_TEXT}, ["--license", "apache-2.0"], "apache-2.0",
      "README.md"),
     ({"LICENSE": OWN_TEXT}, ["--license", "mit"], "mit", "--license"),  # a person read an unrecognised text
-], ids=["other+license_name", "LICENSE-mit", "LICENSE-apache", "card-and-text-agree", "named-by-hand"])
+    ({"README.md": card("license: gemma")}, [], "gemma", "README.md license: gemma"),
+    ({"LICENSE.txt": b"LLAMA 3.2 COMMUNITY LICENSE AGREEMENT\nLlama 3.2 Version Release Date: September 25, 2024\n"},
+     [], "llama3.2", "LICENSE.txt file"),
+    ({"README.md": card("license: llama3.1")}, [], "llama3.1", "README.md license: llama3.1"),
+], ids=["other+license_name", "LICENSE-mit", "LICENSE-apache", "card-and-text-agree", "named-by-hand", "card-gemma",
+        "LICENSE.txt-llama3.2", "card-llama3.1"])
 def test_license_comes_from_what_the_upstream_declares(zoo_root: Path, hub, files, args, license_id, evidence):
     seed(hub, {"config.json": config_json(), **files})
     result = zoo_new(zoo_root, hub, REPO_ID, *args)
