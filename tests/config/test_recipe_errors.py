@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_zoo
+from zootool.arch.registry import FAMILIES
 from zootool.errors import ConfigError, RecipeError
 from zootool.plan.resolve import resolve
 from zootool.config.recipe import load_recipe
@@ -54,7 +55,7 @@ LOAD_CASES = [
      f"{TINY}: architecture.num-experts-per-tok: 9 is more than num-experts (8)", FIX),
     ('family = "lfm2_moe"', 'family = "gpt9"',
      f"{TINY}: architecture.family: unknown family 'gpt9'",
-     "known: 'llama', 'lfm2_moe', 'lfm2', 'qwen3_moe', 'mixtral', 'qwen2', 'gemma3_text', 'phi3', 'olmo2', 'smollm3'"),
+     "known: " + ", ".join(repr(family) for family in FAMILIES)),
     ("schema = 1", "schema = 2", f"{TINY}: schema: Input should be 1", FIX),
     ('id = "tiny-lfm2-moe"', 'id = "tiny-other"',
      f"{TINY}: model.id: 'tiny-other' does not match the file name 'tiny-lfm2-moe.toml'",
