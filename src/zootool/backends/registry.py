@@ -62,6 +62,9 @@ class Backend(Protocol):
     def graph_refusal(self, layout: Any) -> str | None:
         """Why this backend cannot hold a decode graph of ``layout`` (``arch.layout``), or None."""
 
+    def program_bytes(self, layout: Any, scheme: Scheme) -> int:
+        """Predicted bytes of the model file beside its weights (0 where not modelled)."""
+
 
 def expert_kernel(kernel: str) -> str:
     """The Core AI exporter's expert kernel for a plan's kernel id (a dense model has none)."""
@@ -95,6 +98,11 @@ class CoreAI:
     def graph_refusal(self, layout: Any) -> str | None:
         return None  # Core AI states may be growing KV caches or fixed windows alike
 
+    def program_bytes(self, layout: Any, scheme: Scheme) -> int:
+        from ..plan.program import program_bytes
+
+        return program_bytes(layout, scheme)
+
     def runtime_name(self, twin: bool) -> str:
         import platform
 
@@ -119,6 +127,9 @@ class CoreML:
 
     def unit_quantizer(self, scheme: Scheme, kernel: str) -> UnitQuantizer | None:
         return None  # Core ML compresses the converted program's constants, not torch modules
+
+    def program_bytes(self, layout: Any, scheme: Scheme) -> int:
+        return 0  # not modelled: an ML Program's size beside its weights was not measured
 
     def graph_refusal(self, layout: Any) -> str | None:
         if layout.conv_layers:

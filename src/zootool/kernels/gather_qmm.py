@@ -25,9 +25,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .rules import EXPERT_K_MULTIPLE
+
 KERNEL_NAME = "zoo_gather_qmm"
 BLOCK = 32  # weights per fp16 scale along K
-K_MULTIPLE = 256  # 32 SIMD lanes x 8 weights per lane per step
+K_MULTIPLE = EXPERT_K_MULTIPLE  # 32 SIMD lanes x 8 weights per lane per step
 N_MULTIPLE = 32
 SIMD_WIDTH = 32
 

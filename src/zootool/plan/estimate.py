@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..arch.base import TensorSpec
 from ..config.zoo_data import Kernel, QuantSpec, Scheme
+from ..kernels.rules import stored_k
 
 FP16_BYTES = 2
 
@@ -29,7 +30,13 @@ class SizeEstimate(BaseModel):
     params: int
     stored_tensors: int
     weight_bytes: int
+    program_bytes: int = 0  # the converted program beside the weights (plan.program; 0: not modelled)
     groups: dict[str, GroupEstimate]
+
+    @property
+    def model_bytes(self) -> int:
+        """The whole model file: weights and program."""
+        return self.weight_bytes + self.program_bytes
 
 
 def tensor_bytes(spec: TensorSpec, quant: QuantSpec | None, k_multiple: int | None = None) -> int:
@@ -37,6 +44,7 @@ def tensor_bytes(spec: TensorSpec, quant: QuantSpec | None, k_multiple: int | No
     if quant is None or len(spec.shape) < 2:
         return spec.numel * FP16_BYTES
     *lead, k = spec.shape
+    k = stored_k(spec.group, quant.method, k)
     if k_multiple:
         k = math.ceil(k / k_multiple) * k_multiple
     rows = math.prod(lead)
@@ -52,7 +60,7 @@ def storage_label(quant: QuantSpec | None) -> str:
     return f"{quant.method}-int{quant.bits}/{per}"
 
 
-def estimate(tensors: list[TensorSpec], scheme: Scheme, kernel: Kernel) -> SizeEstimate:
+def estimate(tensors: list[TensorSpec], scheme: Scheme, kernel: Kernel, program_bytes: int = 0) -> SizeEstimate:
     """Estimate stored bytes of one asset (a tied head is the embedding, stored once)."""
     groups: dict[str, list[int]] = {}
     for spec in tensors:
@@ -72,5 +80,6 @@ def estimate(tensors: list[TensorSpec], scheme: Scheme, kernel: Kernel) -> SizeE
         params=sum(g.params for g in by_group.values()),
         stored_tensors=len(tensors),
         weight_bytes=sum(g.bytes for g in by_group.values()),
+        program_bytes=program_bytes,
         groups=by_group,
     )

@@ -191,7 +191,7 @@ def resolve(
         card=recipe.model.card,
         architecture=recipe.architecture,
         estimate=sizes,
-        budget=_budget(platform, sizes.weight_bytes),
+        budget=_budget(platform, sizes.model_bytes),
         resources=needs,
         overrides=_command_line(overrides, revision),
         origins=origins,
@@ -209,7 +209,8 @@ def _predictions(
 ) -> tuple[SizeEstimate, ResourceEstimate, GateRuntime]:
     """The bundle's size, how the gate runs on Linux, each build stage's memory and disk."""
     tensors = recipe.architecture.tensors()
-    sizes = estimate(tensors, scheme, kernel)
+    program = backend(values["backend"]).program_bytes(recipe.architecture.layout(), scheme)
+    sizes = estimate(tensors, scheme, kernel, program)
     generated = isinstance(recipe.model.source, GeneratedSource)
     gate_runtime = gate_runtime_of(recipe.architecture, values["backend"], values["gate.positions"])
     needs = resource_estimate(tensors, sizes, scheme, kernel, generated=generated, gate_runtime=gate_runtime)
@@ -400,7 +401,8 @@ def _fitting_schemes(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> list[tuple[st
         kernel = _kernel_for(plan, scheme_id, recipe, zoo)
         if plan.backend not in scheme.backends or kernel is None or scheme_refusal(plan.backend, scheme):
             continue  # `--quant` with this scheme would be refused on this target
-        size = estimate(recipe.architecture.tensors(), scheme, kernel).weight_bytes
+        program = backend(plan.backend).program_bytes(recipe.architecture.layout(), scheme)
+        size = estimate(recipe.architecture.tensors(), scheme, kernel, program).model_bytes
         if size <= plan.budget.budget_bytes:
             fitting.append((scheme_id, size))
     return sorted(fitting, key=lambda pair: -pair[1])
