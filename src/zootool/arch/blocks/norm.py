@@ -25,5 +25,7 @@ class RMSNorm(nn.Module):
         scale = wide.abs().amax(-1, keepdim=True).clamp_min(1.0)
         scaled = wide / scale
         normed = scaled * torch.rsqrt(scaled.pow(2).mean(-1, keepdim=True) + self.eps / scale.pow(2))
-        weight = self.weight + self.offset if self.offset else self.weight
-        return weight * normed.to(x.dtype)
+        normed = normed.to(x.dtype)
+        # (offset + w) * y written as w * y + offset * y: a converter may fold `offset + w` into a new
+        # constant, and coremltools does, leaving no constant of the checkpoint's own w to read back.
+        return self.weight * normed + self.offset * normed if self.offset else self.weight * normed
