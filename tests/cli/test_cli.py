@@ -33,7 +33,7 @@ def test_plan_json_has_params_and_estimate():
     assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["estimate"]["params"] > 8_000_000_000
-    assert plan["budget"]["estimated_bytes"] == plan["estimate"]["weight_bytes"]
+    assert plan["budget"]["estimated_bytes"] == plan["estimate"]["weight_bytes"] + plan["estimate"]["program_bytes"]
     assert plan["scheme_id"] == "sym8" and plan["kernel_id"] == "gather_qmm"
     assert len(plan["plan_hash"]) == 16
 
