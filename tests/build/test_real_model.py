@@ -109,9 +109,8 @@ def test_the_fp16_bundle_logit_error_against_the_fp32_oracle_is_reported(smollm2
 
     ids = AutoTokenizer.from_pretrained(smollm2_checkpoint)(TEXT, add_special_tokens=False)["input_ids"][:8]
     with torch.no_grad():
-        model = AutoModelForCausalLM.from_pretrained(smollm2_checkpoint, dtype=torch.float32)
-        oracle = model(torch.tensor([ids])).logits[0].double().numpy()
-        half = model.half()(torch.tensor([ids])).logits[0].double().numpy()
+        oracle, half = (AutoModelForCausalLM.from_pretrained(smollm2_checkpoint, dtype=dtype)(torch.tensor([ids]))
+                        .logits[0].double().numpy() for dtype in (torch.float32, torch.float16))
     folder = twin_model_dir(repo_plan(MODEL, "mac"), smollm2_checkpoint, tmp_path / "fp16", fp16=True)
     bundle = teacher_forced_logits(folder, ids).astype(np.float64)
     ours, torch_fp16 = np.abs(bundle - oracle), np.abs(half - oracle)

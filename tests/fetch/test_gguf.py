@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from zootool.fetch.gguf import convert, sha256_of
+from zootool.bundle.digests import sha256_file
+from zootool.fetch.gguf import convert
 from zootool.fetch.hub import check_checkpoint
 from zootool.fetch.provenance import PROVENANCE_FILE, read_provenance
 from zootool.errors import FetchError
@@ -53,7 +54,7 @@ def test_converting_again_into_the_same_folder_keeps_it(smollm2_checkpoint: Path
     before = (smollm2_checkpoint / "model.safetensors").stat().st_mtime_ns
     assert convert(smollm2_checkpoint) == smollm2_checkpoint
     assert (smollm2_checkpoint / "model.safetensors").stat().st_mtime_ns == before
-    assert read_provenance(smollm2_checkpoint).sha256 == sha256_of(next(_package_files()))
+    assert read_provenance(smollm2_checkpoint).sha256 == sha256_file(next(_package_files()))
 
 
 def _package_files():

