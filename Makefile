@@ -46,6 +46,8 @@ bench: install
 	$(BIN)/python bench/build_bench.py
 	$(BIN)/python bench/gate_bench.py
 	$(BIN)/python bench/publish_bench.py --size-mb 256
+	$(BIN)/python bench/fp16_accuracy.py
+	$(BIN)/python bench/op_count.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
