@@ -25,6 +25,7 @@ def main(argv: list[str]) -> int:
     if os.environ.get("ZOO_DEBUG") != "1":
         from ...build.quiet import no_progress_bars, quiet_libraries
 
+        os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's own bar, which transformers cannot turn off
         quiet_libraries()
         warnings.simplefilter("ignore")
     try:
