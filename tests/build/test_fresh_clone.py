@@ -59,7 +59,8 @@ def test_offline_changed_skips_them_and_builds_only_the_tiny_rows(zoo_root: Path
 
     plan = json.loads(run_zoo("build", "--all", "--changed", "--dry-run", "--json", root=zoo_root, env=offline).stdout)
     assert {r["model"] for r in plan["rows"]} == {"tiny-lfm2-moe", "tiny-llama"}
-    assert {(r["model"], r["state"]) for r in plan["skipped"]} == {(HUB_MODEL, "offline"), ("lfm2.5-8b-a1b", "unpinned")}
+    assert {(r["model"], r["state"]) for r in plan["skipped"]} == {
+        (HUB_MODEL, "offline"), ("smollm2-135m-instruct", "offline"), ("lfm2.5-8b-a1b", "unpinned")}
 
 
 def test_a_named_row_offline_fails_at_once(zoo_root: Path, no_hub):

@@ -20,6 +20,7 @@ def plan_for(model: str, target: str) -> BuildPlan:
 
 @pytest.mark.parametrize(("model", "target", "expected"), [
     ("lfm2.5-8b-a1b", "mac", "streamed"), ("lfm2.5-8b-a1b", "iphone", "streamed"),
+    ("smollm2-135m-instruct", "mac", "streamed"), ("qwen3-0.6b", "mac", "streamed"),
     ("tiny-lfm2-moe", "mac", "engine"), ("tiny-llama", "mac", "engine"),
     ("tiny-llama", "mac-macos15", "engine"),  # Core ML compresses after conversion: it cannot stream
 ])
@@ -34,8 +35,27 @@ def test_the_flagship_engine_side_is_predicted_in_hours_as_measured():
     # LFM2.5-8B-A1B: about 1.5B multiply-adds a token (8.47B parameters, 4 of 32 experts routed).
     assert 1.2e9 < active < 1.8e9
     # Measured 89 s a token through the Linux Core AI CPU runtime (bench/coreai_runtime_rate.py).
-    seconds = gate_runtime.engine_side_seconds(active, plan.gate_positions)
+    seconds = gate_runtime.engine_side_seconds_of(arch, plan.gate_positions)
     assert 60 < seconds / (plan.gate_positions + gate_runtime.PROMPT_TOKENS) < 120
+
+
+def test_a_dense_engine_side_is_predicted_as_measured_on_smollm2():
+    """Issue 25: both engine sides of SmolLM2-135M took 11 min (with the fp16 export); predicted "hours" then."""
+    plan = plan_for("smollm2-135m-instruct", "mac")
+    seconds = gate_runtime.engine_side_seconds_of(plan.architecture, plan.gate_positions)
+    assert 240 < seconds < 420  # a side: 81 tokens at 4.1-4.7 s each, measured
+    assert gate_runtime.conversion_check_tokens(plan.architecture) == 8
+    assert gate_runtime.conversion_check_tokens(plan_for("lfm2.5-8b-a1b", "mac").architecture) == 1
+
+
+def test_the_plan_says_how_long_the_engine_would_take():
+    from zootool.cli.render import _gate
+
+    assert _gate(plan_for("smollm2-135m-instruct", "mac")).endswith(
+        "on Linux streamed in torch, one layer at a time (the Core AI runtime would take about 6 min a side), "
+        "with the converted program checked on the first 8 tokens")
+    assert "(the Core AI runtime would take about 2.2 h a side)" in _gate(plan_for("lfm2.5-8b-a1b", "mac"))
+    assert _gate(plan_for("tiny-llama", "mac")).endswith("through the Core AI runtime (about 8 s a side)")
 
 
 def test_gate_runtime_does_not_change_the_plan_hash():

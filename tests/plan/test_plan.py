@@ -122,7 +122,7 @@ def test_scheme_without_a_mapping_on_the_backend_is_refused():
 DENSE_TARGETS = ("mac", "iphone", "mac-macos15", "iphone-ios18")
 
 
-@pytest.mark.parametrize("model", ["tiny-llama", "qwen3-0.6b"])
+@pytest.mark.parametrize("model", ["tiny-llama", "qwen3-0.6b", "smollm2-135m-instruct"])
 def test_dense_recipes_default_to_int8_all_on_every_target(model):
     for target in DENSE_TARGETS:
         plan = plan_for(REPO, model, target)
@@ -131,7 +131,7 @@ def test_dense_recipes_default_to_int8_all_on_every_target(model):
         assert plan.gate_max_introduced_flips == 1 and plan.budget.fits
 
 
-@pytest.mark.parametrize("model", ["tiny-llama", "qwen3-0.6b"])
+@pytest.mark.parametrize("model", ["tiny-llama", "qwen3-0.6b", "smollm2-135m-instruct"])
 def test_dense_recipes_hold_what_zoo_new_writes(model):
     """A dense recipe's kernel, gate and per-target scheme are the dense scaffold (one definition)."""
     recipe = tomllib.loads((REPO / "recipes" / f"{model}.toml").read_text())

@@ -35,6 +35,7 @@ from ..config.recipe import HubSource
 from ..config.zoo_data import Zoo
 from ..errors import BudgetExceededError, GateFailedError, ResourceError, ZooError
 from ..fetch.hub import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
+from ..fetch.provenance import ConvertedFrom, read_provenance
 from ..gate.progress import reporting_to
 from ..phase_clock import PhaseTime
 from ..plan.resolve import PLAN_FILE, BuildPlan, gb
@@ -161,6 +162,7 @@ def _pointing_at(log: Path) -> Iterator[None]:
 def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log: Path) -> Manifest:
     stem = asset_name(plan.model_name, plan.scheme_id)
     model_dir = stage / PIPELINE_DIR / stem
+    converted = read_provenance(checkpoint)  # a damaged record is refused before the export
     write_json_atomic(stage / PLAN_FILE, plan.to_json())
     with stages("export"):
         from .child import ExportRequest, run_export
@@ -176,12 +178,12 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log
     gate = _gate(plan, zoo, checkpoint, stage, model_dir, options, stages)
     with stages("card"):
         sizes = _sizes(plan, stage, dir_bytes(model))
-        _write_card(plan, zoo, stage, stem, model.name, gate)
+        _write_card(plan, zoo, stage, stem, model.name, gate, converted)
         sizes["bundle_bytes"] = dir_bytes(stage)
         _check_budget(plan, sizes["bundle_bytes"])
         require_contract(stage / PIPELINE_DIR / stem)
     with stages("manifest"):
-        return write_manifest(stage, _manifest_fields(plan, key, sizes, gate, stem))
+        return write_manifest(stage, _manifest_fields(plan, key, sizes, gate, stem, converted))
 
 
 def ceiling_cache(zoo: Zoo) -> Path:
@@ -215,8 +217,9 @@ def _check_budget(plan: BuildPlan, actual: int) -> None:
         )
 
 
-def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate) -> None:
+def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate, converted: ConvertedFrom | None) -> None:
     facts = {
+        "converted_from": converted.sentence() if converted else None,
         "description": plan.description or plan.model_name,
         "bundle_dir": f"{PIPELINE_DIR}/{stem}",
         "main_asset": model_file,
@@ -225,10 +228,12 @@ def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate) -
         "gate_detail": gate.get("detail", gate["line"]),
         "zootool_version": __version__,
     }
+    if converted and converted.license_from:
+        facts["license_source"] = converted.license_from
     (stage / "README.md").write_text(render_card(plan, zoo.cards_dir, facts))
 
 
-def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> Manifest:
+def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str, converted: ConvertedFrom | None) -> Manifest:
     summary = GateSummary.model_validate({k: v for k, v in gate.items() if k != "detail"})
     return Manifest(
         recipe=plan.recipe_id,
@@ -240,7 +245,7 @@ def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str) -> Manif
         scheme=plan.scheme_id,
         kernel=plan.kernel_id,
         model_dir=f"{PIPELINE_DIR}/{stem}",
-        source=ManifestSource.model_validate(plan.source_fields()),
+        source=ManifestSource.model_validate(plan.source_fields() | {"converted_from": converted}),
         size=BundleSizes.model_validate(sizes),
         gate=summary,
         publishable=summary.passed,

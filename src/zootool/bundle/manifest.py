@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..fetch.provenance import ConvertedFrom
 from .digests import file_digest, sha256_file  # noqa: F401 - publish hashes with these too
 
 MANIFEST = "manifest.json"
@@ -34,12 +35,17 @@ class FileEntry(BaseModel):
 
 
 class ManifestSource(BaseModel):
-    """Where the weights came from: a pinned Hub revision or a generator seed."""
+    """Where the weights came from: a pinned Hub revision or a generator seed.
+
+    ``converted_from``: the checkpoint was converted from another file (a GGUF) rather than
+    read from the Hub revision; the revision then names the upstream model, not these weights.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     hub: str | None = None
     revision: str | None = None
     generated_seed: int | None = None
+    converted_from: ConvertedFrom | None = None
 
 
 class BundleSizes(BaseModel):

@@ -68,14 +68,25 @@ def groups_table(plan: BuildPlan) -> "Table":
 def _gate(plan: BuildPlan) -> str:
     return (
         f"margin {plan.gate_margin}, <= {plan.gate_max_introduced_flips} introduced flips "
-        f"over {plan.gate_positions} positions; on Linux {_GATE_RUNTIME_WORDS[plan.gate_runtime]}"
+        f"over {plan.gate_positions} positions; on Linux {_gate_runtime_words(plan)}"
     )
 
 
-_GATE_RUNTIME_WORDS = {
-    "engine": "through the Core AI runtime",
-    "streamed": "streamed in torch, one layer at a time (the Core AI runtime would take hours)",
-}
+def _gate_runtime_words(plan: BuildPlan) -> str:
+    from ..plan.gate_runtime import conversion_check_tokens, engine_side_seconds_of
+
+    side = _duration(engine_side_seconds_of(plan.architecture, plan.gate_positions))
+    if plan.gate_runtime == "engine":
+        return f"through the Core AI runtime (about {side} a side)"
+    tokens = conversion_check_tokens(plan.architecture)
+    return (f"streamed in torch, one layer at a time (the Core AI runtime would take about {side} a side), "
+            f"with the converted program checked on the first {tokens} token{'s' if tokens > 1 else ''}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def _source(plan: BuildPlan) -> str:

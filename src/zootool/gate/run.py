@@ -30,6 +30,7 @@ from ..bundle.manifest import tool_versions, write_json_atomic
 from ..errors import ConfigError
 from ..plan.gate_runtime import GateRuntime
 from ..plan.resolve import BuildPlan
+from .conversion_check import ConversionCheck
 from .margin import OracleRow, count_flips, score_positions, verdict
 from .progress import note, phase
 
@@ -52,6 +53,7 @@ class Side(BaseModel):
     flips: int = 0
     flags: list[bool] = []
     gaps: list[float] = []
+    conversion: ConversionCheck | None = None  # a streamed candidate's check of the converted program
 
 
 class Transcript(BaseModel):
@@ -89,10 +91,12 @@ class Transcript(BaseModel):
 
 def _detail(t: Transcript) -> str:
     runtime = t.candidate.runtime if t.candidate else "not run"
+    check = t.candidate.conversion if t.candidate else None
+    checked = f" Conversion check ({check.runtime}): {check.line}." if check else ""
     return (
         f"fp32 oracle vs this bundle, teacher-forced over {t.positions} tokens of a fixed factual paragraph "
         f"after a chat-templated prompt; a flip counts when the oracle's margin is >= {t.margin}. Candidate: {t.candidate.flips if t.candidate else '?'} "
-        f"flips; fp16 ceiling: {t.fp16.flips if t.fp16 else '?'}. Verdict: {t.line}. Candidate runtime: {runtime}. "
+        f"flips; fp16 ceiling: {t.fp16.flips if t.fp16 else '?'}. Verdict: {t.line}. Candidate runtime: {runtime}.{checked} "
         "The full transcript is in gate.json."
     )
 
@@ -215,9 +219,26 @@ def _candidate(
     plan: BuildPlan, checkpoint: Path, model_dir: Path, transcript: Transcript, twin_dir: Path, runtime: GateRuntime,
 ) -> Side:
     if runtime == "streamed" and _platform.system() != "Darwin":
-        return streamed_side(plan, checkpoint, transcript, quantized=True)
+        return _checked_streamed_candidate(plan, checkpoint, model_dir, transcript, twin_dir)
     runnable, twin = _runnable(plan, checkpoint, model_dir, twin_dir)
     return candidate_side(runnable, transcript, _runtime_name(plan, twin))
+
+
+def _checked_streamed_candidate(
+    plan: BuildPlan, checkpoint: Path, model_dir: Path, transcript: Transcript, twin_dir: Path,
+) -> Side:
+    """The streamed candidate, and the converted program checked against it on the first tokens."""
+    from ..plan.gate_runtime import conversion_check_tokens
+    from .conversion_check import check_conversion
+    from .streamed import runtime_name, streamed_logits
+
+    logits = streamed_logits(plan, checkpoint, _feed(transcript), quantized=True)
+    side = scored_side(logits, transcript, runtime_name(True))
+    with phase("conversion check"):
+        runnable, twin = _runnable(plan, checkpoint, model_dir, twin_dir)
+        tokens = conversion_check_tokens(plan.architecture)
+        side.conversion = check_conversion(runnable, _feed(transcript), logits, tokens, _runtime_name(plan, twin))
+    return side
 
 
 def _ceiling(
@@ -279,6 +300,10 @@ def finish(transcript: Transcript, out: Path) -> Transcript:
                      transcript.max_introduced_flips)
     transcript.verdict = result.model_dump()
     transcript.line = result.line
+    check = transcript.candidate.conversion
+    if check is not None and not check.passed:  # the flips were counted on torch, not on the program
+        transcript.verdict.update(passed=False, clean=False)
+        transcript.line = f"FAIL (conversion check: {check.line}; streamed gate {result.line})"
     transcript.versions = tool_versions()
     write_json_atomic(out, transcript.model_dump(mode="json"))
     return transcript

