@@ -34,7 +34,8 @@ def transformers_count(config: dict) -> int:
 
 
 def scaffolded(root: Path, repo: str) -> str:
-    model_id, document = scaffold_config(REAL[repo], root / f"{repo.replace('/', '--')}.json", model_id=None,
+    model_id = "real-" + repo.split("/")[1].lower()  # not the id of a committed recipe
+    model_id, document = scaffold_config(REAL[repo], root / f"{repo.replace('/', '--')}.json", model_id=model_id,
                                          hub=repo, revision=SHA, license_id=LICENSES[repo])
     write_recipe(root / "recipes", model_id, document)
     return model_id
