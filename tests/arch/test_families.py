@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -122,6 +123,15 @@ def test_recipe_and_checkpoint_differences_name_every_key(arch_checkpoint):
     edited = type(arch).model_validate(arch.model_dump() | {"rope_local_base_freq": 20000.0, "sliding_window": 5})
     assert edited.differences(arch) == ["rope-local-base-freq: recipe 20000.0, checkpoint 1000.0",
                                         "sliding-window: recipe 5, checkpoint 6"]
+
+
+def test_a_float_written_as_float32_is_the_same_setting(arch_checkpoint):
+    arch = arch_of(arch_checkpoint("gemma3_text"))
+    eps = arch.model_dump()["rms_norm_eps"]
+    from_gguf = type(arch).model_validate(arch.model_dump() | {"rms_norm_eps": float(numpy.float32(eps))})
+    assert float(numpy.float32(eps)) != eps and from_gguf.differences(arch) == []
+    wider = type(arch).model_validate(arch.model_dump() | {"rms_norm_eps": eps * 1.001})
+    assert [diff.split(":")[0] for diff in wider.differences(arch)] == ["rms-norm-eps"]
 
 
 def test_unknown_and_not_yet_model_types_say_where_families_live():

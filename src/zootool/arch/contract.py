@@ -17,6 +17,8 @@ come, torch-free:
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, Self
 
@@ -99,8 +101,19 @@ class ArchConfig(Strict):
         mine, theirs = self.settings(), other.settings()
         return [
             f"{kebab(key)}: recipe {_shown(mine.get(key))}, checkpoint {_shown(theirs.get(key))}"
-            for key in sorted(set(mine) | set(theirs)) if mine.get(key) != theirs.get(key)
+            for key in sorted(set(mine) | set(theirs)) if not _same(mine.get(key), theirs.get(key))
         ]
+
+
+def _same(mine: Any, theirs: Any) -> bool:
+    """Equal, floats to float32's precision: a config written from a GGUF file holds 1e-5 as 9.9999997e-06."""
+    if isinstance(mine, float) and isinstance(theirs, (int, float)) and not isinstance(theirs, bool):
+        return math.isclose(mine, theirs, rel_tol=1e-6)
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return mine.keys() == theirs.keys() and all(_same(mine[key], theirs[key]) for key in mine)
+    if isinstance(mine, (list, tuple)) and isinstance(theirs, (list, tuple)):
+        return len(mine) == len(theirs) and all(_same(a, b) for a, b in zip(mine, theirs))
+    return mine == theirs
 
 
 def _shown(value: Any) -> str:
