@@ -121,3 +121,29 @@ def test_publish_refuses_a_bundle_off_the_contract(broken: Path):
     edit_metadata(broken, lambda d: d["language"].update(function_map={"main": "main"}))
     result = run_zoo("publish", MODEL, "--target", "iphone", "--dry-run", root=broken.parents[2])
     assert result.returncode == 8 and "language.function_map.main" in result.stderr
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.slow
+def test_a_damaged_model_file_is_named_by_its_hash_not_parsed(broken: Path):
+    """One flipped byte of main.mlirb: verify names the file whose sha256 changed (exit 8), without parsing it."""
+    mlirb = next(model_dir(broken).rglob("main.mlirb"))
+    flip_byte(mlirb)
+    result = run_zoo("verify", str(broken), "--json")
+    assert result.returncode == 8, result.stderr
+    assert json.loads(result.stdout)["problems"] == [
+        f"{mlirb.relative_to(broken).as_posix()}: sha256 differs from the manifest (changed since the build: damaged or edited)"
+    ]
+    assert "function" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_the_contract_check_reports_an_asset_it_cannot_parse(broken: Path):
+    flip_byte(next(model_dir(broken).rglob("main.mlirb")))
+    [problem] = contract_problems(model_dir(broken))
+    assert problem.startswith("assets.main 'Tiny-LFM2-MoE-int4km.aimodel': the asset cannot be parsed ("), problem

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import VerifyError
+from ..errors import BackendUnavailableError, VerifyError
 from .app_metadata import METADATA_FILE, AppMetadata, metadata_problems
 
 INPUTS = ("input_ids", "position_ids")
@@ -66,12 +66,15 @@ def parse_descriptor(text: str) -> tuple[str, list[int]]:
 
 
 def coreai_problems(asset: Path, metadata: AppMetadata) -> list[str]:
-    from ..backends.coreai.export import storage_summary
+    from ..backends.coreai.summary import storage_summary
 
     function = metadata.main_function
-    summary = storage_summary(asset, function) if _has_function(asset, function) else None
-    if summary is None:
-        return [f"function_map.main[0]: the asset has no function {function!r}"]
+    functions, unreadable = _functions(asset)
+    if unreadable:
+        return [f"assets.main '{asset.name}': the asset cannot be parsed ({unreadable}); rebuild or re-download it"]
+    if function not in functions:
+        return [f"function_map.main[0]: the asset has no function {function!r} (it has {', '.join(functions)})"]
+    summary = storage_summary(asset, function)
     inputs = {name: parse_descriptor(text) for name, text in summary["inputs"].items()}
     outputs = [parse_descriptor(text) for text in summary["outputs"].values()]
     states = {name: parse_descriptor(text) for name, text in summary["states"].items()}
@@ -81,10 +84,17 @@ def coreai_problems(asset: Path, metadata: AppMetadata) -> list[str]:
     )
 
 
-def _has_function(asset: Path, function: str) -> bool:
-    from ..backends.coreai.export import storage_summary
+def _functions(asset: Path) -> tuple[list[str], str | None]:
+    """The asset's functions, or why its program cannot be read (a program with none did not parse)."""
+    from ..backends.coreai.summary import asset_functions
 
-    return function in storage_summary(asset)["functions"]
+    try:
+        functions = asset_functions(asset)
+    except BackendUnavailableError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the native parser raises bare errors on damaged bytecode
+        return [], f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return functions, None if functions else "its program defines no function"
 
 
 def _input_problems(inputs: dict[str, tuple[str, list[int]]]) -> list[str]:

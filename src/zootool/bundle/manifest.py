@@ -173,5 +173,5 @@ def mismatches(root: Path, manifest: Manifest) -> list[str]:
         elif (root / path).stat().st_size != entry.size:
             problems.append(f"{path}: size {(root / path).stat().st_size} != manifest {entry.size}")
         elif sha256_file(root / path) != entry.sha256:
-            problems.append(f"{path}: sha256 differs from the manifest")
+            problems.append(f"{path}: sha256 differs from the manifest (changed since the build: damaged or edited)")
     return problems

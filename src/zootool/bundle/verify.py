@@ -47,6 +47,8 @@ def verify_bundle(bundle: Path, budget_bytes: int | None = None) -> VerifyReport
         return report
     report.problems += mismatches(bundle, report.manifest)
     report.problems += _stray_files(bundle)
+    if report.problems:
+        return report  # a file that is not what was built is not parsed: its hash says all there is
     report.problems += _license(bundle)
     report.problems += _card(bundle)
     report.problems += _engine_contract(bundle, report.manifest)

@@ -37,6 +37,12 @@ def storage_summary(aimodel_path: Path, function: str = "main") -> dict[str, Any
     return {**_copied(shared), **_copied(signature)}
 
 
+def asset_functions(aimodel_path: Path) -> list[str]:
+    """The functions the asset's program defines (empty when its bytecode names none)."""
+    path = Path(aimodel_path).resolve()
+    return list(_parsed(path, _version(path))["functions"])
+
+
 def has_custom_kernel(aimodel_path: Path) -> bool:
     """Whether the asset contains a custom Metal kernel op (GPU-only)."""
     return storage_summary(aimodel_path)["ops"].get("metal4_kernel", 0) > 0
