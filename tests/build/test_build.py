@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import copy_zoo, run_zoo
+from conftest import copy_zoo, rehash_bundle, run_zoo
 
 pytest.importorskip("coreai_torch")
 
@@ -265,6 +265,7 @@ def test_the_bundle_carries_its_plan_and_verify_checks_it(built: Path, tmp_path:
     data = json.loads((copy / "plan.json").read_text())
     data["context_length"] -= 1
     (copy / "plan.json").write_text(json.dumps(data))
+    rehash_bundle(copy)
     result = run_zoo("verify", str(copy), root=built)
     assert result.returncode == 8
     assert f"plan.json: plan {recorded.model_copy(update={'context_length': plan.context_length - 1}).plan_hash} " \

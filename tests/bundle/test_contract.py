@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import copy_zoo, run_zoo
+from conftest import copy_zoo, rehash_bundle, run_zoo
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("coreai_torch")
@@ -41,6 +41,7 @@ def edit_metadata(bundle: Path, change) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
+    rehash_bundle(bundle)
 
 
 @pytest.mark.slow
@@ -96,6 +97,7 @@ def test_a_graph_off_the_contract_is_refused(broken: Path, module, example, outp
     asset = next(folder.glob("*.aimodel"))
     shutil.rmtree(asset)
     export_aimodel(module, example, asset, output_names=outputs)
+    rehash_bundle(broken)
     problems = contract_problems(folder)
     assert any(rule in p for p in problems), problems
     assert any(p.startswith("states: the function has no keyCache") for p in problems), problems
