@@ -54,6 +54,8 @@ def test_zoo_build_tiny_llama_mac(tmp_path: Path):
     custom = read_metadata(aimodel)["custom"]
     assert custom["zootool.recipe"] == "tiny-llama" and custom["zootool.plan_hash"] == manifest["plan_hash"]
     assert custom["zootool.scheme"] == "int8-all"
+    # The asset says what the plan says: a dense model has no expert kernel (not the exporter's gather_mm path).
+    assert custom["zootool.kernel"] == "none"
     app = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())
     assert app["assets"] == {"main": "Tiny-Llama-int8-all.aimodel"}
     gate = json.loads((bundle / "gate.json").read_text())
