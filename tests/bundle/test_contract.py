@@ -149,3 +149,31 @@ def test_the_contract_check_reports_an_asset_it_cannot_parse(broken: Path):
     flip_byte(next(model_dir(broken).rglob("main.mlirb")))
     [problem] = contract_problems(model_dir(broken))
     assert problem.startswith("assets.main 'Tiny-LFM2-MoE-int4km.aimodel': the asset cannot be parsed ("), problem
+
+
+@pytest.mark.slow
+def test_the_terminal_holds_only_zootools_words(built: Path):
+    """The stack's warnings and native lines (coreai-torch's torch-version warning, the runtime's
+    'Loading function') go to the command's log; ZOO_DEBUG=1 shows them."""
+    root = built.parents[2]
+    verified = run_zoo("verify", str(built), root=root)
+    assert verified.returncode == 0 and verified.stderr == "", verified.stderr
+    ran = run_zoo("run", str(built), "--prompt", "hi", "--max-tokens", "3", "--greedy", root=root)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr.splitlines() == [ran.stderr.strip()] and ran.stderr.startswith("("), ran.stderr
+    log = (root / ".zoo-cache" / "logs" / "zoo-run.log").read_text()
+    assert log.strip(), "the stack said nothing: nothing shows this test can fail"
+    debug = run_zoo("run", str(built), "--prompt", "hi", "--max-tokens", "3", "--greedy", root=root,
+                    env={"ZOO_DEBUG": "1"})
+    assert log.strip().splitlines()[-1] in debug.stderr
+
+
+@pytest.mark.slow
+def test_a_damaged_asset_fails_zoo_run_in_zootools_words(broken: Path):
+    """The native parser's ``loc(...)`` line stays in the log; the error names the log."""
+    flip_byte(next(model_dir(broken).rglob("main.mlirb")))
+    result = run_zoo("run", str(model_dir(broken)), "--prompt", "hi", root=broken.parents[2])
+    assert result.returncode == 5
+    assert "loc(" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: ") and "zoo-run.log" in result.stderr, result.stderr
+    assert "program defines no function: it is damaged" in result.stderr

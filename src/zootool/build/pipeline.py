@@ -33,13 +33,13 @@ from ..bundle.package import copy_license, dir_bytes, package_model_dir
 from ..catalog.records import record_build
 from ..config.recipe import HubSource
 from ..config.zoo_data import Zoo
-from ..errors import BudgetExceededError, GateFailedError, ResourceError, ZooError
+from ..errors import BudgetExceededError, GateFailedError
 from ..fetch.hub import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
 from ..fetch.provenance import ConvertedFrom, read_provenance
 from ..gate.progress import reporting_to
 from ..phase_clock import PhaseTime
 from ..plan.resolve import PLAN_FILE, BuildPlan, gb
-from .quiet import captured
+from .quiet import captured, pointing_at
 from .resources import Preflight
 
 
@@ -100,7 +100,7 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
     if options.force or not (final / MANIFEST).is_file():
         preflight.up_front()  # the bundle will be built: refuse now, before anything is written
     stages.before = preflight.before
-    with build_lock(final), _pointing_at(log), captured(log):
+    with build_lock(final), pointing_at(log), captured(log):
         with stages("fetch"):
             checkpoint = fetch_checkpoint(
                 plan, zoo.root / ".zoo-cache", zoo.data_dir / "licenses",
@@ -139,24 +139,6 @@ def _preflight(plan: BuildPlan, zoo: Zoo, final: Path, options: BuildOptions) ->
               "build": final.parent, "temp": Path(tempfile.gettempdir())}
     command = f"zoo plan {plan.recipe_id} --target {plan.target}"
     return Preflight(plan.resources, places, command, [] if options.ignore_resources else stages)
-
-
-@contextlib.contextmanager
-def _pointing_at(log: Path) -> Iterator[None]:
-    """Failures name the log that holds the conversion stack's own output, when it holds any.
-
-    A refusal before any conversion (an unpinned source, a missing license, too little
-    memory or disk) leaves the log empty or unwritten; pointing at it would send the reader
-    to nothing.
-    """
-    try:
-        yield
-    except ResourceError:
-        raise
-    except ZooError as exc:
-        if log.is_file() and log.stat().st_size > 0:
-            exc.hint = f"{exc.hint} (conversion log: {log})".strip()
-        raise
 
 
 def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log: Path) -> Manifest:

@@ -261,12 +261,14 @@ def verify(
     as_json: JsonFlag = False,
 ) -> None:
     """Re-check a bundle's manifest hashes, contents, license, card, budget and gate record."""
+    from ..build.quiet import quiet_command
     from ..errors import VerifyError
     from ..bundle.verify import require, verify_bundle
 
     if not bundle.is_dir():
         raise VerifyError(f"{bundle}: not a directory", "pass a bundle folder, e.g. build/tiny-lfm2-moe/mac")
-    report = verify_bundle(bundle)
+    with quiet_command("verify", _options["root"]):
+        report = verify_bundle(bundle)
     if as_json:
         emit_json({"bundle": str(bundle), "ok": report.ok, "publishable": report.publishable,
                    "problems": report.problems})
@@ -286,9 +288,11 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Generate text from a bundle through the engine driver, as an app's engine would run it."""
+    from ..build.quiet import quiet_command
     from ..gate.generate import generate
 
-    result = generate(bundle, prompt, max_tokens, greedy, seed)
+    with quiet_command("run", _options["root"]):
+        result = generate(bundle, prompt, max_tokens, greedy, seed)
     if as_json:
         emit_json(result.model_dump())
         return

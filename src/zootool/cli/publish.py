@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..build.quiet import quiet_command
 from ..bundle.layout import bundle_dir
 from ..bundle.manifest import Manifest
 from ..bundle.verify import front_matter, require, verify_bundle
@@ -30,7 +31,8 @@ def publish_command(
     bundle = bundle_dir(zoo.root, recipe.id, target)
     if not bundle.is_dir():
         raise VerifyError(f"{bundle}: not built", f"run `zoo build {model} --target {target}` first")
-    report = verify_bundle(bundle)
+    with quiet_command("publish", zoo.root):  # verify loads the asset: the stack talks
+        report = verify_bundle(bundle)
     require(report, publishable=True)
     manifest = report.manifest
     plan = plan_of(zoo, manifest, bundle)
