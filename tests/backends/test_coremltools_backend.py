@@ -275,7 +275,8 @@ def test_zoo_build_iphone_ios18_bundle(tmp_path):
     assert result.returncode == 0, result.stderr
     bundle = root / "build" / "tiny-llama" / "iphone-ios18"
     verified = run_zoo("verify", str(bundle), "--json", root=root)
-    assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": []}
+    assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": [],
+                                  "warnings": [], "publish_refusals": []}
     manifest = json.loads((bundle / "manifest.json").read_text())
     package = bundle / manifest["model_dir"] / "Tiny-Llama-int8-all.mlpackage"
     assert read_metadata(package)["custom"]["zootool.plan_hash"] == manifest["plan_hash"]

@@ -45,7 +45,8 @@ def test_bundle_layout_and_verify(built: Path):
     assert not (built / "zoo" / "records").exists()  # only --record or a publish writes the catalog
     result = run_zoo("verify", str(b), "--json", root=built)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"bundle": str(b), "ok": True, "publishable": True, "problems": []}
+    assert json.loads(result.stdout) == {"bundle": str(b), "ok": True, "publishable": True, "problems": [],
+                                  "warnings": [], "publish_refusals": []}
 
 
 @pytest.mark.slow

@@ -38,7 +38,8 @@ def test_zoo_build_tiny_llama_mac(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     bundle = root / "build" / "tiny-llama" / "mac"
     verified = run_zoo("verify", str(bundle), "--json", root=root)
-    assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": []}
+    assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": [],
+                                  "warnings": [], "publish_refusals": []}
 
     from zootool.backends.coreai.export import read_metadata, storage_summary
 
@@ -85,3 +86,21 @@ def test_mix48_stores_the_mlp_int4_and_fails_the_fixture_gate(tmp_path: Path):
     eight = ATTENTION + EMBEDDING_AND_HEAD
     assert eight <= storage["Int8"] <= eight + eight // 32, storage
     check_size(bundle, manifest, storage)
+
+
+@pytest.mark.slow
+def test_build_verify_and_publish_say_one_thing_of_an_override_build(tmp_path: Path):
+    """A --quant build that passes its gate is a local experiment: zoo publish refuses it, so neither
+    zoo build nor zoo verify may call it publishable."""
+    root = copy_zoo(tmp_path / "zoo")
+    built = run_zoo("build", "tiny-llama", "--target", "mac", "--quant", "sym8", root=root)
+    assert built.returncode == 0, built.stderr
+    reason = "built with command-line overrides (quant): the zoo publishes what the recipe says"
+    assert f"publishable: no ({reason})" in built.stdout, built.stdout
+    bundle = root / "build" / "tiny-llama" / "mac"
+    verified = run_zoo("verify", str(bundle), root=root)
+    assert verified.returncode == 0 and f"publishable: no ({reason})" in verified.stdout, verified.stdout
+    as_json = json.loads(run_zoo("verify", str(bundle), "--json", root=root).stdout)
+    assert (as_json["publishable"], as_json["publish_refusals"]) == (False, [reason])
+    published = run_zoo("publish", "tiny-llama", "--target", "mac", "--dry-run", root=root)
+    assert published.returncode == 8 and "built with command-line overrides (quant)" in published.stderr

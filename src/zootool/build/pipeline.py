@@ -26,8 +26,8 @@ from ..bundle.layout import (
     PIPELINE_DIR, asset_name, build_lock, bundle_dir, checkpoint_record, remember_checkpoint, staging,
 )
 from ..bundle.manifest import (
-    MANIFEST, BundleSizes, GateSummary, Manifest, ManifestSource, mismatches, read_manifest, write_json_atomic,
-    write_manifest,
+    MANIFEST, BundleSizes, GateSummary, Manifest, ManifestSource, local_overrides, mismatches, read_manifest,
+    write_json_atomic, write_manifest,
 )
 from ..bundle.package import copy_license, dir_bytes, package_model_dir
 from ..catalog.records import record_build
@@ -230,7 +230,7 @@ def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str, converte
         source=ManifestSource.model_validate(plan.source_fields() | {"converted_from": converted}),
         size=BundleSizes.model_validate(sizes),
         gate=summary,
-        publishable=summary.passed,
+        publishable=summary.passed and not local_overrides(plan.overrides),
         overrides=plan.overrides,
     )
 

@@ -20,6 +20,9 @@ from .digests import file_digest, sha256_file  # noqa: F401 - publish hashes wit
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+# What a published bundle may take from the command line: a pinned upstream revision. Any other
+# override (--quant, --kernel) makes a local experiment, which zoo publish refuses.
+PUBLISHED_OVERRIDES = frozenset({"source.revision"})
 TOOLS = (
     "zootool", "coreai-torch", "coreai-core", "coreai-opt", "coremltools", "torch", "transformers", "huggingface_hub",
 )
@@ -100,12 +103,34 @@ class Manifest(BaseModel):
     files: list[FileEntry] = []
 
     @property
+    def local_overrides(self) -> list[str]:
+        return local_overrides(self.overrides)
+
+    @property
     def gate_line(self) -> str | None:
         return self.gate.line if self.gate else None
 
     @property
     def sizes(self) -> BundleSizes:
         return self.size or BundleSizes()
+
+
+def local_overrides(overrides: dict[str, Any]) -> list[str]:
+    """The command-line overrides that keep a build from being published (all but ``PUBLISHED_OVERRIDES``)."""
+    return sorted(key for key in overrides if key not in PUBLISHED_OVERRIDES)
+
+
+def publish_refusals(manifest: Manifest) -> list[str]:
+    """Why ``zoo publish`` refuses a bundle that verifies, one sentence each (empty: it publishes it).
+
+    The one rule ``zoo build``, ``zoo verify`` and ``zoo publish`` all state."""
+    gate = manifest.gate
+    refusals = [] if gate and gate.passed else [
+        f"gate: {manifest.gate_line or 'missing'}: only a bundle that passed its gate is published"]
+    if manifest.local_overrides:
+        refusals.append(f"built with command-line overrides ({', '.join(manifest.local_overrides)}): the zoo "
+                        "publishes what the recipe says")
+    return refusals
 
 
 def bundle_files(root: Path) -> list[Path]:

@@ -33,10 +33,10 @@ def publish_command(
         raise VerifyError(f"{bundle}: not built", f"run `zoo build {model} --target {target}` first")
     with quiet_command("publish", zoo.root):  # verify loads the asset: the stack talks
         report = verify_bundle(bundle)
+    _published_as_the_recipe_says(report.manifest, bundle, model, target)
     require(report, publishable=True)
     manifest = report.manifest
     plan = plan_of(zoo, manifest, bundle)
-    _published_as_the_recipe_says(manifest, bundle, model, target)
     if manifest.total_bytes > plan.budget.budget_bytes:
         raise VerifyError(f"{bundle}: {manifest.total_bytes} bytes exceed the {plan.platform_id} budget "
                           f"of {plan.budget.budget_bytes}", "rebuild with a smaller scheme")
@@ -59,7 +59,7 @@ def publish_command(
 
 def _published_as_the_recipe_says(manifest: Manifest, bundle: Path, model: str, target: str) -> None:
     """Only a pinned revision may come from the command line; other overrides stay local experiments."""
-    extra = sorted(k for k in manifest.overrides if k != "source.revision")
+    extra = manifest.local_overrides
     if extra:
         raise VerifyError(
             f"{bundle}: built with command-line overrides ({', '.join(extra)}); the zoo publishes what the recipe says",
