@@ -168,3 +168,17 @@ def test_dense_schemes_are_for_kernel_none_only():
         plan_for(REPO, "tiny-lfm2-moe", "mac", quant="int8-all")
     for scheme in ("int8-all", "mix48"):
         assert plan_for(REPO, "tiny-llama", "mac-macos15", quant=scheme).backend == "coremltools"
+
+
+# Peak RSS of the Core ML export measured by bench/coreml_export_memory.py (2026-12, int8-all, a random
+# checkpoint of the Qwen3-0.6B shape): 9.60 GB while converting; the Core AI model had predicted 3.03 GB.
+COREML_QWEN3_EXPORT_PEAK = 9.60e9
+
+
+def test_core_ml_export_memory_follows_the_core_ml_model():
+    coreml = plan_for(REPO, "qwen3-0.6b", "mac-macos15").resources.stages
+    assert COREML_QWEN3_EXPORT_PEAK <= coreml["export"].memory_bytes <= 1.1 * COREML_QWEN3_EXPORT_PEAK
+    assert set(coreml["export"].phases) == {"load", "trace", "convert_and_compress"}
+    assert coreml["gate"].phases["fp16_convert_and_compress"] == coreml["export"].memory_bytes  # its ceiling export
+    coreai = plan_for(REPO, "qwen3-0.6b", "mac").resources.stages["export"]
+    assert coreai.memory_bytes < coreml["export"].memory_bytes / 2  # Core AI loads, quantizes, converts lean

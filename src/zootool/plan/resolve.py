@@ -209,13 +209,14 @@ def _predictions(
 ) -> tuple[SizeEstimate, ResourceEstimate, GateRuntime]:
     """The bundle's size, how the gate runs on Linux, each build stage's memory and disk."""
     tensors = recipe.architecture.tensors()
-    program = backend(values["backend"]).program_bytes(recipe.architecture.layout(), scheme)
+    backend_id = values["backend"]
+    program = backend(backend_id).program_bytes(recipe.architecture.layout(), scheme)
     sizes = estimate(tensors, scheme, kernel, program)
     generated = isinstance(recipe.model.source, GeneratedSource)
-    gate_runtime = gate_runtime_of(recipe.architecture, values["backend"], values["gate.positions"])
-    needs = resource_estimate(tensors, sizes, scheme, kernel, generated=generated, gate_runtime=gate_runtime)
+    gate_runtime = gate_runtime_of(recipe.architecture, backend_id, values["gate.positions"])
+    needs = resource_estimate(tensors, sizes, scheme, kernel, generated=generated, gate_runtime=gate_runtime,
+                              backend=backend_id)
     return sizes, needs, gate_runtime
-
 
 
 def _levels(zoo: Zoo, recipe: Recipe, table: Settings, target: str, recipe_file: str, overrides):
