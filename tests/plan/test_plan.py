@@ -116,7 +116,23 @@ def test_scheme_without_a_mapping_on_the_backend_is_refused():
     with pytest.raises(ConfigError) as caught:
         plan_for(REPO, "tiny-llama", "mac", quant="pal4")
     assert caught.value.message == "command line: --quant: scheme 'pal4' has no mapping on backend 'coreai'"
-    assert caught.value.hint == "schemes for this backend: fp16, sym8, int4km, int8-all, mix48"
+    assert caught.value.hint == "schemes for backend coreai with kernel none: fp16, sym8, int8-all, mix48"
+
+
+@pytest.mark.parametrize(("model", "target", "quant"), [
+    ("qwen3-0.6b", "mac", "int4km"), ("qwen3-0.6b", "mac", "pal4"), ("qwen3-0.6b", "mac-macos15", "int4km"),
+    ("tiny-lfm2-moe", "mac", "pal4"), ("tiny-lfm2-moe", "mac", "int4km"), ("tiny-lfm2-moe", "iphone", "mix48"),
+])  # fmt: skip
+def test_a_refused_scheme_hints_only_schemes_that_resolve(model: str, target: str, quant: str):
+    """Each check's hint lists only schemes that pass every check: never one that another check refuses."""
+    from zootool.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        plan_for(REPO, model, target, quant=quant)
+    offered = caught.value.hint.split(": ", 1)[1].split(", ")
+    assert offered and quant not in offered, caught.value.hint
+    for scheme in offered:
+        assert plan_for(REPO, model, target, quant=scheme).scheme_id == scheme
 
 
 DENSE_TARGETS = ("mac", "iphone", "mac-macos15", "iphone-ios18")

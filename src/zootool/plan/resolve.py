@@ -27,6 +27,7 @@ from ..errors import BudgetExceededError, ConfigError, RecipeError, UnknownTarge
 from ..units import gb
 from .estimate import SizeEstimate, estimate
 from .footprint import ResourceEstimate, resource_estimate
+from .choices import usable_schemes
 from .gate_runtime import GateRuntime, gate_runtime_of
 
 NESTED = ("gate", "publish")
@@ -315,10 +316,10 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
     _known(values["pipeline"], PIPELINES, origins["pipeline"], "pipeline")
     _known(values["quant"], zoo.schemes, origins["quant"], "quant scheme")
     if values["backend"] not in zoo.schemes[values["quant"]].backends:
+        usable = usable_schemes(zoo, values["backend"], zoo.kernels.get(values["kernel"]))
         raise ConfigError(
             f"{origins['quant']}: scheme '{values['quant']}' has no mapping on backend '{values['backend']}'",
-            "schemes for this backend: "
-            + ", ".join(k for k, v in zoo.schemes.items() if values["backend"] in v.backends),
+            f"schemes for backend {values['backend']} with kernel {values['kernel']}: {', '.join(usable)}",
         )
     refusal = scheme_refusal(values["backend"], zoo.schemes[values["quant"]])
     if refusal:
@@ -327,7 +328,7 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
     _known(values["kernel"], zoo.kernels, origins["kernel"], "kernel")
     kernel = zoo.kernels[values["kernel"]]
     _kernel_fits_model(kernel, values["kernel"], origins["kernel"], recipe.architecture, zoo)
-    _kernel_applies(kernel, values, origins["kernel"])
+    _kernel_applies(kernel, values, origins["kernel"], zoo)
     refusal = backend(values["backend"]).graph_refusal(recipe.architecture.layout())
     if refusal:
         raise ConfigError(f"{origins['backend']}: backend '{values['backend']}': {refusal}",
@@ -356,17 +357,15 @@ def _kernel_fits_model(kernel: Kernel, kernel_id: str, origin: Origin, arch: Any
         )
 
 
-def _kernel_applies(kernel: Kernel, values: dict, origin: Origin) -> None:
+def _kernel_applies(kernel: Kernel, values: dict, origin: Origin, zoo: Zoo) -> None:
     problems = [
         (values["backend"], kernel.backends, "backend"),
-        (values["quant"], kernel.schemes, "quant scheme"),
+        (values["quant"], usable_schemes(zoo, values["backend"], kernel), "quant scheme"),  # on this backend
     ]
     for value, allowed, what in problems:
         if value not in allowed:
-            raise ConfigError(
-                f"{origin}: kernel '{values['kernel']}' does not support {what} '{value}'",
-                f"it supports {what}s: {', '.join(allowed)}",
-            )
+            raise ConfigError(f"{origin}: kernel '{values['kernel']}' does not support {what} '{value}'",
+                              f"it supports {what}s: {', '.join(allowed)}")
 
 
 def _budget(platform: Platform, estimated: int) -> Budget:
