@@ -78,7 +78,7 @@ def test_gate_transcript_and_card(built: Path):
     assert gate["input_ids"] and gate["forced_tokens"] and len(gate["oracle_top"]) == 41
     card = (bundle(built) / "README.md").read_text()
     assert gate["line"] in card and "license: mit" in card and "library_name: coreai" in card
-    assert "Use the chat template and sampling" in card
+    assert "degenerates into repetition" not in card  # the flagship's note, not this fixture's
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ PLAN_FILE = "plan.json"
 # Not part of what is built: provenance, the predicted machine needs (re-measured constants),
 # the card's prose, and the command line's values (already in the fields they set).
 # gate_runtime follows from the hashed fields (plan.gate_runtime); it changes no bundle byte.
-UNHASHED = frozenset({"origins", "resources", "description", "tags", "overrides", "gate_runtime"})
+UNHASHED = frozenset({"origins", "resources", "description", "tags", "card_notes", "overrides", "gate_runtime"})
 
 
 class Origin(BaseModel):
@@ -68,6 +68,7 @@ class BuildPlan(BaseModel):
     model_name: str
     description: str = ""
     tags: tuple[str, ...] = ()
+    card_notes: tuple[str, ...] = ()  # what is known of this model that its card tells users (model.card-notes)
     target: str
     platform_id: str
     platform: Platform
@@ -170,6 +171,7 @@ def resolve(
         model_name=recipe.model.name,
         description=recipe.model.description,
         tags=recipe.model.tags,
+        card_notes=recipe.model.card_notes,
         target=target,
         platform_id=platform_id,
         platform=platform,
@@ -251,10 +253,8 @@ def _target_table(recipe: Recipe, target: str, recipe_file: str):
 
 def _platform(zoo: Zoo, platform_id: str, recipe_file: str, target: str) -> Platform:
     if platform_id not in zoo.platforms:
-        raise RecipeError(
-            recipe_file, f"targets.{target}.platform", f"unknown platform '{platform_id}'",
-            did_you_mean(platform_id, zoo.platforms),
-        )
+        raise RecipeError(recipe_file, f"targets.{target}.platform", f"unknown platform '{platform_id}'",
+                          did_you_mean(platform_id, zoo.platforms))
     return zoo.platforms[platform_id]
 
 
