@@ -36,6 +36,7 @@ from ..config.zoo_data import Zoo
 from ..errors import BudgetExceededError, GateFailedError
 from ..fetch.hub import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
 from ..fetch.provenance import ConvertedFrom, read_provenance
+from ..fetch.license_text import card_license_source
 from ..gate.progress import reporting_to
 from ..phase_clock import PhaseTime
 from ..plan.resolve import PLAN_FILE, BuildPlan, gb
@@ -156,16 +157,18 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log
     hash_ahead(p for p in sorted(model.rglob("*")) if p.is_file())  # for the manifest, beside the next stages
     with stages("package"):
         package_model_dir(plan, checkpoint, model_dir, model)
-        copy_license(plan, checkpoint, stage)
+        license = copy_license(plan, checkpoint, stage, zoo.data_dir / "licenses")
     gate = _gate(plan, zoo, checkpoint, stage, model_dir, options, stages)
     with stages("card"):
         sizes = _sizes(plan, stage, dir_bytes(model))
-        _write_card(plan, zoo, stage, stem, model.name, gate, converted)
+        source = card_license_source(plan, license, converted.license_from if converted else None)
+        _write_card(plan, zoo, stage, stem, model.name, gate, converted, source)
         sizes["bundle_bytes"] = dir_bytes(stage)
         _check_budget(plan, sizes["bundle_bytes"])
         require_contract(stage / PIPELINE_DIR / stem)
     with stages("manifest"):
-        return write_manifest(stage, _manifest_fields(plan, key, sizes, gate, stem, converted))
+        fields = _manifest_fields(plan, key, sizes, gate, stem, converted)
+        return write_manifest(stage, fields.model_copy(update={"license_text": license.origin}))
 
 
 def ceiling_cache(zoo: Zoo) -> Path:
@@ -199,9 +202,11 @@ def _check_budget(plan: BuildPlan, actual: int) -> None:
         )
 
 
-def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate, converted: ConvertedFrom | None) -> None:
+def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate, converted: ConvertedFrom | None,
+                license_source: str) -> None:
     facts = {
         "converted_from": converted.sentence() if converted else None,
+        "license_source": license_source,
         "description": plan.description or plan.model_name,
         "bundle_dir": f"{PIPELINE_DIR}/{stem}",
         "main_asset": model_file,
@@ -210,8 +215,6 @@ def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate, c
         "gate_detail": gate.get("detail", gate["line"]),
         "zootool_version": __version__,
     }
-    if converted and converted.license_from:
-        facts["license_source"] = converted.license_from
     (stage / "README.md").write_text(render_card(plan, zoo.cards_dir, facts))
 
 

@@ -94,6 +94,8 @@ class Manifest(BaseModel):
     kernel: str | None = None
     model_dir: str | None = None
     source: ManifestSource | None = None
+    # LICENSE is the upstream's own file, or the zoo's copy of a standard license's text (none upstream)
+    license_text: Literal["upstream", "zoo"] | None = None
     size: BundleSizes | None = None
     gate: GateSummary | None = None
     publishable: bool = False

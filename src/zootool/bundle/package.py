@@ -14,6 +14,7 @@ from typing import Any
 
 from ..backends.registry import backend
 from ..errors import FetchError
+from ..fetch.license_text import LicenseText, license_text, write_license
 from ..plan.resolve import BuildPlan
 from .app_metadata import MAIN_ROLE, METADATA_FILE, METADATA_VERSION, TOKENIZER_DIR, AppMetadata
 from .manifest import write_json_atomic
@@ -66,8 +67,11 @@ def state_kinds(model: Path) -> dict[str, str]:
     return {name: "kv_cache" if -1 in parse_descriptor(text)[1] else "fixed" for name, text in states.items()}
 
 
-def copy_license(plan: BuildPlan, checkpoint: Path, bundle: Path) -> None:
-    shutil.copyfile(checkpoint / plan.license.text_file, bundle / "LICENSE")
+def copy_license(plan: BuildPlan, checkpoint: Path, bundle: Path, license_dir: Path) -> LicenseText:
+    """The bundle's LICENSE: the upstream's file, or the zoo's copy of a standard license's text."""
+    text = license_text(plan, checkpoint, license_dir)
+    write_license(plan, text, bundle / "LICENSE")
+    return text
 
 
 def app_metadata(plan: BuildPlan, model_file: str, state_kinds: dict[str, str]) -> dict[str, Any]:

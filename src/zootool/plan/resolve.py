@@ -22,7 +22,7 @@ from ..arch import Architecture
 from ..backends.registry import backend, scheme_refusal
 from ..config.recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
 from ..config.schema_base import did_you_mean
-from ..config.zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
+from ..config.zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo, unknown_license_hint
 from ..errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
 from ..units import gb
 from .estimate import SizeEstimate, estimate
@@ -337,7 +337,7 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
     if recipe.model.license not in licenses:
         raise RecipeError(
             recipe_file, "model.license",
-            f"unknown license '{recipe.model.license}'", did_you_mean(recipe.model.license, licenses),
+            f"unknown license '{recipe.model.license}'", unknown_license_hint(recipe.model.license, licenses),
         )
     return {"scheme": zoo.schemes[values["quant"]], "kernel": kernel, "license": licenses[recipe.model.license]}
 
