@@ -104,3 +104,22 @@ def test_build_verify_and_publish_say_one_thing_of_an_override_build(tmp_path: P
     assert (as_json["publishable"], as_json["publish_refusals"]) == (False, [reason])
     published = run_zoo("publish", "tiny-llama", "--target", "mac", "--dry-run", root=root)
     assert published.returncode == 8 and "built with command-line overrides (quant)" in published.stderr
+
+
+@pytest.mark.slow
+def test_int4_all_stores_every_matrix_int4(tmp_path: Path):
+    """Apple's macOS default form: attention, MLP, embedding and head int4 per block of 32, norms fp16.
+    (On this random fixture its gate fails, +31 flips of 41 when measured, as 4-bit weights do here.)"""
+    root = copy_zoo(tmp_path / "zoo")
+    result = run_zoo("build", "tiny-llama", "--target", "mac", "--quant", "int4-all", "--no-gate", "--json", root=root)
+    assert result.returncode == 0, result.stderr
+    bundle = root / "build" / "tiny-llama" / "mac"
+
+    from zootool.backends.coreai.export import storage_summary
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    storage = storage_summary(bundle / manifest["model_dir"] / "Tiny-Llama-int4-all.aimodel")["storage"]
+    codes = ATTENTION + MLP + EMBEDDING_AND_HEAD
+    assert codes <= storage["Int4"] <= codes + codes // 32, storage
+    assert storage.get("Int8", 0) <= codes // 32, storage  # zero points at most: no int8 weights left
+    check_size(manifest, storage)

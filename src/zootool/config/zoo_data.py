@@ -71,6 +71,9 @@ class QuantSpec(Strict):
     scale_bits: int = Field(default=16, ge=0, le=32)
     zero_point_bits: int = Field(default=0, ge=0, le=32)
     lut_bits: int = Field(default=0, ge=0, le=INT32_MAX)
+    # symmetric blocks: search each block's scale below its max |w| for the least squared error
+    # (backends.coreai.clipping); the stored format, and so the size, is the same
+    clip_search: bool = False
 
     @model_validator(mode="after")
     def _overhead_fits_method(self) -> "QuantSpec":
@@ -78,6 +81,8 @@ class QuantSpec(Strict):
             raise FieldError("lut-bits", "k-means weights need a look-up table: set lut-bits above 0")
         if self.method != "kmeans" and not self.scale_bits:
             raise FieldError("scale-bits", f"{self.method} weights need a scale: set scale-bits above 0")
+        if self.clip_search and not (self.method == "symmetric" and self.block_size):
+            raise FieldError("clip-search", "a clipping search needs symmetric weights in blocks (block-size)")
         return self
 
 
