@@ -116,7 +116,7 @@ def test_scheme_without_a_mapping_on_the_backend_is_refused():
     with pytest.raises(ConfigError) as caught:
         plan_for(REPO, "tiny-llama", "mac", quant="pal4")
     assert caught.value.message == "command line: --quant: scheme 'pal4' has no mapping on backend 'coreai'"
-    assert caught.value.hint == "schemes for backend coreai with kernel none: fp16, sym8, int8-all, mix48"
+    assert caught.value.hint == "schemes for backend coreai with kernel none: fp16, sym8, int8-all, mix48, int4-all"
 
 
 @pytest.mark.parametrize(("model", "target", "quant"), [
