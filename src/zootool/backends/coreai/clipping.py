@@ -18,7 +18,9 @@ from __future__ import annotations
 import torch
 
 # Candidate scales as fractions of the block's max-|w| scale; 1.0 (no clipping) is always tried.
-CLIP_RATIOS = tuple(round(1.0 - 0.025 * step, 3) for step in range(21))  # 1.0 down to 0.5
+# 1.0 down to 0.7: on SmolLM2-135M's weights a grid down to 0.5 picked nothing below 0.7 (the same
+# error, 0.816x min-max's, at twice the time); steps of 0.05 gave 0.827x.
+CLIP_RATIOS = tuple(round(1.0 - 0.025 * step, 3) for step in range(13))
 CHUNK_ELEMENTS = 1 << 22  # rows searched at once: fp32 temporaries of ~16 MB each, whatever the tensor
 
 
