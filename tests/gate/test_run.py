@@ -89,16 +89,18 @@ def apple_form(bundle: Path, dest: Path, compression: str | None) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("compression", ["4bit", None])
-def test_verify_and_run_take_a_model_folder_in_apples_form(root: Path, tmp_path: Path, compression):
-    folder = apple_form(root / "build" / "tiny-llama" / "mac", tmp_path / "Tiny-Llama-4bit", compression)
-    verified = run_zoo("verify", str(folder), "--json", root=root)
-    assert verified.returncode == 0, verified.stderr
-    report = json.loads(verified.stdout)
-    assert report["ok"] and report["problems"] == [] and not report["publishable"]
-    assert report["warnings"] == ["tokenizer/generation_config.json: missing; engines sample with the app's "
-                                  "settings (Apple's LLM code does not read it), zoo run with its defaults"]
-    assert report["publish_refusals"] == ["no manifest.json: not a bundle zootool built"]
+def test_verify_and_run_take_a_model_folder_in_apples_form(root: Path, tmp_path: Path):
+    folder = apple_form(root / "build" / "tiny-llama" / "mac", tmp_path / "Tiny-Llama-4bit", "4bit")
+    for compression in ("4bit", None):
+        metadata = json.loads((folder / "metadata.json").read_text())
+        (folder / "metadata.json").write_text(json.dumps({**metadata, "compression": compression}))
+        verified = run_zoo("verify", str(folder), "--json", root=root)
+        assert verified.returncode == 0, verified.stderr
+        report = json.loads(verified.stdout)
+        assert report["ok"] and report["problems"] == [] and not report["publishable"]
+        assert report["warnings"] == ["tokenizer/generation_config.json: missing; engines sample with the app's "
+                                      "settings (Apple's LLM code does not read it), zoo run with its defaults"]
+        assert report["publish_refusals"] == ["no manifest.json: not a bundle zootool built"]
     ran = run_zoo("run", str(folder), "--prompt", "Where do giraffes live?", "--greedy", "--max-tokens", "4",
                   "--json", root=root)
     assert ran.returncode == 0, ran.stderr
