@@ -64,7 +64,7 @@ def test_a_standard_license_without_upstream_text_ships_the_zoos_copy(zoo_root: 
     assert result.returncode == 0, result.stderr
     bundle = zoo_root / "build" / MODEL / "mac"
     shipped = (bundle / "LICENSE").read_text()
-    assert shipped.startswith("MIT License: the zoo's copy of its standard text. The checkpoint declares this")
+    assert shipped.startswith("MIT License: the zoo's copy of its standard text.\nThe checkpoint declares this")
     assert shipped.endswith((zoo_root / "zoo" / "licenses" / "mit.txt").read_text())
     assert json.loads((bundle / "manifest.json").read_text())["license_text"] == "zoo"
     assert "copied from the zoo's copy of the standard text (zoo/licenses/mit.txt)" in (bundle / "README.md").read_text()

@@ -17,12 +17,11 @@ from pydantic import BaseModel, ConfigDict
 from ..config.zoo_data import zoo_license_text
 from ..errors import ConfigError
 
-ZOO_COPY_NOTE = """\
-{name}: the zoo's copy of its standard text. {upstream} declares this license and ships no
-license file, so zootool ships this copy of the text. The licensed work and its copyright are
-its authors' ({upstream}), not zootool's.
-
-"""
+ZOO_COPY_NOTE = (
+    "{name}: the zoo's copy of its standard text.\n"
+    "{upstream} declares this license and ships no license file, so zootool ships this copy of the text.\n"
+    "The licensed work and its copyright are its authors' ({upstream}), not zootool's.\n\n"
+)
 
 
 class LicenseText(BaseModel):
