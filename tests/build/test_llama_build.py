@@ -122,4 +122,4 @@ def test_int4_all_stores_every_matrix_int4(tmp_path: Path):
     codes = ATTENTION + MLP + EMBEDDING_AND_HEAD
     assert codes <= storage["Int4"] <= codes + codes // 32, storage
     assert storage.get("Int8", 0) <= codes // 32, storage  # zero points at most: no int8 weights left
-    check_size(manifest, storage)
+    check_size(bundle, manifest, storage)
