@@ -119,3 +119,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("real-weights lane (SmolLM2-135M-Instruct)")
         for line in LANE_REPORT:
             terminalreporter.write_line(line)
+
+
+def rehash_bundle(bundle: Path) -> None:
+    """Rewrite ``bundle``'s manifest over its files as they are now: a bundle that was built this way
+    (verify compares hashes first, so an edit that is not re-hashed is reported as damage)."""
+    from zootool.bundle.manifest import read_manifest, write_manifest
+
+    write_manifest(bundle, read_manifest(bundle))

@@ -200,6 +200,30 @@ def test_readback_graph_runs_the_package_weights(checkpoint, packages):
     assert "read back from the .mlpackage" in runtime_name() or "Core ML" in runtime_name()
 
 
+@pytest.mark.slow
+def test_norm_weights_of_ones_survive_the_export(tmp_path):
+    """transformers initialises RMSNorm weights to exactly one; coremltools folds ``x * 1`` away with its
+    constant, and the package must still export and read back (q_norm/k_norm of a Qwen3 included)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    upstream = AutoModelForCausalLM.from_config(AutoConfig.for_model(**TINY["qwen3"]))
+    norms = {name: p for name, p in upstream.named_parameters() if "norm" in name}
+    assert "model.layers.0.self_attn.q_norm.weight" in norms and all(bool((p == 1).all()) for p in norms.values())
+    upstream.save_pretrained(tmp_path / "qwen3")
+    checkpoint = tmp_path / "qwen3"
+    package = export_mlpackage(module_for(checkpoint), tmp_path / "ones.mlpackage", scheme=scheme("int8-all"),
+                               metadata=metadata_for(checkpoint))
+    folded = json.loads(read_metadata(package)["custom"]["zootool.folded_weights"])
+    assert folded["decoder.layers.0.self_attn.q_norm.weight"] == 1.0
+    tokens = [1, 17, 300, 42, 7]
+    with torch.no_grad():
+        expected = decode_tokens(module_for(checkpoint), tokens).numpy()
+    actual = CoreMLGraph(package, MAX_CONTEXT)(np.array([tokens], np.int32), len(tokens))
+    # int8-all weights against the fp32 module: transformers' init (std 0.02) keeps logits small.
+    assert np.abs(actual - expected).max() < 0.05
+
+
 def test_deployment_targets():
     assert deployment_target("ios", 18) == "iOS18" and deployment_target("macos", 15) == "macOS15"
     with pytest.raises(ConfigError, match="iOS 17 is too old"):
@@ -251,7 +275,8 @@ def test_zoo_build_iphone_ios18_bundle(tmp_path):
     assert result.returncode == 0, result.stderr
     bundle = root / "build" / "tiny-llama" / "iphone-ios18"
     verified = run_zoo("verify", str(bundle), "--json", root=root)
-    assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": []}
+    assert json.loads(verified.stdout) == {"bundle": str(bundle), "ok": True, "publishable": True, "problems": [],
+                                  "warnings": [], "publish_refusals": []}
     manifest = json.loads((bundle / "manifest.json").read_text())
     package = bundle / manifest["model_dir"] / "Tiny-Llama-int8-all.mlpackage"
     assert read_metadata(package)["custom"]["zootool.plan_hash"] == manifest["plan_hash"]

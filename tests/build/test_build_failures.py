@@ -36,14 +36,39 @@ def weights_copy(checkpoint: Path, dest: Path) -> Path:
     return dest
 
 
-def test_missing_license_is_refused_before_conversion(zoo_root: Path, checkpoint: Path, tmp_path: Path):
+def test_missing_custom_license_text_is_refused_before_conversion(zoo_root: Path, checkpoint: Path, tmp_path: Path):
+    """A custom license (here lfm1.0) has no standard text the zoo could ship: the upstream's file is needed,
+    and its absence is bad input (exit 2), not a failed download, even for a local folder."""
+    recipe = zoo_root / "recipes" / f"{MODEL}.toml"
+    recipe.write_text(recipe.read_text().replace('license = "mit"', 'license = "lfm1.0"'))
     weights = weights_copy(checkpoint, tmp_path / "w")
     (weights / "LICENSE").unlink()
     result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(weights), root=zoo_root)
-    assert result.returncode == 9
-    assert "LICENSE: the license text (MIT License) is missing" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "LICENSE: the license text (LFM Open License v1.0) is missing, and 'lfm1.0' is a custom license" \
+        in result.stderr
+    assert "put the upstream's LICENSE in the checkpoint folder" in result.stderr
     assert "Traceback" not in result.stderr
     assert leftovers(zoo_root) == []
+
+
+@pytest.mark.slow
+def test_a_standard_license_without_upstream_text_ships_the_zoos_copy(zoo_root: Path, checkpoint: Path,
+                                                                       tmp_path: Path):
+    """The card declares MIT, no LICENSE file: the bundle ships zoo/licenses/mit.txt and says so."""
+    import json
+
+    weights = weights_copy(checkpoint, tmp_path / "w")
+    (weights / "LICENSE").unlink()
+    result = run_zoo("build", MODEL, "--target", "mac", "--weights", str(weights), "--no-gate", root=zoo_root)
+    assert result.returncode == 0, result.stderr
+    bundle = zoo_root / "build" / MODEL / "mac"
+    shipped = (bundle / "LICENSE").read_text()
+    assert shipped.startswith("MIT License: the zoo's copy of its standard text.\nThe checkpoint declares this")
+    assert shipped.endswith((zoo_root / "zoo" / "licenses" / "mit.txt").read_text())
+    assert json.loads((bundle / "manifest.json").read_text())["license_text"] == "zoo"
+    assert "copied from the zoo's copy of the standard text (zoo/licenses/mit.txt)" in (bundle / "README.md").read_text()
+    assert run_zoo("verify", str(bundle), root=zoo_root).returncode == 0
 
 
 def test_truncated_safetensors_is_a_fetch_error(zoo_root: Path, checkpoint: Path, tmp_path: Path):

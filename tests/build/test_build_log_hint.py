@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import run_zoo
 
-from zootool.build.pipeline import _pointing_at
+from zootool.build.quiet import pointing_at
 from zootool.errors import FetchError
 
 
@@ -16,7 +16,7 @@ def test_hint_names_the_log_only_when_it_was_written(tmp_path: Path, content, na
     log = tmp_path / "mac.log"
     if content is not None:
         log.write_bytes(content)
-    with pytest.raises(FetchError) as caught, _pointing_at(log):
+    with pytest.raises(FetchError) as caught, pointing_at(log):
         raise FetchError("download failed", "check the network")
     assert (f"(conversion log: {log})" in caught.value.hint) is named
     assert caught.value.hint.startswith("check the network")

@@ -30,7 +30,17 @@ def test_custom_license_and_quantized_base_model():
     assert {"coreai", "aimodel", "apple-silicon", "on-device", "int4km", "ios"} <= set(front["tags"])
     assert "com.apple.developer.kernel.increased-memory-limit" in text
     assert "keep prompt + generated tokens under 1024" in text
-    assert "Use the chat template and sampling" in text and "CLEAN (+0 flips/41" in text
+    assert "CLEAN (+0 flips/41" in text
+    # What was published of this model, from its recipe's card-notes.
+    assert "**Note.** Use the chat template and sampling: on a bare prompt with greedy decoding the base model " \
+           "degenerates into repetition" in text
+
+
+def test_a_card_says_only_what_is_known_of_its_model():
+    """No other model's observations: the flagship's note on repetition is not on a dense model's card."""
+    for model, target in (("qwen3-0.6b", "mac"), ("tiny-llama", "mac"), ("tiny-lfm2-moe", "iphone")):
+        _, text = card(model, target)
+        assert "degenerates" not in text and "**Note.**" not in text, model
 
 
 def test_generated_source_has_no_base_model_and_no_entitlement():

@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import copy_zoo, run_zoo
+from conftest import copy_zoo, rehash_bundle, run_zoo
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("coreai_torch")
 
-from zootool.bundle.contract import contract_problems  # noqa: E402
+from zootool.bundle.contract import contract_findings, contract_problems  # noqa: E402
 
 MODEL = "tiny-lfm2-moe"
 
@@ -41,6 +41,7 @@ def edit_metadata(bundle: Path, change) -> None:
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
+    rehash_bundle(bundle)
 
 
 @pytest.mark.slow
@@ -96,6 +97,7 @@ def test_a_graph_off_the_contract_is_refused(broken: Path, module, example, outp
     asset = next(folder.glob("*.aimodel"))
     shutil.rmtree(asset)
     export_aimodel(module, example, asset, output_names=outputs)
+    rehash_bundle(broken)
     problems = contract_problems(folder)
     assert any(rule in p for p in problems), problems
     assert any(p.startswith("states: the function has no keyCache") for p in problems), problems
@@ -110,9 +112,12 @@ def test_tokenizer_rules(broken: Path):
     (tokenizer / "tokenizer_config.json").write_text(json.dumps({**config, "tokenizer_class": "MysteryTokenizer"}))
     (tokenizer / "chat_template.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
     (tokenizer / "generation_config.json").unlink()
-    problems = contract_problems(model_dir(broken))
+    findings = contract_findings(model_dir(broken))
+    problems = findings.problems
     assert "tokenizer_config.json: tokenizer_class 'MysteryTokenizer' is not one swift-transformers knows" in problems
-    assert "tokenizer/generation_config.json: missing" in problems
+    # Optional: Apple's LLM code never reads it (apps sample with their own settings).
+    assert not any("generation_config" in p for p in problems)
+    assert any(w.startswith("tokenizer/generation_config.json: missing") for w in findings.warnings)
     assert any("does not end with the eos token '<|im_end|>'" in p for p in problems), problems
 
 
@@ -121,3 +126,57 @@ def test_publish_refuses_a_bundle_off_the_contract(broken: Path):
     edit_metadata(broken, lambda d: d["language"].update(function_map={"main": "main"}))
     result = run_zoo("publish", MODEL, "--target", "iphone", "--dry-run", root=broken.parents[2])
     assert result.returncode == 8 and "language.function_map.main" in result.stderr
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.slow
+def test_a_damaged_model_file_is_named_by_its_hash_not_parsed(broken: Path):
+    """One flipped byte of main.mlirb: verify names the file whose sha256 changed (exit 8), without parsing it."""
+    mlirb = next(model_dir(broken).rglob("main.mlirb"))
+    flip_byte(mlirb)
+    result = run_zoo("verify", str(broken), "--json")
+    assert result.returncode == 8, result.stderr
+    assert json.loads(result.stdout)["problems"] == [
+        f"{mlirb.relative_to(broken).as_posix()}: sha256 differs from the manifest (changed since the build: damaged or edited)"
+    ]
+    assert "function" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_the_contract_check_reports_an_asset_it_cannot_parse(broken: Path):
+    flip_byte(next(model_dir(broken).rglob("main.mlirb")))
+    [problem] = contract_problems(model_dir(broken))
+    assert problem.startswith("assets.main 'Tiny-LFM2-MoE-int4km.aimodel': the asset cannot be parsed ("), problem
+
+
+@pytest.mark.slow
+def test_the_terminal_holds_only_zootools_words(built: Path):
+    """The stack's warnings and native lines (coreai-torch's torch-version warning, the runtime's
+    'Loading function') go to the command's log; ZOO_DEBUG=1 shows them."""
+    root = built.parents[2]
+    verified = run_zoo("verify", str(built), root=root)
+    assert verified.returncode == 0 and verified.stderr == "", verified.stderr
+    ran = run_zoo("run", str(built), "--prompt", "hi", "--max-tokens", "3", "--greedy", root=root)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stderr.splitlines() == [ran.stderr.strip()] and ran.stderr.startswith("("), ran.stderr
+    log = (root / ".zoo-cache" / "logs" / "zoo-run.log").read_text()
+    assert log.strip(), "the stack said nothing: nothing shows this test can fail"
+    debug = run_zoo("run", str(built), "--prompt", "hi", "--max-tokens", "3", "--greedy", root=root,
+                    env={"ZOO_DEBUG": "1"})
+    assert log.strip().splitlines()[-1] in debug.stderr
+
+
+@pytest.mark.slow
+def test_a_damaged_asset_fails_zoo_run_in_zootools_words(broken: Path):
+    """The native parser's ``loc(...)`` line stays in the log; the error names the log."""
+    flip_byte(next(model_dir(broken).rglob("main.mlirb")))
+    result = run_zoo("run", str(model_dir(broken)), "--prompt", "hi", root=broken.parents[2])
+    assert result.returncode == 5
+    assert "loc(" not in result.stderr and "Warning" not in result.stderr, result.stderr
+    assert result.stderr.startswith("error: ") and "zoo-run.log" in result.stderr, result.stderr
+    assert "program defines no function: it is damaged" in result.stderr

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, invoke_zoo, run_zoo
+from conftest import REPO, copy_zoo, invoke_zoo, run_zoo
 from typer.main import get_command
 
 from zootool.cli.app import app
@@ -185,3 +185,21 @@ def test_given_values_are_still_coerced_by_typer():
     assert not_an_int.exit_code == 2 and "--jobs" in not_an_int.stderr
     as_path = invoke_zoo("verify", "no-such-bundle")
     assert as_path.exit_code != 0 and "no-such-bundle: not a directory" in as_path.stderr
+
+
+def test_a_failing_json_command_prints_its_error_as_json(tmp_path):
+    """--json: stdout holds one JSON document, the error when the command fails (stderr still says it)."""
+    refused = invoke_zoo("plan", "qwen3-0.6b", "--target", "mac", "--quant", "pal4", "--json")
+    assert refused.exit_code == 2
+    error = json.loads(refused.stdout)["error"]
+    assert error["exit_code"] == 2 and "scheme 'pal4' has no mapping on backend 'coreai'" in error["message"]
+    assert error["hint"].startswith("schemes for backend coreai") and error["message"] in refused.stderr
+    # zoo build fails in its fetch stage: the pinned Hub weights are not here and the Hub may not be asked.
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    failed = run_zoo("build", "qwen3-0.6b", "--target", "mac", "--json", root=copy_zoo(tmp_path / "zoo"), env=env)
+    assert failed.returncode == 9 and json.loads(failed.stdout)["error"]["exit_code"] == 9, failed.stdout
+    # A command that printed its own document before failing keeps it as the only one.
+    verified = invoke_zoo("verify", str(tmp_path), "--json")
+    assert verified.exit_code == 8 and json.loads(verified.stdout)["ok"] is False
+    plain = invoke_zoo("plan", "qwen3-0.6b", "--target", "mac", "--quant", "pal4")
+    assert plain.exit_code == 2 and plain.stdout == ""

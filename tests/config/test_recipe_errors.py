@@ -90,7 +90,10 @@ RESOLVE_CASES = [
     ('platform = "mac"', 'platform = "macc"',
      f"{TINY}: targets.mac.platform: unknown platform 'macc'", "did you mean 'mac'?"),
     ('license = "mit"', 'license = "mitt"',
-     f"{TINY}: model.license: unknown license 'mitt'", "did you mean 'mit'?"),
+     f"{TINY}: model.license: unknown license 'mitt'", "did you mean 'mit'?; or add zoo/licenses/mitt.toml (keys: "
+     "name, hub-license, link, text-file, text-source, optional text-heading; zoo/licenses/apache-2.0.toml is an "
+     "example; for a standard license, its text as zoo/licenses/mitt.txt), review the upstream terms, then run the "
+     "same command again"),
     ('kernel = "gather_qmm"', 'kernel = "gather_qmmm"',
      f"{TINY}: targets.mac.kernel: unknown kernel 'gather_qmmm'", "did you mean 'gather_qmm'?"),
     ('quant = "sym8"', 'quant = "fp16"',

@@ -54,6 +54,7 @@ def test_new_refuses_to_overwrite(zoo_root: Path, tmp_path: Path):
 
 @pytest.mark.parametrize("args,message", [
     (["--license", "gpl-9"], "unknown license 'gpl-9'"),
+    (["--license", "gpl-9"], "or add zoo/licenses/gpl-9.toml (keys: name, hub-license"),
     (["--license", "mit", "--id", "../x"], "'../x' is not a valid model id"),
 ])
 def test_new_rejects_bad_input(zoo_root: Path, tmp_path: Path, args, message):

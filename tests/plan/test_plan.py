@@ -116,7 +116,23 @@ def test_scheme_without_a_mapping_on_the_backend_is_refused():
     with pytest.raises(ConfigError) as caught:
         plan_for(REPO, "tiny-llama", "mac", quant="pal4")
     assert caught.value.message == "command line: --quant: scheme 'pal4' has no mapping on backend 'coreai'"
-    assert caught.value.hint == "schemes for this backend: fp16, sym8, int4km, int8-all, mix48"
+    assert caught.value.hint == "schemes for backend coreai with kernel none: fp16, sym8, int8-all, mix48, int4-all"
+
+
+@pytest.mark.parametrize(("model", "target", "quant"), [
+    ("qwen3-0.6b", "mac", "int4km"), ("qwen3-0.6b", "mac", "pal4"), ("qwen3-0.6b", "mac-macos15", "int4km"),
+    ("tiny-lfm2-moe", "mac", "pal4"), ("tiny-lfm2-moe", "mac", "int4km"), ("tiny-lfm2-moe", "iphone", "mix48"),
+])  # fmt: skip
+def test_a_refused_scheme_hints_only_schemes_that_resolve(model: str, target: str, quant: str):
+    """Each check's hint lists only schemes that pass every check: never one that another check refuses."""
+    from zootool.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        plan_for(REPO, model, target, quant=quant)
+    offered = caught.value.hint.split(": ", 1)[1].split(", ")
+    assert offered and quant not in offered, caught.value.hint
+    for scheme in offered:
+        assert plan_for(REPO, model, target, quant=scheme).scheme_id == scheme
 
 
 DENSE_TARGETS = ("mac", "iphone", "mac-macos15", "iphone-ios18")
@@ -168,3 +184,17 @@ def test_dense_schemes_are_for_kernel_none_only():
         plan_for(REPO, "tiny-lfm2-moe", "mac", quant="int8-all")
     for scheme in ("int8-all", "mix48"):
         assert plan_for(REPO, "tiny-llama", "mac-macos15", quant=scheme).backend == "coremltools"
+
+
+# Peak RSS of the Core ML export measured by bench/coreml_export_memory.py (2026-12, int8-all, a random
+# checkpoint of the Qwen3-0.6B shape): 9.60 GB while converting; the Core AI model had predicted 3.03 GB.
+COREML_QWEN3_EXPORT_PEAK = 9.60e9
+
+
+def test_core_ml_export_memory_follows_the_core_ml_model():
+    coreml = plan_for(REPO, "qwen3-0.6b", "mac-macos15").resources.stages
+    assert COREML_QWEN3_EXPORT_PEAK <= coreml["export"].memory_bytes <= 1.1 * COREML_QWEN3_EXPORT_PEAK
+    assert set(coreml["export"].phases) == {"load", "trace", "convert_and_compress"}
+    assert coreml["gate"].phases["fp16_convert_and_compress"] == coreml["export"].memory_bytes  # its ceiling export
+    coreai = plan_for(REPO, "qwen3-0.6b", "mac").resources.stages["export"]
+    assert coreai.memory_bytes < coreml["export"].memory_bytes / 2  # Core AI loads, quantizes, converts lean

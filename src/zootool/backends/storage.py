@@ -22,6 +22,8 @@ def coreai_refusal(group: str, spec: Any) -> str | None:
 
 def coreml_refusal(group: str, spec: Any) -> str | None:
     """Core ML stores linear (symmetric or affine) int8/int4 and k-means palettes of 1-4, 6 or 8 bits."""
+    if getattr(spec, "clip_search", False):  # coremltools computes its own min-max scales when it compresses
+        return f"tensor group {group!r}: the Core ML backend has no clipping search (its compressor sets the scales)"
     if spec.method == "kmeans" and spec.bits in COREML_KMEANS_BITS:
         return None
     if spec.method in ("symmetric", "affine") and spec.bits in (4, 8):

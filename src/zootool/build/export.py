@@ -55,15 +55,17 @@ def export_model(
     convert = chosen.converter(plan, quant, kernel)
     graph = build_graph(plan, checkpoint, chosen.unit_quantizer(quant, kernel))
     try:
-        return convert(graph, out_dir / model_name(stem, plan.backend), asset_metadata(plan, checkpoint))
+        return convert(graph, out_dir / model_name(stem, plan.backend), asset_metadata(plan, checkpoint, kernel))
     finally:
         del graph
         gc.collect()
 
 
-def asset_metadata(plan: BuildPlan, checkpoint: Path) -> dict[str, Any]:
+def asset_metadata(plan: BuildPlan, checkpoint: Path, kernel: str) -> dict[str, Any]:
     """Metadata stored inside the model file (no local paths, no user names).
 
+    ``kernel`` is the kernel id this export uses (the plan's, or a gate twin's), as the plan
+    names it: a dense model's is ``none``, though its exporter runs the stock composite path.
     The checkpoint's ``config.json`` goes in too, so a runtime that must rebuild the graph
     (a Core ML package on Linux) needs nothing but the bundle.
     """
@@ -74,10 +76,11 @@ def asset_metadata(plan: BuildPlan, checkpoint: Path) -> dict[str, Any]:
         "author": f"zootool {__version__} (recipe {plan.recipe_id})",
         "license": plan.license.name,
         "description": f"{plan.model_name} for {plan.platform.display_name}: {plan.scheme_id}, "
-                       f"kernel {plan.kernel_id}, from {source}",
+                       f"kernel {kernel}, from {source}",
         "custom": {
             "zootool.recipe": plan.recipe_id,
             "zootool.target": plan.target,
+            "zootool.kernel": kernel,
             "zootool.plan_hash": plan.plan_hash,
             "zootool.version": __version__,
             "zootool.family": plan.architecture.family,

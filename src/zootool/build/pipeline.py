@@ -26,20 +26,21 @@ from ..bundle.layout import (
     PIPELINE_DIR, asset_name, build_lock, bundle_dir, checkpoint_record, remember_checkpoint, staging,
 )
 from ..bundle.manifest import (
-    MANIFEST, BundleSizes, GateSummary, Manifest, ManifestSource, mismatches, read_manifest, write_json_atomic,
-    write_manifest,
+    MANIFEST, BundleSizes, GateSummary, Manifest, ManifestSource, local_overrides, mismatches, read_manifest,
+    write_json_atomic, write_manifest,
 )
 from ..bundle.package import copy_license, dir_bytes, package_model_dir
 from ..catalog.records import record_build
 from ..config.recipe import HubSource
 from ..config.zoo_data import Zoo
-from ..errors import BudgetExceededError, GateFailedError, ResourceError, ZooError
+from ..errors import BudgetExceededError, GateFailedError
 from ..fetch.hub import fetch_checkpoint, fetch_folder, is_fetched, pinned_revision
 from ..fetch.provenance import ConvertedFrom, read_provenance
+from ..fetch.license_text import card_license_source
 from ..gate.progress import reporting_to
 from ..phase_clock import PhaseTime
 from ..plan.resolve import PLAN_FILE, BuildPlan, gb
-from .quiet import captured
+from .quiet import captured, pointing_at
 from .resources import Preflight
 
 
@@ -100,7 +101,7 @@ def build(plan: BuildPlan, zoo: Zoo, options: BuildOptions, stages: Stages | Non
     if options.force or not (final / MANIFEST).is_file():
         preflight.up_front()  # the bundle will be built: refuse now, before anything is written
     stages.before = preflight.before
-    with build_lock(final), _pointing_at(log), captured(log):
+    with build_lock(final), pointing_at(log), captured(log):
         with stages("fetch"):
             checkpoint = fetch_checkpoint(
                 plan, zoo.root / ".zoo-cache", zoo.data_dir / "licenses",
@@ -141,24 +142,6 @@ def _preflight(plan: BuildPlan, zoo: Zoo, final: Path, options: BuildOptions) ->
     return Preflight(plan.resources, places, command, [] if options.ignore_resources else stages)
 
 
-@contextlib.contextmanager
-def _pointing_at(log: Path) -> Iterator[None]:
-    """Failures name the log that holds the conversion stack's own output, when it holds any.
-
-    A refusal before any conversion (an unpinned source, a missing license, too little
-    memory or disk) leaves the log empty or unwritten; pointing at it would send the reader
-    to nothing.
-    """
-    try:
-        yield
-    except ResourceError:
-        raise
-    except ZooError as exc:
-        if log.is_file() and log.stat().st_size > 0:
-            exc.hint = f"{exc.hint} (conversion log: {log})".strip()
-        raise
-
-
 def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log: Path) -> Manifest:
     stem = asset_name(plan.model_name, plan.scheme_id)
     model_dir = stage / PIPELINE_DIR / stem
@@ -174,16 +157,18 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log
     hash_ahead(p for p in sorted(model.rglob("*")) if p.is_file())  # for the manifest, beside the next stages
     with stages("package"):
         package_model_dir(plan, checkpoint, model_dir, model)
-        copy_license(plan, checkpoint, stage)
+        license = copy_license(plan, checkpoint, stage, zoo.data_dir / "licenses")
     gate = _gate(plan, zoo, checkpoint, stage, model_dir, options, stages)
     with stages("card"):
         sizes = _sizes(plan, stage, dir_bytes(model))
-        _write_card(plan, zoo, stage, stem, model.name, gate, converted)
+        source = card_license_source(plan, license, converted.license_from if converted else None)
+        _write_card(plan, zoo, stage, stem, model.name, gate, converted, source)
         sizes["bundle_bytes"] = dir_bytes(stage)
         _check_budget(plan, sizes["bundle_bytes"])
         require_contract(stage / PIPELINE_DIR / stem)
     with stages("manifest"):
-        return write_manifest(stage, _manifest_fields(plan, key, sizes, gate, stem, converted))
+        fields = _manifest_fields(plan, key, sizes, gate, stem, converted)
+        return write_manifest(stage, fields.model_copy(update={"license_text": license.origin}))
 
 
 def ceiling_cache(zoo: Zoo) -> Path:
@@ -217,9 +202,11 @@ def _check_budget(plan: BuildPlan, actual: int) -> None:
         )
 
 
-def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate, converted: ConvertedFrom | None) -> None:
+def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate, converted: ConvertedFrom | None,
+                license_source: str) -> None:
     facts = {
         "converted_from": converted.sentence() if converted else None,
+        "license_source": license_source,
         "description": plan.description or plan.model_name,
         "bundle_dir": f"{PIPELINE_DIR}/{stem}",
         "main_asset": model_file,
@@ -228,8 +215,6 @@ def _write_card(plan, zoo: Zoo, stage: Path, stem: str, model_file: str, gate, c
         "gate_detail": gate.get("detail", gate["line"]),
         "zootool_version": __version__,
     }
-    if converted and converted.license_from:
-        facts["license_source"] = converted.license_from
     (stage / "README.md").write_text(render_card(plan, zoo.cards_dir, facts))
 
 
@@ -248,7 +233,7 @@ def _manifest_fields(plan: BuildPlan, key: str, sizes, gate, stem: str, converte
         source=ManifestSource.model_validate(plan.source_fields() | {"converted_from": converted}),
         size=BundleSizes.model_validate(sizes),
         gate=summary,
-        publishable=summary.passed,
+        publishable=summary.passed and not local_overrides(plan.overrides),
         overrides=plan.overrides,
     )
 

@@ -3,7 +3,13 @@
 One pydantic model serves the builder (which writes it), ``zoo verify`` (which refuses a
 bundle that breaks it) and the engine driver (which runs a bundle as the engines do).
 Types are strict, as Swift's ``Codable`` is: a string where an array belongs is an error.
-Keys the loaders do not read (``source``, ``compression``, ``compilation``) pass through.
+Keys the loaders do not read (``source``, ``compression``, ``compilation``) pass through, in
+whatever form the writer chose (Apple's exporter: ``compression`` a string or null,
+``compilation.date`` an ISO datetime).
+
+``language.tokenizer`` is a Hub id (``Qwen/Qwen3-0.6B``), not a path: the loader reads the
+fixed folder ``tokenizer/`` whenever the bundle embeds one, and only otherwise fetches that
+id from the Hub (``embedded_tokenizer``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from ..errors import VerifyError
 METADATA_FILE = "metadata.json"
 METADATA_VERSION = "0.2"
 MAIN_ROLE = "main"  # the function_map role the engines run
+TOKENIZER_DIR = "tokenizer"  # the fixed folder LanguageBundle's tokenizerPath reads
 StateKind = Literal["kv_cache", "sliding_cache", "fixed"]
 
 
@@ -84,3 +91,16 @@ def metadata_problems(exc: ValidationError) -> list[str]:
     """One sentence per broken rule, with the dotted key, e.g. ``language.function_map.main: ...``."""
     return [f"{'.'.join(str(p) for p in error['loc']) or 'metadata'}: {error['msg']}" for error in exc.errors()]
 
+
+
+def embedded_tokenizer(model_dir: Path, metadata: AppMetadata) -> Path | None:
+    """The folder LanguageBundle loads the tokenizer from, decided as its ``tokenizerPath`` decides.
+
+    ``<model_dir>/tokenizer/`` when ``embedded_tokenizer`` (default true) and it holds
+    ``tokenizer.json``; ``None`` when the loader falls back to
+    ``AutoTokenizer.from(pretrained: language.tokenizer)``, a Hub download.
+    """
+    folder = Path(model_dir) / TOKENIZER_DIR
+    if metadata.language.embedded_tokenizer and (folder / "tokenizer.json").is_file():
+        return folder
+    return None

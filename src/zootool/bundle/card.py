@@ -76,4 +76,5 @@ def plan_facts(plan: BuildPlan) -> dict[str, Any]:
         "max_context": plan.platform.max_context,
         "license_name": plan.license.name,
         "license_source": plan.license.text_source,
+        "card_notes": list(plan.card_notes),
     }

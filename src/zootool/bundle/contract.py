@@ -12,39 +12,64 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import VerifyError
-from .app_metadata import METADATA_FILE, AppMetadata, metadata_problems
+from ..config.recipe import HUB_REPO
+from ..errors import BackendUnavailableError, VerifyError
+from .app_metadata import METADATA_FILE, AppMetadata, embedded_tokenizer, metadata_problems
+from .tokenizer_rules import tokenizer_problems, tokenizer_warnings
 
 INPUTS = ("input_ids", "position_ids")
 KV_STATES = ("keyCache", "valueCache")
 COREML_INPUTS, COREML_STATES = ("inputIds", "causalMask"), ("keyCache", "valueCache")
-# swift-transformers' TokenizerModel.knownTokenizers (a "Fast" suffix is dropped before the look-up).
-KNOWN_TOKENIZER_CLASSES = frozenset({
-    "BertTokenizer", "CodeGenTokenizer", "CodeLlamaTokenizer", "CohereTokenizer", "DistilbertTokenizer",
-    "DistilBertTokenizer", "FalconTokenizer", "GemmaTokenizer", "GPT2Tokenizer", "LlamaTokenizer",
-    "PreTrainedTokenizer", "Qwen2Tokenizer", "RobertaTokenizer", "T5Tokenizer", "TokenizersBackend",
-    "WhisperTokenizer", "XLMRobertaTokenizer",
-})  # fmt: skip
 _DESCRIPTOR = re.compile(r"NDArray \((\w+), (.*)\)")
 
 
-def contract_problems(model_dir: Path) -> list[str]:
-    """Every broken rule of the engine contract, one sentence each (empty: the folder is loadable)."""
+@dataclass
+class Findings:
+    """Broken rules (the bundle does not load) and warnings (it loads; something is worth knowing)."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def contract_findings(model_dir: Path) -> Findings:
+    """Every broken rule of the engine contract, one sentence each, and the warnings."""
     try:
         metadata = AppMetadata.model_validate(json.loads((model_dir / METADATA_FILE).read_text()))
     except (OSError, ValueError) as exc:
         details = metadata_problems(exc) if isinstance(exc, ValidationError) else ["missing or not JSON"]
-        return [f"{METADATA_FILE}: {detail}" for detail in details]
+        return Findings([f"{METADATA_FILE}: {detail}" for detail in details])
     asset = model_dir / metadata.assets.main
     if not asset.is_dir():
-        return [f"{METADATA_FILE}: assets.main '{metadata.assets.main}' is not in the folder"]
+        return Findings([f"{METADATA_FILE}: assets.main '{metadata.assets.main}' is not in the folder"])
     problems = coreml_problems(asset) if metadata.assets.format == "mlpackage" else coreai_problems(asset, metadata)
-    return problems + tokenizer_problems(model_dir / metadata.language.tokenizer)
+    tokenizer = tokenizer_findings(model_dir, metadata)
+    return Findings(problems + tokenizer.problems, tokenizer.warnings)
+
+
+def contract_problems(model_dir: Path) -> list[str]:
+    """Every broken rule of the engine contract (empty: the folder is loadable)."""
+    return contract_findings(model_dir).problems
+
+
+def tokenizer_findings(model_dir: Path, metadata: AppMetadata) -> Findings:
+    """The tokenizer the loader would use: the embedded ``tokenizer/``, else the Hub id ``language.tokenizer``."""
+    hub_id = metadata.language.tokenizer
+    folder = embedded_tokenizer(model_dir, metadata)
+    if folder is None:
+        if not HUB_REPO.match(hub_id):
+            return Findings([f"language.tokenizer: {hub_id!r} is not a Hub id (namespace/name) and the folder embeds "
+                             "no tokenizer/tokenizer.json, so the loader finds no tokenizer"])
+        return Findings(warnings=[f"no embedded tokenizer/tokenizer.json: the loader downloads {hub_id}'s tokenizer "
+                                  "from the Hub (not checked here)"])
+    warnings = [] if HUB_REPO.match(hub_id) else [
+        f"language.tokenizer: {hub_id!r} is not a Hub id (namespace/name); the loader reads tokenizer/, and falls "
+        "back to that id only where the folder is missing"]
+    return Findings(tokenizer_problems(folder), warnings + tokenizer_warnings(folder))
 
 
 def require_contract(model_dir: Path) -> None:
@@ -66,12 +91,15 @@ def parse_descriptor(text: str) -> tuple[str, list[int]]:
 
 
 def coreai_problems(asset: Path, metadata: AppMetadata) -> list[str]:
-    from ..backends.coreai.export import storage_summary
+    from ..backends.coreai.summary import storage_summary
 
     function = metadata.main_function
-    summary = storage_summary(asset, function) if _has_function(asset, function) else None
-    if summary is None:
-        return [f"function_map.main[0]: the asset has no function {function!r}"]
+    functions, unreadable = _functions(asset)
+    if unreadable:
+        return [f"assets.main '{asset.name}': the asset cannot be parsed ({unreadable}); rebuild or re-download it"]
+    if function not in functions:
+        return [f"function_map.main[0]: the asset has no function {function!r} (it has {', '.join(functions)})"]
+    summary = storage_summary(asset, function)
     inputs = {name: parse_descriptor(text) for name, text in summary["inputs"].items()}
     outputs = [parse_descriptor(text) for text in summary["outputs"].values()]
     states = {name: parse_descriptor(text) for name, text in summary["states"].items()}
@@ -81,10 +109,17 @@ def coreai_problems(asset: Path, metadata: AppMetadata) -> list[str]:
     )
 
 
-def _has_function(asset: Path, function: str) -> bool:
-    from ..backends.coreai.export import storage_summary
+def _functions(asset: Path) -> tuple[list[str], str | None]:
+    """The asset's functions, or why its program cannot be read (a program with none did not parse)."""
+    from ..backends.coreai.summary import asset_functions
 
-    return function in storage_summary(asset)["functions"]
+    try:
+        functions = asset_functions(asset)
+    except BackendUnavailableError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the native parser raises bare errors on damaged bytecode
+        return [], f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    return functions, None if functions else "its program defines no function"
 
 
 def _input_problems(inputs: dict[str, tuple[str, list[int]]]) -> list[str]:
@@ -138,69 +173,3 @@ def coreml_problems(package: Path) -> list[str]:
     if "logits" not in spec["outputs"]:
         problems.append(f"outputs: must include 'logits', got {list(spec['outputs'])}")
     return problems
-
-
-def tokenizer_problems(folder: Path) -> list[str]:
-    """``tokenizer/`` as swift-transformers' ``AutoTokenizer.from(modelFolder:)`` loads it."""
-    problems = _tokenizer_json_problems(folder / "tokenizer.json")
-    config = _read_json(folder / "tokenizer_config.json")
-    if config is None:
-        return problems + ["tokenizer/tokenizer_config.json: missing or not JSON"]
-    cls = str(config.get("tokenizer_class") or "")
-    if cls.replace("Fast", "") not in KNOWN_TOKENIZER_CLASSES:
-        problems.append(f"tokenizer_config.json: tokenizer_class {cls or 'is missing'!r} is not one swift-transformers knows")
-    if not (folder / "generation_config.json").is_file():
-        problems.append("tokenizer/generation_config.json: missing")
-    return problems + _template_problems(folder, config)
-
-
-def _tokenizer_json_problems(path: Path) -> list[str]:
-    try:
-        from tokenizers import Tokenizer
-
-        Tokenizer.from_file(str(path))
-    except ImportError:
-        return []
-    except Exception as exc:  # the tokenizers library raises bare Exceptions
-        return [f"tokenizer/tokenizer.json: does not load ({type(exc).__name__})"]
-    return []
-
-
-def _template_problems(folder: Path, config: dict[str, Any]) -> list[str]:
-    jinja = folder / "chat_template.jinja"
-    template = jinja.read_text() if jinja.is_file() else config.get("chat_template")
-    if not template:
-        return []
-    eos = _token_text(config.get("eos_token"))
-    try:
-        rendered = render_chat(template, config, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}])
-    except Exception as exc:  # jinja raises many kinds
-        return [f"chat template: does not render ({type(exc).__name__}: {exc})"]
-    if eos and eos not in rendered:
-        return [f"chat template: an assistant turn does not end with the eos token {eos!r}, so generation never stops"]
-    return []
-
-
-def render_chat(template: str, config: dict[str, Any], messages: list[dict[str, str]], generation_prompt: bool = False) -> str:
-    """Render a chat template as the Hub's tokenizers do (sandboxed jinja, special tokens as text)."""
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    def raise_exception(message: str) -> None:
-        raise ValueError(message)
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    env.globals["raise_exception"] = raise_exception
-    tokens = {key: _token_text(config.get(key)) for key in ("bos_token", "eos_token", "pad_token", "unk_token")}
-    return env.from_string(template).render(messages=messages, add_generation_prompt=generation_prompt, **tokens)
-
-
-def _token_text(value: Any) -> str:
-    return value.get("content", "") if isinstance(value, dict) else str(value or "")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -21,6 +21,19 @@ def bundle_dir(zoo_root: Path, recipe_id: str, target: str) -> Path:
     return zoo_root / "build" / recipe_id / target
 
 
+def model_folders(path: Path) -> list[Path]:
+    """The folders an engine loads at ``path``: ``path`` itself when it holds ``metadata.json`` (a model
+    folder, as Apple's exporter writes one), else those of a Hub layout (``gpu-pipelined/<name>/``)."""
+    if _is_model_folder(path):
+        return [path]
+    return sorted(found.parent for found in path.glob("*/*/metadata.json") if _is_model_folder(found.parent))
+
+
+def _is_model_folder(path: Path) -> bool:
+    # An asset (.aimodel, .mlpackage) holds a metadata.json of its own: not the LanguageBundle's.
+    return (path / "metadata.json").is_file() and path.suffix not in (".aimodel", ".mlpackage")
+
+
 def asset_name(model_name: str, scheme_id: str) -> str:
     """The folder and file stem inside ``gpu-pipelined/``, e.g. ``LFM2.5-8B-A1B-sym8``."""
     return f"{model_name}-{scheme_id}"

@@ -20,6 +20,9 @@ from .digests import file_digest, sha256_file  # noqa: F401 - publish hashes wit
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+# What a published bundle may take from the command line: a pinned upstream revision. Any other
+# override (--quant, --kernel) makes a local experiment, which zoo publish refuses.
+PUBLISHED_OVERRIDES = frozenset({"source.revision"})
 TOOLS = (
     "zootool", "coreai-torch", "coreai-core", "coreai-opt", "coremltools", "torch", "transformers", "huggingface_hub",
 )
@@ -91,6 +94,8 @@ class Manifest(BaseModel):
     kernel: str | None = None
     model_dir: str | None = None
     source: ManifestSource | None = None
+    # LICENSE is the upstream's own file, or the zoo's copy of a standard license's text (none upstream)
+    license_text: Literal["upstream", "zoo"] | None = None
     size: BundleSizes | None = None
     gate: GateSummary | None = None
     publishable: bool = False
@@ -100,12 +105,34 @@ class Manifest(BaseModel):
     files: list[FileEntry] = []
 
     @property
+    def local_overrides(self) -> list[str]:
+        return local_overrides(self.overrides)
+
+    @property
     def gate_line(self) -> str | None:
         return self.gate.line if self.gate else None
 
     @property
     def sizes(self) -> BundleSizes:
         return self.size or BundleSizes()
+
+
+def local_overrides(overrides: dict[str, Any]) -> list[str]:
+    """The command-line overrides that keep a build from being published (all but ``PUBLISHED_OVERRIDES``)."""
+    return sorted(key for key in overrides if key not in PUBLISHED_OVERRIDES)
+
+
+def publish_refusals(manifest: Manifest) -> list[str]:
+    """Why ``zoo publish`` refuses a bundle that verifies, one sentence each (empty: it publishes it).
+
+    The one rule ``zoo build``, ``zoo verify`` and ``zoo publish`` all state."""
+    gate = manifest.gate
+    refusals = [] if gate and gate.passed else [
+        f"gate: {manifest.gate_line or 'missing'}: only a bundle that passed its gate is published"]
+    if manifest.local_overrides:
+        refusals.append(f"built with command-line overrides ({', '.join(manifest.local_overrides)}): the zoo "
+                        "publishes what the recipe says")
+    return refusals
 
 
 def bundle_files(root: Path) -> list[Path]:
@@ -173,5 +200,5 @@ def mismatches(root: Path, manifest: Manifest) -> list[str]:
         elif (root / path).stat().st_size != entry.size:
             problems.append(f"{path}: size {(root / path).stat().st_size} != manifest {entry.size}")
         elif sha256_file(root / path) != entry.sha256:
-            problems.append(f"{path}: sha256 differs from the manifest")
+            problems.append(f"{path}: sha256 differs from the manifest (changed since the build: damaged or edited)")
     return problems

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..backends.registry import backend
 from ..errors import FetchError
+from ..fetch.license_text import LicenseText, license_text, write_license
 from ..plan.resolve import BuildPlan
-from .app_metadata import MAIN_ROLE, METADATA_FILE, METADATA_VERSION, AppMetadata
+from .app_metadata import MAIN_ROLE, METADATA_FILE, METADATA_VERSION, TOKENIZER_DIR, AppMetadata
 from .manifest import write_json_atomic
 
 TOKENIZER_FILES = (
@@ -49,7 +50,7 @@ def _template_file(dest: Path) -> list[str]:
 
 def package_model_dir(plan: BuildPlan, checkpoint: Path, model_dir: Path, model: Path) -> None:
     """Beside the model file: ``tokenizer/`` and the ``metadata.json`` the engines read."""
-    copy_tokenizer(checkpoint, model_dir / "tokenizer")
+    copy_tokenizer(checkpoint, model_dir / TOKENIZER_DIR)
     kinds = state_kinds(model) if backend(plan.backend).language_bundle else {}
     write_app_metadata(plan, model_dir, model.name, kinds)
 
@@ -66,15 +67,18 @@ def state_kinds(model: Path) -> dict[str, str]:
     return {name: "kv_cache" if -1 in parse_descriptor(text)[1] else "fixed" for name, text in states.items()}
 
 
-def copy_license(plan: BuildPlan, checkpoint: Path, bundle: Path) -> None:
-    shutil.copyfile(checkpoint / plan.license.text_file, bundle / "LICENSE")
+def copy_license(plan: BuildPlan, checkpoint: Path, bundle: Path, license_dir: Path) -> LicenseText:
+    """The bundle's LICENSE: the upstream's file, or the zoo's copy of a standard license's text."""
+    text = license_text(plan, checkpoint, license_dir)
+    write_license(plan, text, bundle / "LICENSE")
+    return text
 
 
 def app_metadata(plan: BuildPlan, model_file: str, state_kinds: dict[str, str]) -> dict[str, Any]:
     """The ``metadata.json`` LanguageBundle reads (metadata_version 0.2); ``state_kinds`` by state name."""
     source = plan.source
     language: dict[str, Any] = {
-        "tokenizer": "tokenizer",
+        "tokenizer": tokenizer_hub_id(plan),
         "vocab_size": plan.architecture.vocab_size,
         "max_context_length": plan.context_length,
         "embedded_tokenizer": True,
@@ -102,6 +106,13 @@ def app_metadata(plan: BuildPlan, model_file: str, state_kinds: dict[str, str]) 
     }
     AppMetadata.model_validate(data)  # what we write must be what the loaders accept
     return data
+
+
+def tokenizer_hub_id(plan: BuildPlan) -> str:
+    """``language.tokenizer``: a Hub id, as Apple's exporter writes it (the loader reads the embedded
+    ``tokenizer/`` and falls back to this id only without it). The upstream repo; a generated fixture
+    has none, so its own publish repo (else its recipe id) stands there."""
+    return getattr(plan.source, "hub", None) or plan.publish_repo or plan.recipe_id
 
 
 def write_app_metadata(plan: BuildPlan, model_dir: Path, model_file: str, state_kinds: dict[str, str]) -> None:

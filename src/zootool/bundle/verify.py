@@ -1,4 +1,9 @@
-"""``zoo verify``: re-check a bundle without running it (hashes, contents, engine contract, license, card, budget, gate)."""
+"""``zoo verify``: re-check a bundle without running it (hashes, contents, engine contract, license, card, budget, gate).
+
+A folder without ``manifest.json`` that engines can load (a model folder in Apple's form, or a
+Hub layout of them) is checked against the engine contract alone: it is no zootool bundle, so
+nothing says what it was built from, and it is never publishable.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VerifyError
-from .contract import contract_problems
-from .manifest import MANIFEST, Manifest, bundle_files, mismatches, read_manifest
+from .contract import Findings, contract_findings
+from .layout import model_folders
+from .manifest import MANIFEST, Manifest, bundle_files, mismatches, publish_refusals, read_manifest
 
 # fnmatch's "*" also crosses "/", so "*.aimodel/*" covers the asset's whole tree (same for .mlpackage).
 ALLOWED = (
@@ -27,6 +33,8 @@ class VerifyReport:
     bundle: Path
     problems: list[str] = field(default_factory=list)
     manifest: Manifest = field(default_factory=Manifest)
+    warnings: list[str] = field(default_factory=list)
+    models: list[Path] = field(default_factory=list)  # set for model folders without a manifest
 
     @property
     def ok(self) -> bool:
@@ -34,11 +42,20 @@ class VerifyReport:
 
     @property
     def publishable(self) -> bool:
-        return self.ok and self.manifest.publishable
+        return self.ok and not self.publish_refusals
+
+    @property
+    def publish_refusals(self) -> list[str]:
+        """Why ``zoo publish`` refuses this bundle although it verifies (empty: it publishes it)."""
+        if self.models:
+            return ["no manifest.json: not a bundle zootool built"]
+        return publish_refusals(self.manifest)
 
 
 def verify_bundle(bundle: Path, budget_bytes: int | None = None) -> VerifyReport:
     """Every check that needs no model execution; problems are collected, not raised."""
+    if not (bundle / MANIFEST).exists() and model_folders(bundle):
+        return _verify_model_folders(bundle)
     report = VerifyReport(bundle)
     try:
         report.manifest = read_manifest(bundle)
@@ -47,20 +64,37 @@ def verify_bundle(bundle: Path, budget_bytes: int | None = None) -> VerifyReport
         return report
     report.problems += mismatches(bundle, report.manifest)
     report.problems += _stray_files(bundle)
+    if report.problems:
+        return report  # a file that is not what was built is not parsed: its hash says all there is
     report.problems += _license(bundle)
     report.problems += _card(bundle)
-    report.problems += _engine_contract(bundle, report.manifest)
+    _engine_contract(report)
     report.problems += _budget(report.manifest, budget_bytes)
     report.problems += _gate(bundle, report.manifest)
     report.problems += _plan(bundle, report.manifest)
     return report
 
 
+def _verify_model_folders(path: Path) -> VerifyReport:
+    """Model folders without a manifest (Apple's exporter writes them so): the engine contract alone."""
+    report = VerifyReport(path, models=model_folders(path))
+    for folder in report.models:
+        where = "" if folder == path else f"{folder.relative_to(path).as_posix()}: "
+        findings = contract_findings(folder)
+        _add(report, Findings([where + p for p in findings.problems], [where + w for w in findings.warnings]))
+    return report
+
+
+def _add(report: VerifyReport, findings: Findings) -> None:
+    report.problems += [f"engine contract: {problem}" for problem in findings.problems]
+    report.warnings += findings.warnings
+
+
 def require(report: VerifyReport, *, publishable: bool = False) -> None:
-    """Raise ``VerifyError`` naming every problem (and an unpassed gate when publishing)."""
+    """Raise ``VerifyError`` naming every problem (and, when publishing, why it is not publishable)."""
     problems = list(report.problems)
-    if publishable and report.ok and not report.publishable:
-        problems.append(f"gate: {report.manifest.gate_line or 'missing'}: only a bundle that passed its gate is published")
+    if publishable and report.ok:
+        problems += report.publish_refusals
     if problems:
         raise VerifyError(
             f"{report.bundle}: " + "; ".join(problems),
@@ -108,11 +142,12 @@ def front_matter(text: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _engine_contract(bundle: Path, manifest: Manifest) -> list[str]:
-    model_dir = bundle / (manifest.model_dir or "")
+def _engine_contract(report: VerifyReport) -> None:
+    model_dir = report.bundle / (report.manifest.model_dir or "")
     if not model_dir.is_dir():
-        return [f"manifest: model_dir '{manifest.model_dir}' is not in the bundle"]
-    return [f"engine contract: {problem}" for problem in contract_problems(model_dir)]
+        report.problems.append(f"manifest: model_dir '{report.manifest.model_dir}' is not in the bundle")
+        return
+    _add(report, contract_findings(model_dir))
 
 
 def _budget(manifest: Manifest, budget_bytes: int | None) -> list[str]:

@@ -261,34 +261,47 @@ def verify(
     as_json: JsonFlag = False,
 ) -> None:
     """Re-check a bundle's manifest hashes, contents, license, card, budget and gate record."""
+    from ..build.quiet import quiet_command
     from ..errors import VerifyError
     from ..bundle.verify import require, verify_bundle
 
     if not bundle.is_dir():
         raise VerifyError(f"{bundle}: not a directory", "pass a bundle folder, e.g. build/tiny-lfm2-moe/mac")
-    report = verify_bundle(bundle)
+    with quiet_command("verify", _options["root"]):
+        report = verify_bundle(bundle)
     if as_json:
         emit_json({"bundle": str(bundle), "ok": report.ok, "publishable": report.publishable,
-                   "problems": report.problems})
+                   "problems": report.problems, "warnings": report.warnings,
+                   "publish_refusals": report.publish_refusals if report.ok else []})
     require(report)
     if not as_json:
-        say(f"verified {bundle}: {len(report.manifest.files)} files match the manifest; "
-            f"publishable: {'yes' if report.publishable else 'no'}")
+        from .render import verify_summary
+
+        for warning in report.warnings:
+            console(stderr=True).print(f"warning: {warning}", highlight=False, soft_wrap=True)
+        say(verify_summary(report))
 
 
 @app.command()
 def run(
     bundle: Annotated[Path, typer.Argument(help="A bundle (build/<model>/<target>) or its model folder.")],
-    prompt: Annotated[str, typer.Option(help="The user message; the bundle's chat template wraps it.")],
+    prompt: Annotated[Optional[str], typer.Option(help="The user message; the bundle's chat template wraps it.")] = None,
+    messages: Annotated[Optional[Path], typer.Option(
+        help="A conversation instead: a JSON file of {role, content} turns (system, user, assistant), "
+             "ending with a user turn.")] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="Stop after this many new tokens.")] = 64,
     greedy: Annotated[bool, typer.Option("--greedy", help="Take the top token (default: sample as generation_config.json says).")] = False,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate text from a bundle through the engine driver, as an app's engine would run it."""
+    from ..build.quiet import quiet_command
+    from ..gate.conversation import conversation
     from ..gate.generate import generate
 
-    result = generate(bundle, prompt, max_tokens, greedy, seed)
+    turns = conversation(prompt, messages)
+    with quiet_command("run", _options["root"]):
+        result = generate(bundle, turns, max_tokens, greedy, seed)
     if as_json:
         emit_json(result.model_dump())
         return

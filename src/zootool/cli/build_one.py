@@ -6,6 +6,7 @@ from typing import Any
 
 from ..paths import relative
 from .output import emit_json, say
+from .render import publishable_text
 
 
 def build_one(z: Any, model: str, target: str, settings: Any, options: Any, revision: str | None,
@@ -33,7 +34,7 @@ def summary_text(summary: dict[str, Any]) -> str:
         f"{state}: {summary['bundle']}\n"
         f"  size {summary['bundle_size']} (model {summary['model_size']}, estimated {summary['estimated_size']}, "
         f"budget {summary['budget_size']})\n"
-        f"  gate {summary['gate']}\n  publishable: {'yes' if summary['publishable'] else 'no'}{phases}"
+        f"  gate {summary['gate']}\n  publishable: {publishable_text(summary['publish_refusals'])}{phases}"
     )
 
 

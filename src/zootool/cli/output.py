@@ -28,8 +28,22 @@ def say(text: str) -> None:
     console().print(text, soft_wrap=True, highlight=False)
 
 
+_emitted = {"json": False}  # whether this command has printed its JSON document yet
+
+
 def emit_json(data: Any) -> None:
+    _emitted["json"] = True
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def start_command() -> None:
+    _emitted["json"] = False
+
+
+def emit_error_json(message: str, hint: str | None, exit_code: int) -> None:
+    """A failed ``--json`` command's one document on stdout, unless it printed its own before failing."""
+    if not _emitted["json"]:
+        emit_json({"error": {"message": message, "hint": hint or None, "exit_code": exit_code}})
 
 
 def report(message: str, hint: str | None) -> None:

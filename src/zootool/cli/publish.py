@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..build.quiet import quiet_command
 from ..bundle.layout import bundle_dir
 from ..bundle.manifest import Manifest
 from ..bundle.verify import front_matter, require, verify_bundle
@@ -30,11 +31,12 @@ def publish_command(
     bundle = bundle_dir(zoo.root, recipe.id, target)
     if not bundle.is_dir():
         raise VerifyError(f"{bundle}: not built", f"run `zoo build {model} --target {target}` first")
-    report = verify_bundle(bundle)
+    with quiet_command("publish", zoo.root):  # verify loads the asset: the stack talks
+        report = verify_bundle(bundle)
+    _published_as_the_recipe_says(report.manifest, bundle, model, target)
     require(report, publishable=True)
     manifest = report.manifest
     plan = plan_of(zoo, manifest, bundle)
-    _published_as_the_recipe_says(manifest, bundle, model, target)
     if manifest.total_bytes > plan.budget.budget_bytes:
         raise VerifyError(f"{bundle}: {manifest.total_bytes} bytes exceed the {plan.platform_id} budget "
                           f"of {plan.budget.budget_bytes}", "rebuild with a smaller scheme")
@@ -57,7 +59,7 @@ def publish_command(
 
 def _published_as_the_recipe_says(manifest: Manifest, bundle: Path, model: str, target: str) -> None:
     """Only a pinned revision may come from the command line; other overrides stay local experiments."""
-    extra = sorted(k for k in manifest.overrides if k != "source.revision")
+    extra = manifest.local_overrides
     if extra:
         raise VerifyError(
             f"{bundle}: built with command-line overrides ({', '.join(extra)}); the zoo publishes what the recipe says",

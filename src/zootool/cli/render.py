@@ -98,8 +98,11 @@ def _source(plan: BuildPlan) -> str:
 
 def build_summary(result: Any) -> dict[str, Any]:
     """What ``zoo build`` reports (also its ``--json``)."""
+    from ..bundle.manifest import publish_refusals
+
     manifest = result.manifest
     size = manifest.sizes
+    refusals = publish_refusals(manifest)
     return {
         "bundle": str(result.bundle),
         "cached": result.cached,
@@ -111,7 +114,8 @@ def build_summary(result: Any) -> dict[str, Any]:
         "budget_size": gb(size.budget_bytes or 0),
         "size": size.model_dump(),
         "gate": manifest.gate_line,
-        "publishable": manifest.publishable,
+        "publishable": not refusals,
+        "publish_refusals": refusals,
         "timings": result.timings,
         "peak_rss_mb": result.peak_rss_mb,
         "phases": {stage: {name: _phase_figures(time) for name, time in phases.items()}
@@ -122,3 +126,16 @@ def build_summary(result: Any) -> dict[str, Any]:
 def _phase_figures(time: Any) -> dict[str, float | int | None]:
     return {"seconds": round(time.seconds, 2), "cpu_seconds": round(time.cpu_seconds, 2),
             "cores": round(time.cores, 2), "peak_rss_bytes": time.peak_rss_bytes}
+
+
+def verify_summary(report: Any) -> str:
+    """What ``zoo verify`` says of a bundle that verifies: one line, and the same word ``zoo publish`` would."""
+    if report.models:
+        return (f"verified {report.bundle}: {len(report.models)} model folder(s) meet the engine contract; "
+                "publishable: no (no manifest.json: not a bundle zootool built)")
+    return (f"verified {report.bundle}: {len(report.manifest.files)} files match the manifest; "
+            f"publishable: {publishable_text(report.publish_refusals)}")
+
+
+def publishable_text(refusals: list[str]) -> str:
+    return f"no ({'; '.join(refusals)})" if refusals else "yes"

@@ -14,12 +14,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import ConfigError
 from ..fetch.upstream import Upstream
-
-HOW_TO_ADD = (
-    "add zoo/licenses/{id}.toml (keys: name, hub-license, link, text-file, text-source, optional text-heading; "
-    "zoo/licenses/apache-2.0.toml is an example), review the upstream terms, then run the same command again"
-)
-
+from .zoo_data import HOW_TO_ADD_LICENSE as HOW_TO_ADD
+from .zoo_data import unknown_license_hint
 
 class LicenseChoice(BaseModel):
     """The zoo license id for an upstream, and the evidence it was read from."""
@@ -32,7 +28,7 @@ class LicenseChoice(BaseModel):
 def choose_license(upstream: Upstream, licenses: dict[str, Any], given: str | None) -> LicenseChoice:
     """The zoo license for ``upstream``; ``given`` (``--license``) must agree with what it declares."""
     if given is not None and given not in licenses:
-        raise ConfigError(f"unknown license '{given}'", f"known: {', '.join(sorted(licenses))}")
+        raise ConfigError(f"unknown license '{given}'", unknown_license_hint(given, licenses))
     from_card = _from_card(upstream, licenses)
     from_text = _from_text(upstream, licenses)
     if from_card and from_text and from_card.license_id != from_text.license_id:

@@ -117,6 +117,9 @@ class ModelInfo(Strict):
     license_file: FileName = "LICENSE"
     card: FileName = "llm"
     tags: Array[str] = ()
+    # What was measured or published of this model that its users should read, each with its source
+    # (the card prints them; a card says nothing of a model that was not found of that model).
+    card_notes: Array[str] = ()
 
 
 class GateSettings(Strict):

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from .recipe import Recipe, check_model_id
-from .schema_base import did_you_mean, validate
+from .schema_base import validate
+from .zoo_data import unknown_license_hint
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def scaffold(
 ) -> tuple[str, dict[str, Any]]:
     """Build and validate a recipe document from a local config.json; returns (model id, TOML-ready dict)."""
     if license_id not in known_licenses:
-        raise ConfigError(f"unknown license '{license_id}'", did_you_mean(license_id, known_licenses))
+        raise ConfigError(f"unknown license '{license_id}'", unknown_license_hint(license_id, known_licenses))
     return scaffold_config(read_config(config_path), config_path, model_id=model_id, hub=hub, revision=revision,
                            license_id=license_id)
 

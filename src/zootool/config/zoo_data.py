@@ -71,6 +71,9 @@ class QuantSpec(Strict):
     scale_bits: int = Field(default=16, ge=0, le=32)
     zero_point_bits: int = Field(default=0, ge=0, le=32)
     lut_bits: int = Field(default=0, ge=0, le=INT32_MAX)
+    # symmetric blocks: search each block's scale below its max |w| for the least squared error
+    # (backends.coreai.clipping); the stored format, and so the size, is the same
+    clip_search: bool = False
 
     @model_validator(mode="after")
     def _overhead_fits_method(self) -> "QuantSpec":
@@ -78,6 +81,8 @@ class QuantSpec(Strict):
             raise FieldError("lut-bits", "k-means weights need a look-up table: set lut-bits above 0")
         if self.method != "kmeans" and not self.scale_bits:
             raise FieldError("scale-bits", f"{self.method} weights need a scale: set scale-bits above 0")
+        if self.clip_search and not (self.method == "symmetric" and self.block_size):
+            raise FieldError("clip-search", "a clipping search needs symmetric weights in blocks (block-size)")
         return self
 
 
@@ -138,6 +143,18 @@ class Kernel(Strict):
     query_len: Count | None = None
 
 
+HOW_TO_ADD_LICENSE = (
+    "add zoo/licenses/{id}.toml (keys: name, hub-license, link, text-file, text-source, optional text-heading; "
+    "zoo/licenses/apache-2.0.toml is an example; for a standard license, its text as zoo/licenses/{id}.txt), "
+    "review the upstream terms, then run the same command again"
+)
+
+
+def unknown_license_hint(license_id: str, known) -> str:
+    """What to do about a license id the zoo does not know: the close or known ids, and the file to add."""
+    return f"{did_you_mean(license_id, known)}; or {HOW_TO_ADD_LICENSE.format(id=license_id)}"
+
+
 class License(Strict):
     name: str
     hub_license: str
@@ -147,6 +164,13 @@ class License(Strict):
     # the first words of the license text, so `zoo new` can recognise an upstream LICENSE file;
     # not something a build depends on, so it stays out of the plan (and its hash)
     text_heading: str | None = Field(default=None, exclude=True)
+
+
+def zoo_license_text(license_dir: Path, license_id: str) -> Path | None:
+    """``zoo/licenses/<id>.txt``: the zoo's copy of a standard license's text (custom licenses have none:
+    their bundles ship the upstream's own file)."""
+    text = license_dir / f"{license_id}.txt"
+    return text if text.is_file() else None
 
 
 class ZooDefaults(Settings):

@@ -22,8 +22,10 @@ GENERATED_LICENSE = """\
 
 zootool wrote this checkpoint from seed {seed}: random weights of the architecture, no
 upstream weights and nothing trained on data. The recipe licenses the model under the
-{license} ({license_id}, {link}). The zoo holds no local text of that license, so this
-note names it instead of the full text.
+{license} ({license_id}, {link}); its copyright holders are the zootool authors.
+"""
+NO_LOCAL_TEXT = """\
+The zoo holds no local text of that license, so this note names it instead of the full text.
 """
 HUB_PATTERNS = ["*.json", "*.safetensors", "LICENSE*", "tokenizer*", "*.txt", "*.jinja"]
 def fetch_checkpoint(
@@ -37,21 +39,18 @@ def fetch_checkpoint(
         folder = _generated(plan, cache_root, license_dir)
     else:
         folder = _hub(plan.source, revision)
-    check_checkpoint(plan, folder)
+    check_checkpoint(plan, folder, license_dir)
     return folder
 
 
-def check_checkpoint(plan: BuildPlan, folder: Path) -> None:
+def check_checkpoint(plan: BuildPlan, folder: Path, license_dir: Path) -> None:
     """Refuse a checkpoint without config, weights or license text, or that contradicts the recipe."""
+    from .license_text import license_text
+
     config = read_json(folder / "config.json")
     if not any(folder.glob("*.safetensors")):
         raise FetchError(f"{folder}: no *.safetensors weights", "point --weights at a safetensors checkpoint")
-    license_file = folder / plan.license.text_file
-    if not license_file.is_file() or not license_file.read_text(errors="replace").strip():
-        raise FetchError(
-            f"{license_file}: the license text ({plan.license.name}) is missing",
-            f"zootool ships the upstream license text; add {plan.license.text_file} to the checkpoint",
-        )
+    license_text(plan, folder, license_dir)  # the upstream's file, or the zoo's copy of a standard text
     upstream = architecture_of(config, str(folder / "config.json"))
     diffs = plan.architecture.differences(upstream)
     if diffs:
@@ -147,16 +146,14 @@ def _exclusive(lock: Path) -> Iterator[None]:
 
 
 def _write_generated_license(plan: BuildPlan, folder: Path, license_dir: Path) -> None:
-    """The zoo's text of the recipe's license, or, without one, a note naming it on a fixture."""
+    """A note on the fixture, with the zoo's text of the recipe's license, or naming it where the zoo has none."""
     text = license_dir / f"{plan.license_id}.txt"
-    target = folder / plan.license.text_file
-    if text.is_file():
-        shutil.copyfile(text, target)
-        return
-    target.write_text(GENERATED_LICENSE.format(
+    note = GENERATED_LICENSE.format(
         model=plan.recipe_id, seed=plan.source.seed, license=plan.license.name, license_id=plan.license_id,
         link=plan.license.link,
-    ))
+    )
+    body = f"The license text follows.\n\n{text.read_text()}" if text.is_file() else NO_LOCAL_TEXT
+    (folder / plan.license.text_file).write_text(f"{note}{body}")
 
 
 def _hub(source: HubSource, revision: str | None) -> Path:

@@ -49,6 +49,19 @@ Where the plan's gate runtime is ``streamed`` (``plan.gate_runtime``; the flagsh
 ceiling and the candidate run in torch one decoder layer at a time instead (``gate.streamed``):
 no export and no disk, each phase one layer plus what lives outside the layers.
 
+**export on the Core ML backend** (``backends.coremltools.export``) loads the whole graph at
+fp16 (Core ML compresses the converted program, not torch modules, so nothing is quantized
+while loading), casts it to fp32 for ``torch.jit.trace`` (the fp16 copy freed parameter by
+parameter), and converts: ``ct.convert`` keeps the fp32 torch module, copies every weight into
+the MIL program, casts the constants to fp16 and then compresses them. Measured (2026-12,
+int8-all, random bf16 checkpoints of the SmolLM2-135M and Qwen3-0.6B shapes, 134.5M and 596.0M
+parameters): peaks of 0.71 / 1.83 GB loading, 1.16 / 3.37 GB tracing and 2.37 / 9.60 GB
+converting, i.e. 15.1-15.5 bytes a parameter above the runtime while converting (about four
+fp32 copies; ``COREML_CONVERT_BYTES_PER_PARAM``), where the Core AI model above predicted
+0.99 / 3.03 GB. The compress and save phases stay below the convert peak. The gate's fp16
+ceiling of a Core ML target is such an export too (the SmolLM2-135M-shaped gate peaked at
+2.31 GB), and its candidate is the package's weights read back into an fp16 torch module.
+
 **fetch**: a Hub checkpoint is downloaded in its own dtype, taken to be bf16 (2 bytes a
 parameter, as Hub LLM checkpoints are published; an fp32 upstream needs twice the disk),
 into the Hugging Face cache, streaming (``DOWNLOAD_RUNTIME_BYTES``); a generated fixture is
@@ -84,6 +97,11 @@ KMEANS_WORKERS = 4  # parallel.MAX_WORKERS: chunks in flight at once
 KMEANS_BYTES_PER_CHUNK_ELEMENT = 30  # fp32 rows, int64 order, sorted rows, fp64 prefix sums, compaction
 KMEANS_CODE_COPIES = 2  # uint8 codes of the whole tensor: the chunk results, then torch.cat
 CONVERTER_COPIES = 1  # stored-weight copies alive while converting (backends.coreai_consume)
+# Core ML: bytes a parameter above the runtime while ct.convert runs (measured 15.1-15.5, see above),
+# and while tracing (the module cast to fp32 beside what is left of its fp16 copy).
+COREML_CONVERT_BYTES_PER_PARAM = 15.5
+COREML_TRACE_BYTES_PER_PARAM = FP16_BYTES + FP32_BYTES
+COREML = "coremltools"
 ORACLE_LAYER_FACTOR = 3  # measured 2.7x one fp32 layer (zootool.oracle)
 HEAD_BLOCK_ROWS = 8192  # oracle.HEAD_BLOCK_ROWS: head rows (and logits) read at once
 DISK_MARGIN = 1.1
@@ -123,15 +141,19 @@ def _stage(phases: dict[str, int], disk: float, location: Location) -> StageReso
 
 def resource_estimate(
     tensors: list[TensorSpec], sizes: SizeEstimate, scheme: Scheme, kernel: Kernel, *, generated: bool,
-    gate_runtime: str = "engine",
+    gate_runtime: str = "engine", backend: str = "coreai",
 ) -> ResourceEstimate:
     """Predict fetch, export and gate needs; ``generated``: the checkpoint is a seeded fixture."""
     fp16_bytes = sum(spec.numel * FP16_BYTES for spec in tensors)
     transient = _transient(tensors, scheme.quantize)
     unpacked = _unpacked_codes(tensors, scheme.quantize)
-    export = export_phases(tensors, sizes.weight_bytes, transient, unpacked)
-    gate = (_streamed_gate(tensors, scheme, transient) if gate_runtime == "streamed"
-            else _gate(tensors, sizes, kernel, fp16_bytes, transient, unpacked))
+    if backend == COREML:  # nothing is quantized in torch but k-means clustering
+        export = coreml_export_phases(tensors, _transient(tensors, _kmeans_only(scheme.quantize)))
+        gate = _coreml_gate(tensors, fp16_bytes)
+    else:
+        export = export_phases(tensors, sizes.weight_bytes, transient, unpacked)
+        gate = (_streamed_gate(tensors, scheme, transient) if gate_runtime == "streamed"
+                else _gate(tensors, sizes, kernel, fp16_bytes, transient, unpacked))
     return ResourceEstimate(stages={
         "fetch": _fetch(sizes.params, generated),
         "export": _stage(export, sizes.weight_bytes * DISK_MARGIN, "build"),
@@ -150,6 +172,28 @@ def export_phases(tensors: list[TensorSpec], stored_bytes: int, transient: int, 
         "load_and_quantize": EXPORT_RUNTIME_BYTES + held + _largest_layer(tensors) * WORKING_BYTES + transient,
         "convert_and_save": EXPORT_RUNTIME_BYTES + stored_bytes * CONVERTER_COPIES + largest,
     }
+
+
+def coreml_export_phases(tensors: list[TensorSpec], transient: int) -> dict[str, int]:
+    """Load the whole graph at fp16, trace it at fp32, then convert and compress (see the module's notes)."""
+    params = sum(spec.numel for spec in tensors)
+    return {
+        "load": EXPORT_RUNTIME_BYTES + params * WORKING_BYTES + transient,
+        "trace": EXPORT_RUNTIME_BYTES + params * COREML_TRACE_BYTES_PER_PARAM,
+        "convert_and_compress": EXPORT_RUNTIME_BYTES + math.ceil(params * COREML_CONVERT_BYTES_PER_PARAM),
+    }
+
+
+def _kmeans_only(quantize: Mapping[str, QuantSpec]) -> dict[str, QuantSpec]:
+    return {group: spec for group, spec in quantize.items() if spec.method == "kmeans"}
+
+
+def _coreml_gate(tensors: list[TensorSpec], fp16_bytes: int) -> StageResources:
+    """The oracle, the fp16 ceiling exported through Core ML, the candidate read back into torch fp16."""
+    params = sum(spec.numel for spec in tensors)
+    phases = {"oracle": _oracle(tensors), **_prefixed("fp16", coreml_export_phases(tensors, _transient(tensors, {}))),
+              "candidate_readback": EXPORT_RUNTIME_BYTES + params * (FP32_BYTES + FP16_BYTES)}
+    return _stage(phases, fp16_bytes * DISK_MARGIN, "temp")
 
 
 def _unpacked_codes(tensors: list[TensorSpec], quantize: Mapping[str, QuantSpec]) -> int:

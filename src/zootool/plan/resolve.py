@@ -22,11 +22,12 @@ from ..arch import Architecture
 from ..backends.registry import backend, scheme_refusal
 from ..config.recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
 from ..config.schema_base import did_you_mean
-from ..config.zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo
+from ..config.zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo, unknown_license_hint
 from ..errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
 from ..units import gb
 from .estimate import SizeEstimate, estimate
 from .footprint import ResourceEstimate, resource_estimate
+from .choices import usable_schemes
 from .gate_runtime import GateRuntime, gate_runtime_of
 
 NESTED = ("gate", "publish")
@@ -35,7 +36,7 @@ PLAN_FILE = "plan.json"
 # Not part of what is built: provenance, the predicted machine needs (re-measured constants),
 # the card's prose, and the command line's values (already in the fields they set).
 # gate_runtime follows from the hashed fields (plan.gate_runtime); it changes no bundle byte.
-UNHASHED = frozenset({"origins", "resources", "description", "tags", "overrides", "gate_runtime"})
+UNHASHED = frozenset({"origins", "resources", "description", "tags", "card_notes", "overrides", "gate_runtime"})
 
 
 class Origin(BaseModel):
@@ -67,6 +68,7 @@ class BuildPlan(BaseModel):
     model_name: str
     description: str = ""
     tags: tuple[str, ...] = ()
+    card_notes: tuple[str, ...] = ()  # what is known of this model that its card tells users (model.card-notes)
     target: str
     platform_id: str
     platform: Platform
@@ -169,6 +171,7 @@ def resolve(
         model_name=recipe.model.name,
         description=recipe.model.description,
         tags=recipe.model.tags,
+        card_notes=recipe.model.card_notes,
         target=target,
         platform_id=platform_id,
         platform=platform,
@@ -209,13 +212,14 @@ def _predictions(
 ) -> tuple[SizeEstimate, ResourceEstimate, GateRuntime]:
     """The bundle's size, how the gate runs on Linux, each build stage's memory and disk."""
     tensors = recipe.architecture.tensors()
-    program = backend(values["backend"]).program_bytes(recipe.architecture.layout(), scheme)
+    backend_id = values["backend"]
+    program = backend(backend_id).program_bytes(recipe.architecture.layout(), scheme)
     sizes = estimate(tensors, scheme, kernel, program)
     generated = isinstance(recipe.model.source, GeneratedSource)
-    gate_runtime = gate_runtime_of(recipe.architecture, values["backend"], values["gate.positions"])
-    needs = resource_estimate(tensors, sizes, scheme, kernel, generated=generated, gate_runtime=gate_runtime)
+    gate_runtime = gate_runtime_of(recipe.architecture, backend_id, values["gate.positions"])
+    needs = resource_estimate(tensors, sizes, scheme, kernel, generated=generated, gate_runtime=gate_runtime,
+                              backend=backend_id)
     return sizes, needs, gate_runtime
-
 
 
 def _levels(zoo: Zoo, recipe: Recipe, table: Settings, target: str, recipe_file: str, overrides):
@@ -249,10 +253,8 @@ def _target_table(recipe: Recipe, target: str, recipe_file: str):
 
 def _platform(zoo: Zoo, platform_id: str, recipe_file: str, target: str) -> Platform:
     if platform_id not in zoo.platforms:
-        raise RecipeError(
-            recipe_file, f"targets.{target}.platform", f"unknown platform '{platform_id}'",
-            did_you_mean(platform_id, zoo.platforms),
-        )
+        raise RecipeError(recipe_file, f"targets.{target}.platform", f"unknown platform '{platform_id}'",
+                          did_you_mean(platform_id, zoo.platforms))
     return zoo.platforms[platform_id]
 
 
@@ -314,10 +316,10 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
     _known(values["pipeline"], PIPELINES, origins["pipeline"], "pipeline")
     _known(values["quant"], zoo.schemes, origins["quant"], "quant scheme")
     if values["backend"] not in zoo.schemes[values["quant"]].backends:
+        usable = usable_schemes(zoo, values["backend"], zoo.kernels.get(values["kernel"]))
         raise ConfigError(
             f"{origins['quant']}: scheme '{values['quant']}' has no mapping on backend '{values['backend']}'",
-            "schemes for this backend: "
-            + ", ".join(k for k, v in zoo.schemes.items() if values["backend"] in v.backends),
+            f"schemes for backend {values['backend']} with kernel {values['kernel']}: {', '.join(usable)}",
         )
     refusal = scheme_refusal(values["backend"], zoo.schemes[values["quant"]])
     if refusal:
@@ -326,7 +328,7 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
     _known(values["kernel"], zoo.kernels, origins["kernel"], "kernel")
     kernel = zoo.kernels[values["kernel"]]
     _kernel_fits_model(kernel, values["kernel"], origins["kernel"], recipe.architecture, zoo)
-    _kernel_applies(kernel, values, origins["kernel"])
+    _kernel_applies(kernel, values, origins["kernel"], zoo)
     refusal = backend(values["backend"]).graph_refusal(recipe.architecture.layout())
     if refusal:
         raise ConfigError(f"{origins['backend']}: backend '{values['backend']}': {refusal}",
@@ -335,7 +337,7 @@ def _references(values, origins, zoo: Zoo, recipe: Recipe, platform_id: str, rec
     if recipe.model.license not in licenses:
         raise RecipeError(
             recipe_file, "model.license",
-            f"unknown license '{recipe.model.license}'", did_you_mean(recipe.model.license, licenses),
+            f"unknown license '{recipe.model.license}'", unknown_license_hint(recipe.model.license, licenses),
         )
     return {"scheme": zoo.schemes[values["quant"]], "kernel": kernel, "license": licenses[recipe.model.license]}
 
@@ -355,17 +357,15 @@ def _kernel_fits_model(kernel: Kernel, kernel_id: str, origin: Origin, arch: Any
         )
 
 
-def _kernel_applies(kernel: Kernel, values: dict, origin: Origin) -> None:
+def _kernel_applies(kernel: Kernel, values: dict, origin: Origin, zoo: Zoo) -> None:
     problems = [
         (values["backend"], kernel.backends, "backend"),
-        (values["quant"], kernel.schemes, "quant scheme"),
+        (values["quant"], usable_schemes(zoo, values["backend"], kernel), "quant scheme"),  # on this backend
     ]
     for value, allowed, what in problems:
         if value not in allowed:
-            raise ConfigError(
-                f"{origin}: kernel '{values['kernel']}' does not support {what} '{value}'",
-                f"it supports {what}s: {', '.join(allowed)}",
-            )
+            raise ConfigError(f"{origin}: kernel '{values['kernel']}' does not support {what} '{value}'",
+                              f"it supports {what}s: {', '.join(allowed)}")
 
 
 def _budget(platform: Platform, estimated: int) -> Budget:

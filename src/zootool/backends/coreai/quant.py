@@ -110,7 +110,7 @@ class BlockQuantLinear(nn.Module):
 
     def __init__(self, linear: nn.Linear, fmt: QuantSpec) -> None:
         super().__init__()
-        q, s = quantize_symmetric(linear.weight.detach(), fmt.bits, fmt.block_size)
+        q, s = quantize_blocks(linear.weight.detach(), fmt)
         _store(self, "wq", q)
         _store(self, "ws", s)
         self.bits = fmt.bits
@@ -129,7 +129,7 @@ class BlockQuantEmbedding(nn.Module):
 
     def __init__(self, embedding: nn.Embedding, fmt: QuantSpec) -> None:
         super().__init__()
-        q, s = quantize_symmetric(embedding.weight.detach(), fmt.bits, fmt.block_size)
+        q, s = quantize_blocks(embedding.weight.detach(), fmt)
         _store(self, "wq", q)
         _store(self, "ws", s)
         self.bits = fmt.bits
@@ -184,6 +184,15 @@ def quantize_symmetric(weight: torch.Tensor, bits: int, block: int) -> tuple[tor
     scale = (blocks.abs().amax(-1) / top).clamp_min(torch.finfo(torch.float16).tiny).half()
     codes = torch.round(blocks / scale.float().unsqueeze(-1)).clamp(-top, top)
     return codes.to(torch.int8).reshape(weight.shape), scale
+
+
+def quantize_blocks(weight: torch.Tensor, fmt: QuantSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes and fp16 block scales as ``fmt`` says: min-max, or with a clipping search (``clip-search``)."""
+    if fmt.clip_search:
+        from .clipping import quantize_symmetric_clipped
+
+        return quantize_symmetric_clipped(weight, fmt.bits, fmt.block_size)
+    return quantize_symmetric(weight, fmt.bits, fmt.block_size)
 
 
 def dequantize_symmetric(q: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
@@ -307,6 +316,8 @@ def _quantize_experts(name: str, host: nn.Module, scheme: Scheme, use_kernel: bo
 def _expert_module(weight: torch.Tensor, fmt: QuantSpec, use_kernel: bool) -> nn.Module:
     if fmt.method == "kmeans":
         return PalettizedExperts(weight, fmt)
+    if fmt.clip_search:
+        raise ValueError("clip-search is not implemented for stacked expert weights (no kernel takes such a scheme)")
     _check_symmetric(fmt)
     return BlockQuantExperts(weight, fmt, use_kernel)
 

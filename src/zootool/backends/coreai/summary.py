@@ -28,6 +28,9 @@ def storage_summary(aimodel_path: Path, function: str = "main") -> dict[str, Any
     path = Path(aimodel_path).resolve()
     facts = _parsed(path, _version(path))
     signature = facts["signatures"].get(function)
+    if not facts["functions"]:  # what a damaged program parses to
+        raise BackendFailedError(f"{aimodel_path}: the asset's program defines no function: it is damaged",
+                                 "zoo verify compares its files with the manifest; rebuild or re-download it")
     if signature is None:
         raise BackendFailedError(
             f"{aimodel_path}: the asset has no function {function!r} (it has {', '.join(facts['functions'])})",
@@ -35,6 +38,12 @@ def storage_summary(aimodel_path: Path, function: str = "main") -> dict[str, Any
         )
     shared = {key: facts[key] for key in ("functions", "storage", "compute", "ops")}
     return {**_copied(shared), **_copied(signature)}
+
+
+def asset_functions(aimodel_path: Path) -> list[str]:
+    """The functions the asset's program defines (empty when its bytecode names none)."""
+    path = Path(aimodel_path).resolve()
+    return list(_parsed(path, _version(path))["functions"])
 
 
 def has_custom_kernel(aimodel_path: Path) -> bool:

@@ -14,8 +14,10 @@ becomes a :class:`BackendFailedError` naming the stage.
 Weight constants keep the torch parameter path (``layers.0.mlp.up_proj.weight`` ->
 ``layers_0_mlp_up_proj_weight_to_fp16``), except where coremltools merged identical
 constants (a tied head, equal zero biases): those parameters are recorded in the
-user-defined metadata ``zootool.weight_aliases``, so ``coremltools_runtime`` can read
-every weight of a saved package back.
+user-defined metadata ``zootool.weight_aliases``, and where it folded a uniform weight away
+(``x * 1``: a norm weight of ones, as transformers initialises it) that weight's one value is
+recorded in ``zootool.folded_weights``, so ``coremltools_runtime`` can read every weight of a
+saved package back.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 from ...config.zoo_data import OS_NAMES
 from ...errors import BackendFailedError, BackendUnavailableError, ConfigError, ZooError
 from ...phase_clock import timed
-from .names import ALIASES_KEY, const_name
+from .names import ALIASES_KEY, FOLDED_KEY, const_name
 
 MIN_TARGETS = {"iOS": 18, "macOS": 15}  # per-block int8 and per-row LUTs need the iOS 18 opset
 # coremltools has no iPadOS targets: iPadOS runs the iOS ones.
@@ -91,11 +93,11 @@ def export_mlpackage(
     clustered = _stage("quantize", lambda: cluster_kmeans_groups(module, chosen))
     traced = _stage("trace", lambda: _trace(module))
     model = _stage("convert", lambda: _convert(ct, traced, module, getattr(ct.target, target)))
-    aliases = _stage("convert", lambda: weight_aliases(model, module))
+    aliases, folded = _stage("convert", lambda: unstored_weights(model, module))
     model = _stage("compress", lambda: _compress(model, compression_configs(module, chosen, clustered)))
     custom = {
         "zootool.scheme": chosen.id, "zootool.deployment_target": target, ALIASES_KEY: json.dumps(aliases),
-        **dict((metadata or {}).get("custom", {})),
+        FOLDED_KEY: json.dumps(folded), **dict((metadata or {}).get("custom", {})),
     }
     write_metadata(model, {**dict(metadata or {}), "custom": custom})
     return _stage("save", lambda: _save(model, Path(out_path)))
@@ -159,25 +161,33 @@ def _convert(ct: Any, traced: Any, module: Any, target: Any) -> Any:
     )
 
 
-def weight_aliases(model: Any, module: Any) -> dict[str, str]:
-    """Parameters whose constant coremltools merged into an identical one: name -> surviving constant."""
+def unstored_weights(model: Any, module: Any) -> tuple[dict[str, str], dict[str, float]]:
+    """Parameters with no constant of their own: ``(aliases, folded)``.
+
+    ``aliases``: name -> the identical constant coremltools kept instead (a tied head, equal
+    biases). ``folded``: name -> the one value of a uniform weight whose constant the converter
+    removed with the no-op it fed (a norm weight of ones). Anything else is an export failure.
+    """
     import numpy as np
     import torch
 
     consts = [op for op in model._mil_program.functions["main"].operations if op.op_type == "const"]
     names = {op.name for op in consts}
-    aliases = {}
+    aliases, folded = {}, {}
     for name, tensor in weight_tensors(module).items():
         if const_name(name) in names:
             continue
         value = tensor.detach().to(torch.float16).numpy()
         match = next((op.name for op in consts if op.outputs[0].shape == value.shape
                       and np.array_equal(op.outputs[0].val, value)), None)
-        if match is None:
+        if match is not None:
+            aliases[name] = match
+        elif value.size and (value == value.flat[0]).all():
+            folded[name] = float(value.flat[0])
+        else:
             raise BackendFailedError(f"the converted model holds no constant for parameter {name}",
                                      "the export module's parameters must reach the graph as constants")
-        aliases[name] = match
-    return aliases
+    return aliases, folded
 
 
 def weight_tensors(module: Any) -> dict[str, Any]:

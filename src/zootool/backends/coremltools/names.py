@@ -4,6 +4,7 @@ from __future__ import annotations
 
 WEIGHT_SUFFIX = "_to_fp16"  # what the fp16 pass appends to a weight constant's name
 ALIASES_KEY = "zootool.weight_aliases"
+FOLDED_KEY = "zootool.folded_weights"
 
 
 def const_name(parameter_name: str) -> str:

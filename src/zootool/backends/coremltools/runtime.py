@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import BackendFailedError, BackendUnavailableError
-from .names import ALIASES_KEY, WEIGHT_SUFFIX, const_name
+from .names import ALIASES_KEY, FOLDED_KEY, WEIGHT_SUFFIX, const_name
 
 COMPRESSED_SUFFIXES = ("_quantized", "_palettized")
 CORE_ML_RUNS_HERE = platform.system() == "Darwin"
@@ -174,8 +174,12 @@ def _readback_graph(path: Path) -> Any:
     graph = build_decode_graph(arch, int(custom["zootool.context_length"]), dtype=torch.float16)
     module = StatefulCoreMLGraph(graph)
     weights, aliases = read_weights(path), json.loads(custom.get(ALIASES_KEY, "{}"))
+    folded = json.loads(custom.get(FOLDED_KEY, "{}"))
     for name, current in weight_tensors(module).items():
-        value = torch.from_numpy(_weight_for(weights, aliases, name, path)).to(torch.float16)
+        if name in folded:  # a uniform weight (norm of ones) the converter folded away with its no-op
+            value = torch.full(current.shape, folded[name], dtype=torch.float16)
+        else:
+            value = torch.from_numpy(_weight_for(weights, aliases, name, path)).to(torch.float16)
         if tuple(value.shape) != tuple(current.shape):
             raise BackendFailedError(
                 f"{path}: weight {name} is {tuple(value.shape)} in the package, the graph implies "
