@@ -23,6 +23,7 @@ from .families.phi3 import Phi3Arch
 from .families.qwen2 import Qwen2Arch
 from .families.qwen2_moe import Qwen2MoeArch
 from .families.qwen3_moe import Qwen3MoeArch
+from .families.qwen3_next import Qwen3NextArch
 from .families.smollm3 import SmolLM3Arch
 
 _FAMILY_CLASSES: tuple[Family, ...] = (
@@ -37,6 +38,7 @@ _FAMILY_CLASSES: tuple[Family, ...] = (
     Olmo2Arch,
     SmolLM3Arch,
     Qwen2MoeArch,
+    Qwen3NextArch,
 )
 
 FAMILIES: dict[str, Family] = {family.family_tag: family for family in _FAMILY_CLASSES}
@@ -46,7 +48,6 @@ MODEL_TYPES: dict[str, Family] = {t: family for family in _FAMILY_CLASSES for t 
 NOT_YET: dict[str, str] = {
     "qwen3_5": "Qwen3.5 hybrid (gated delta-net linear attention): a recurrent state the graph lacks",
     "qwen3_5_moe": "Qwen3.5 MoE hybrid (gated delta-net linear attention)",
-    "qwen3_next": "Qwen3-Next hybrid (gated delta-net linear attention)",
     "granitemoehybrid": "Granite 4.0-H hybrid (Mamba-2 state-space layers)",
     "nemotron_h": "Nemotron-H hybrid (Mamba-2 state-space layers)",
     "gpt_oss": "gpt-oss (attention sinks and a clamped SwiGLU over MXFP4 experts)",
