@@ -63,7 +63,7 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
                                                                   "linear_attention"],
                                   "linear_num_key_heads": 2, "linear_num_value_heads": 4, "linear_key_head_dim": 16,
                                   "linear_value_head_dim": 8, "num_experts": 4, "num_experts_per_tok": 2,
-                                  "moe_intermediate_size": 32, "shared_expert_intermediate_size": 48,
+                                  "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64,
                                   "mlp_only_layers": [1]}),
 }  # fmt: skip
 

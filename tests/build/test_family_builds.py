@@ -22,14 +22,14 @@ pytest.importorskip("coreai_torch")
 from arch_fixtures import ARCHITECTURES  # noqa: E402
 
 # The families beyond the two whose tiny recipes build elsewhere (tiny-llama, tiny-lfm2-moe).
-NEW = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3", "qwen2_moe"]
+NEW = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3", "qwen2_moe", "qwen3_next"]
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PREFILL, STEPS = 8, 44
 # fp16 compute over three random layers (init std 0.1) against fp32: what one bundle may differ by.
 MAX_ABS, MEDIAN_ABS = 0.05, 0.03  # per position: its largest logit error
 # Positions where a routed model may pick another expert at a near-tie of its router (measured:
 # qwen3_moe's converted program, 1 of 44, at a 0.004 logit margin that torch fp16 keeps).
-ROUTING_FLIPS = {"qwen3_moe": 2, "mixtral": 2, "qwen2_moe": 2}
+ROUTING_FLIPS = {"qwen3_moe": 2, "mixtral": 2, "qwen2_moe": 2, "qwen3_next": 2}
 
 
 @pytest.fixture(scope="module")

@@ -33,10 +33,10 @@ from .layout import Attention as AttentionSpec
 from .layout import DecoderLayout, Layer, Mlp
 from .layout import GatedDeltaNet as GatedDeltaNetSpec
 from .layout import ShortConv as ShortConvSpec
+from .safetensors_checkpoint import tie_head
 
 # The torch block of each mixer spec.
 MIXERS = {AttentionSpec: Attention, ShortConvSpec: ShortConv, GatedDeltaNetSpec: GatedDeltaNet}
-from .safetensors_checkpoint import tie_head
 
 
 class DecoderLayer(nn.Module):
