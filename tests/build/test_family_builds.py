@@ -29,7 +29,9 @@ PREFILL, STEPS = 8, 44
 MAX_ABS, MEDIAN_ABS = 0.05, 0.03  # per position: its largest logit error
 # Positions where a routed model may pick another expert at a near-tie of its router (measured:
 # qwen3_moe's converted program, 1 of 44, at a 0.004 logit margin that torch fp16 keeps).
-ROUTING_FLIPS = {"qwen3_moe": 2, "mixtral": 2, "qwen2_moe": 2, "qwen3_next": 2}
+# qwen3_next: its first router's top-2 margin at position 40 is 0.0005; the torch fp16 graph flips
+# it too (0.655), and the recurrent state and KV caches carry the flip 3 positions on.
+ROUTING_FLIPS = {"qwen3_moe": 2, "mixtral": 2, "qwen2_moe": 2, "qwen3_next": 4}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,10 @@ def built(zoo_root: Path, checkpoint: Path, name: str, target: str = "mac") -> P
                        "--json", root=zoo_root)
     assert build.exit_code == 0, build.stdout + build.stderr
     summary = json.loads(build.stdout)
-    assert summary["gate"].startswith("CLEAN") and summary["publishable"], summary["gate"]
+    assert summary["gate"].startswith("CLEAN"), summary["gate"]
+    # --quant fp16 is a local experiment (issue 26's one publish rule): that is the only refusal.
+    assert summary["publish_refusals"] == ["built with command-line overrides (quant): the zoo publishes what the "
+                                           "recipe says"], summary["publish_refusals"]
     return zoo_root / "build" / model_id / target
 
 
