@@ -25,6 +25,7 @@ from arch_fixtures import ARCHITECTURES  # noqa: E402
 NEW = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3", "qwen2_moe", "qwen3_next"]
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PREFILL, STEPS = 8, 44
+RECURRENT = {"qwen3_next"}  # families with fixed recurrent states beside the KV caches
 # fp16 compute over three random layers (init std 0.1) against fp32: what one bundle may differ by.
 MAX_ABS, MEDIAN_ABS = 0.05, 0.03  # per position: its largest logit error
 # Positions where a routed model may pick another expert at a near-tie of its router (measured:
@@ -93,3 +94,17 @@ def test_family_builds_gates_verifies_and_matches_transformers(name, target, zoo
         off = [(i, round(float(e), 3)) for i, e in enumerate(error) if e >= MAX_ABS]
         assert len(off) <= ROUTING_FLIPS.get(name, 0) and np.median(error) < MEDIAN_ABS, (prefill, off)
         assert (got.argmax(-1) == want.argmax(-1)).mean() >= 0.95
+    if name in RECURRENT:
+        assert_a_new_sequence_starts_from_zero_states(bundle / manifest["model_dir"], ids)
+
+
+def assert_a_new_sequence_starts_from_zero_states(model_dir: Path, ids: list[int]) -> None:
+    """The engines' reset zeroes the fixed states too: a sequence after another gets its own logits."""
+    from zootool.gate.engine import EngineDriver
+
+    with EngineDriver(model_dir) as driver:
+        driver.feed(ids[PREFILL:])
+        driver.reset()
+        after_reset = driver.feed(ids[:PREFILL])
+    with EngineDriver(model_dir) as fresh:
+        np.testing.assert_array_equal(after_reset, fresh.feed(ids[:PREFILL]))

@@ -46,10 +46,13 @@ FAMILIES: dict[str, Family] = {family.family_tag: family for family in _FAMILY_C
 MODEL_TYPES: dict[str, Family] = {t: family for family in _FAMILY_CLASSES for t in family.model_types}
 # Model types transformers knows that no family reads yet, with what stands in the way.
 NOT_YET: dict[str, str] = {
-    "qwen3_5": "Qwen3.5 hybrid (gated delta-net linear attention): a recurrent state the graph lacks",
-    "qwen3_5_moe": "Qwen3.5 MoE hybrid (gated delta-net linear attention)",
-    "granitemoehybrid": "Granite 4.0-H hybrid (Mamba-2 state-space layers)",
-    "nemotron_h": "Nemotron-H hybrid (Mamba-2 state-space layers)",
+    "qwen3_5": ("Qwen3.5 hybrid: its gated delta-net and gated attention blocks are qwen3_next's, but no family "
+                "reads its vision-language config.json (text_config, weights under model.language_model) yet"),
+    "qwen3_5_moe": ("Qwen3.5 MoE hybrid: its gated delta-net and gated attention blocks are qwen3_next's, but no "
+                    "family reads its vision-language config.json yet"),
+    "granitemoehybrid": ("Granite 4.0-H hybrid: no Mamba-2 block yet (its SSM state, and Granite's embedding, "
+                         "residual and logit multipliers)"),
+    "nemotron_h": "Nemotron-H hybrid: no Mamba-2 block yet",
     "gpt_oss": "gpt-oss (attention sinks and a clamped SwiGLU over MXFP4 experts)",
 }
 WHERE_FAMILIES_LIVE = ("write a family module in src/zootool/arch/families/ and add it to arch/registry.py "
