@@ -65,6 +65,11 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
                                   "linear_value_head_dim": 8, "num_experts": 4, "num_experts_per_tok": 2,
                                   "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64,
                                   "mlp_only_layers": [1]}),
+    "qwen3_5_text": ("qwen3_5_text", {"head_dim": 16, "layer_types": ["linear_attention", "full_attention",
+                                                                      "linear_attention"],
+                                      "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+                                      "linear_key_head_dim": 16, "linear_value_head_dim": 8,
+                                      "tie_word_embeddings": True}),
 }  # fmt: skip
 
 

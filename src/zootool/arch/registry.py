@@ -22,6 +22,7 @@ from .families.olmo2 import Olmo2Arch
 from .families.phi3 import Phi3Arch
 from .families.qwen2 import Qwen2Arch
 from .families.qwen2_moe import Qwen2MoeArch
+from .families.qwen3_5 import Qwen3_5TextArch
 from .families.qwen3_moe import Qwen3MoeArch
 from .families.qwen3_next import Qwen3NextArch
 from .families.smollm3 import SmolLM3Arch
@@ -39,6 +40,7 @@ _FAMILY_CLASSES: tuple[Family, ...] = (
     SmolLM3Arch,
     Qwen2MoeArch,
     Qwen3NextArch,
+    Qwen3_5TextArch,
 )
 
 FAMILIES: dict[str, Family] = {family.family_tag: family for family in _FAMILY_CLASSES}
