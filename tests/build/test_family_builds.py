@@ -22,10 +22,11 @@ pytest.importorskip("coreai_torch")
 from arch_fixtures import ARCHITECTURES  # noqa: E402
 
 # The families beyond the two whose tiny recipes build elsewhere (tiny-llama, tiny-lfm2-moe).
-NEW = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3", "qwen2_moe", "qwen3_next"]
+NEW = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3", "qwen2_moe", "qwen3_next",
+       "qwen3_5_text"]
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PREFILL, STEPS = 8, 44
-RECURRENT = {"qwen3_next"}  # families with fixed recurrent states beside the KV caches
+RECURRENT = {"qwen3_next", "qwen3_5_text"}  # families with fixed recurrent states beside the KV caches
 # fp16 compute over three random layers (init std 0.1) against fp32: what one bundle may differ by.
 MAX_ABS, MEDIAN_ABS = 0.05, 0.03  # per position: its largest logit error
 # Positions where a routed model may pick another expert at a near-tie of its router (measured:
