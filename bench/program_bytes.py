@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 LAYER_PATTERNS = {"lfm2": ["full_attention", "conv"], "lfm2_moe": ["full_attention", "conv"],
-                  "gemma3_text": ["sliding_attention", "full_attention"], "qwen3": ["sliding_attention", "full_attention"]}
+                  "gemma3_text": ["sliding_attention", "full_attention"], "qwen3": ["sliding_attention", "full_attention"],
+                  "qwen3_next": ["full_attention", "linear_attention"]}
 
 
 def fixture_changes(name: str, layers: int) -> dict:
@@ -32,7 +33,7 @@ def fixture_changes(name: str, layers: int) -> dict:
         changes["num_dense_layers"] = 0
     if name == "smollm3":
         changes["no_rope_layers"] = ([1, 0] * layers)[:layers]
-    if name in ("qwen3_moe", "qwen2_moe"):
+    if name in ("qwen3_moe", "qwen2_moe", "qwen3_next"):
         changes["mlp_only_layers"] = []
     return changes
 

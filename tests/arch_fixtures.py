@@ -58,6 +58,18 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
     "smollm3": ("smollm3", {"no_rope_layers": [1, 0, 1], "attention_bias": True, "mlp_bias": True}),
     "qwen2_moe": ("qwen2_moe", {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64,
                                 "shared_expert_intermediate_size": 96, "mlp_only_layers": [0]}),
+    # Two value heads per key head, key and value widths apart, a dense layer among the MoE ones.
+    "qwen3_next": ("qwen3_next", {"head_dim": 16, "layer_types": ["linear_attention", "full_attention",
+                                                                  "linear_attention"],
+                                  "linear_num_key_heads": 2, "linear_num_value_heads": 4, "linear_key_head_dim": 16,
+                                  "linear_value_head_dim": 8, "num_experts": 4, "num_experts_per_tok": 2,
+                                  "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64,
+                                  "mlp_only_layers": [1]}),
+    "qwen3_5_text": ("qwen3_5_text", {"head_dim": 16, "layer_types": ["linear_attention", "full_attention",
+                                                                      "linear_attention"],
+                                      "linear_num_key_heads": 2, "linear_num_value_heads": 4,
+                                      "linear_key_head_dim": 16, "linear_value_head_dim": 8,
+                                      "tie_word_embeddings": True}),
 }  # fmt: skip
 
 

@@ -37,7 +37,7 @@ def test_every_fixture_has_a_family(name):
     model_type = ARCHITECTURES[name][0]
     assert model_type in MODEL_TYPES
     assert set(FAMILIES) >= {"llama", "lfm2_moe", "lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3",
-                             "olmo2", "smollm3", "qwen2_moe"}
+                             "olmo2", "smollm3", "qwen2_moe", "qwen3_next"}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -140,7 +140,7 @@ def test_unknown_and_not_yet_model_types_say_where_families_live():
     with pytest.raises(ConfigError, match="'no-such-model' is not a transformers model type"):
         architecture_of({"model_type": "no-such-model"}, "config.json")
     with pytest.raises(NotImplementedFeatureError, match="gated delta-net") as not_yet:
-        architecture_of({"model_type": "qwen3_next"}, "config.json")
+        architecture_of({"model_type": "qwen3_5"}, "config.json")
     for error in (unknown.value, not_yet.value):
         assert "src/zootool/arch/families/" in error.hint and "qwen3_moe" in error.hint
 

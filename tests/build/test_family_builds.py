@@ -22,14 +22,20 @@ pytest.importorskip("coreai_torch")
 from arch_fixtures import ARCHITECTURES  # noqa: E402
 
 # The families beyond the two whose tiny recipes build elsewhere (tiny-llama, tiny-lfm2-moe).
-NEW = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3", "qwen2_moe"]
+NEW = ["lfm2", "qwen3_moe", "mixtral", "qwen2", "gemma3_text", "phi3", "olmo2", "smollm3", "qwen2_moe", "qwen3_next"]
+# Not qwen3_5_text: its fixture builds, gates and verifies, but its fp16 logits miss transformers' fp32 ones by
+# 0.096 and 0.088 at 2 of 44 positions (torch's fp16 graph: 0.068, 0.079; transformers' own fp16: 0.014),
+# from its first delta-net layer, whose output there is ~1e-4; not explained yet (issue 22).
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PREFILL, STEPS = 8, 44
+RECURRENT = {"qwen3_next"}  # families with fixed recurrent states beside the KV caches
 # fp16 compute over three random layers (init std 0.1) against fp32: what one bundle may differ by.
 MAX_ABS, MEDIAN_ABS = 0.05, 0.03  # per position: its largest logit error
 # Positions where a routed model may pick another expert at a near-tie of its router (measured:
 # qwen3_moe's converted program, 1 of 44, at a 0.004 logit margin that torch fp16 keeps).
-ROUTING_FLIPS = {"qwen3_moe": 2, "mixtral": 2, "qwen2_moe": 2}
+# qwen3_next: its first router's top-2 margin at position 40 is 0.0005; the torch fp16 graph flips
+# it too (0.655), and the recurrent state and KV caches carry the flip 3 positions on.
+ROUTING_FLIPS = {"qwen3_moe": 2, "mixtral": 2, "qwen2_moe": 2, "qwen3_next": 4}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +54,10 @@ def built(zoo_root: Path, checkpoint: Path, name: str, target: str = "mac") -> P
                        "--json", root=zoo_root)
     assert build.exit_code == 0, build.stdout + build.stderr
     summary = json.loads(build.stdout)
-    assert summary["gate"].startswith("CLEAN") and summary["publishable"], summary["gate"]
+    assert summary["gate"].startswith("CLEAN"), summary["gate"]
+    # --quant fp16 is a local experiment (issue 26's one publish rule): that is the only refusal.
+    assert summary["publish_refusals"] == ["built with command-line overrides (quant): the zoo publishes what the "
+                                           "recipe says"], summary["publish_refusals"]
     return zoo_root / "build" / model_id / target
 
 
@@ -88,3 +97,17 @@ def test_family_builds_gates_verifies_and_matches_transformers(name, target, zoo
         off = [(i, round(float(e), 3)) for i, e in enumerate(error) if e >= MAX_ABS]
         assert len(off) <= ROUTING_FLIPS.get(name, 0) and np.median(error) < MEDIAN_ABS, (prefill, off)
         assert (got.argmax(-1) == want.argmax(-1)).mean() >= 0.95
+    if name in RECURRENT:
+        assert_a_new_sequence_starts_from_zero_states(bundle / manifest["model_dir"], ids)
+
+
+def assert_a_new_sequence_starts_from_zero_states(model_dir: Path, ids: list[int]) -> None:
+    """The engines' reset zeroes the fixed states too: a sequence after another gets its own logits."""
+    from zootool.gate.engine import EngineDriver
+
+    with EngineDriver(model_dir) as driver:
+        driver.feed(ids[PREFILL:])
+        driver.reset()
+        after_reset = driver.feed(ids[:PREFILL])
+    with EngineDriver(model_dir) as fresh:
+        np.testing.assert_array_equal(after_reset, fresh.feed(ids[:PREFILL]))

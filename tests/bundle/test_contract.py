@@ -57,6 +57,8 @@ def test_built_bundle_meets_the_contract(built: Path):
     (lambda d: d["assets"].update(chunks=["a.aimodel", "b.aimodel"]), "chunks cannot be chained"),
     (lambda d: d.update(metadata_version="0.1"), "metadata_version"),
     (lambda d: d["language"].update(states={"keyCache": "kv_cache"}), "language.states: names"),
+    (lambda d: d["language"]["states"].update(convState="kv_cache"),
+     "language.states.convState: says 'kv_cache', but the state is fixed"),
 ])  # fmt: skip
 def test_broken_metadata_is_refused_by_zoo_verify(broken: Path, change, rule: str):
     edit_metadata(broken, change)
@@ -103,6 +105,63 @@ def test_a_graph_off_the_contract_is_refused(broken: Path, module, example, outp
     assert any(p.startswith("states: the function has no keyCache") for p in problems), problems
     result = run_zoo("verify", str(broken))
     assert result.returncode == 8 and rule in result.stderr
+
+
+class FiveStates(torch.nn.Module):
+    """The contract's inputs over two growing KV caches and three fixed states: one more than engines take."""
+
+    def forward(self, input_ids, position_ids, keyCache, valueCache, convStates, recurrentStates, extraState):  # noqa: N803
+        return _touch_states(input_ids, position_ids, keyCache, valueCache, convStates, recurrentStates, extraState)
+
+
+class OneGrowingState(torch.nn.Module):
+    """A valueCache of fixed size: one growing state where the engines need two."""
+
+    def forward(self, input_ids, position_ids, keyCache, valueCache, convStates):  # noqa: N803
+        return _touch_states(input_ids, position_ids, keyCache, valueCache, convStates)
+
+
+def _touch_states(input_ids, position_ids, *states):
+    """Logits ``[1, q, 1024]`` reading every state, each state written once in place."""
+    total = sum(state.sum() for state in states)
+    for state in states:
+        state.add_(1.0)
+    return torch.zeros(1, input_ids.shape[1], 1024, dtype=states[0].dtype) + total + position_ids.sum()
+
+
+def _state_example(fixed: dict[str, tuple[int, ...]], growing: tuple[str, ...]) -> tuple[dict, dict]:
+    """(example inputs, dynamic shapes) of a graph with KV caches ``growing`` on axis 3 and ``fixed`` states."""
+    dim = torch.export.Dim
+    example = {"input_ids": torch.zeros(1, 1, dtype=torch.int32), "position_ids": torch.zeros(1, 3, dtype=torch.int32),
+               "keyCache": torch.zeros(1, 1, 2, 8, 4), "valueCache": torch.zeros(1, 1, 2, 8, 4)}
+    example |= {name: torch.zeros(shape) for name, shape in fixed.items()}
+    capacity = dim("capacity", min=2, max=64)
+    shapes = {name: ({3: capacity} if name in growing else None) for name in example}
+    return example, shapes | {"position_ids": {1: dim("context", min=1, max=64)}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("module", "fixed", "growing", "rule"), [
+    (FiveStates(), {"convStates": (1, 1, 6, 3), "recurrentStates": (1, 1, 2, 4, 4), "extraState": (1, 2)},
+     ("keyCache", "valueCache"), "states: engines take at most 4 states"),
+    (OneGrowingState(), {"convStates": (1, 1, 6, 3)}, ("keyCache",),
+     "states: engines need at least 2 growing states (the KV caches); growing: ['keyCache']"),
+])  # fmt: skip
+def test_a_state_set_off_the_contract_is_refused(broken: Path, module, fixed, growing, rule: str):
+    from zootool.backends.coreai.export import export_aimodel
+
+    folder = model_dir(broken)
+    asset = next(folder.glob("*.aimodel"))
+    shutil.rmtree(asset)
+    example, dynamic = _state_example(fixed, growing)
+    export_aimodel(module, example, asset, output_names=["logits"], state_names=["keyCache", "valueCache", *fixed],
+                   dynamic_shapes=tuple(dynamic[name] for name in example))
+    edit_metadata(broken, lambda d: d["language"].update(states=None))
+    result = run_zoo("verify", str(broken), "--json")
+    assert result.returncode == 8, result.stderr
+    problems = json.loads(result.stdout)["problems"]
+    assert any(rule in p for p in problems), problems
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

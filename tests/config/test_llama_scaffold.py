@@ -78,10 +78,10 @@ def test_seven_billion_at_eight_bits_is_over_the_ios18_phone_budget(zoo_root: Pa
 
 def test_a_transformers_type_without_a_family_is_not_supported_yet(zoo_root: Path, tmp_path: Path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": "qwen3_next", "hidden_size": 1024}))
+    path.write_text(json.dumps({"model_type": "granitemoehybrid", "hidden_size": 1024}))
     result = run_zoo("new", "--config", str(path), "--license", "mit", "--hub", "a/b", root=zoo_root)
     assert result.returncode == 11, result.stderr
-    assert "model_type 'qwen3_next' (Qwen3-Next hybrid" in result.stderr
+    assert "model_type 'granitemoehybrid' (Granite 4.0-H hybrid" in result.stderr
     assert "is not a family this zoo builds yet" in result.stderr and "src/zootool/arch/families/" in result.stderr
     assert "Traceback" not in result.stderr
 

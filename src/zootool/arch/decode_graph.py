@@ -7,8 +7,10 @@ A decode graph is the whole decoder as one function, the shape Apple's LLM engin
   and builds its own causal mask (there is no mask input);
 * output ``logits`` ``[1, q, vocab]`` (fp16 once exported);
 * KV caches as in-place states ``keyCache`` / ``valueCache`` ``[attention_layers, 1,
-  kv_heads, S, head_dim]`` whose ``S`` grows with the context; families with short
-  convolutions add a fixed-shape ``convState`` ``[conv_layers, 1, hidden, kernel - 1]``.
+  kv_heads, S, head_dim]`` whose ``S`` grows with the context; hybrids add fixed-shape
+  states, one row per layer that keeps one: LFM2's ``convState`` ``[conv_layers, 1, hidden,
+  kernel - 1]``, the recurrent hybrids' ``convStates`` and ``recurrentStates`` (the engines
+  take 2 to 4 states, at least 2 of them growing).
 
 Every state is read once, before anything is written (the Core AI converter cannot read
 a state it already updated in the same call), and written once, at the end.
@@ -23,11 +25,10 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
+from .layout import CONV_STATE, CONV_STATES, GROWING, KEY_CACHE, RECURRENT_STATES, VALUE_CACHE  # noqa: F401
 
 INPUT_NAMES = ("input_ids", "position_ids")
 OUTPUT_NAMES = ("logits",)
-KEY_CACHE, VALUE_CACHE, CONV_STATE = "keyCache", "valueCache", "convState"
-GROWING = -1  # the size of a state axis that grows with the context
 SEQUENCE_AXIS = 3  # of a KV cache [layers, 1, kv_heads, S, head_dim]
 # Example sizes for torch.export: distinct and >= 2, so no dynamic dim is specialised or unified.
 EXAMPLE_QUERY, EXAMPLE_CONTEXT, EXAMPLE_CAPACITY = 3, 5, 8
@@ -56,11 +57,6 @@ class StepContext(NamedTuple):
     rotary: dict[str, tuple[Tensor, Tensor]]
     # sliding window (None: full causal) -> bool [1, 1, q, past + q]: the cached rows each new token sees
     visible: dict[int | None, Tensor]
-
-
-def kv_state_specs(layers: int, kv_heads: int, head_dim: int) -> list[StateSpec]:
-    shape = (layers, 1, kv_heads, GROWING, head_dim)
-    return [StateSpec(KEY_CACHE, shape, "kv_cache"), StateSpec(VALUE_CACHE, shape, "kv_cache")]
 
 
 def causal_visible(position_ids: Tensor, query_len: int, sliding_window: int | None = None) -> tuple[Tensor, Tensor]:

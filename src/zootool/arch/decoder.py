@@ -2,10 +2,11 @@
 
 The interface is the engine contract of ``arch.decode_graph``: inputs ``input_ids [1, q]``
 and ``position_ids [1, past + q]``; states ``keyCache`` / ``valueCache`` ``[attention layers,
-1, kv_heads, S, head_dim]`` and, with short-conv layers, ``convState`` ``[conv layers, 1,
-hidden, kernel - 1]``, updated in place; output logits ``[1, q, vocab]``. Module names are
-canonical (``layers.3.self_attn.q_proj``); the family's weight-name map says where each
-tensor is in its checkpoint (``arch.weights``).
+1, kv_heads, S, head_dim]`` and the fixed states of the other mixers, one row per layer
+(short conv: ``convState``; gated delta net: ``convStates`` and ``recurrentStates``), updated
+in place; output logits ``[1, q, vocab]``. Module names are canonical
+(``layers.3.self_attn.q_proj``); the family's weight-name map says where each tensor is in
+its checkpoint (``arch.weights``).
 """
 
 from __future__ import annotations
@@ -18,18 +19,24 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .blocks.attention import Attention
 from .blocks.conv import ShortConv
+from .blocks.delta import GatedDeltaNet
 from .blocks.mlp import GatedMlp
 from .blocks.moe import SparseMoe
 from .blocks.norm import RMSNorm
 from .blocks.rotary import Frequencies, RotaryTables, rotary_frequencies
 from .contract import ArchConfig
 from .decode_graph import (
-    CONV_STATE, KEY_CACHE, VALUE_CACHE, DecodeGraph, StateSpec, StepContext, causal_visible, check_context,
-    kv_state_specs,
+    CONV_STATE, CONV_STATES, GROWING, KEY_CACHE, RECURRENT_STATES, VALUE_CACHE, DecodeGraph, StateSpec, StepContext,
+    causal_visible, check_context,
 )
 from .layout import Attention as AttentionSpec
 from .layout import DecoderLayout, Layer, Mlp
+from .layout import GatedDeltaNet as GatedDeltaNetSpec
+from .layout import ShortConv as ShortConvSpec
 from .safetensors_checkpoint import tie_head
+
+# The torch block of each mixer spec.
+MIXERS = {AttentionSpec: Attention, ShortConvSpec: ShortConv, GatedDeltaNetSpec: GatedDeltaNet}
 
 
 class DecoderLayer(nn.Module):
@@ -37,11 +44,9 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, spec: Layer, norm_eps: float, norm_offset: float) -> None:
         super().__init__()
-        self.is_attention = isinstance(spec.mixer, AttentionSpec)
-        if self.is_attention:
-            self.self_attn = Attention(spec.mixer)
-        else:
-            self.conv = ShortConv(spec.mixer)
+        self.mixer_slot = spec.mixer.slot  # self_attn, conv, linear_attn: the canonical tensor names
+        self.state_names = tuple(spec.mixer.state_rows())  # the states it reads and writes, in this order
+        setattr(self, self.mixer_slot, MIXERS[type(spec.mixer)](spec.mixer))
         if isinstance(spec.ffn, Mlp):
             self.mlp = GatedMlp(spec.ffn)
         else:
@@ -51,14 +56,8 @@ class DecoderLayer(nn.Module):
         self.slots = frozenset(spec.norms)
 
     def forward(self, h: Tensor, ctx: StepContext, past: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """``past`` is (keys, values) for attention, (window,) for conv; returns what to store."""
-        x = self._norm("mixer_norm", h)
-        if self.is_attention:
-            mixed, keys, values = self.self_attn(x, ctx, past[0], past[1])
-            written: tuple[Tensor, ...] = (keys, values)
-        else:
-            mixed, window = self.conv(x, past[0])
-            written = (window,)
+        """``past`` holds this layer's row of each of its states; returns what to store in each."""
+        mixed, written = getattr(self, self.mixer_slot)(self._norm("mixer_norm", h), ctx, *past)
         h = h + self._norm("mixer_post_norm", mixed)
         ffn = self.mlp if hasattr(self, "mlp") else self.moe
         return h + self._norm("ffn_post_norm", ffn(self._norm("ffn_norm", h))), written
@@ -95,15 +94,10 @@ class Decoder(DecodeGraph, nn.Module):
                 moe.expert_bias = nn.Buffer(moe.expert_bias.to(torch.float32))
 
     def state_specs(self) -> list[StateSpec]:
-        layout = self.layout
-        specs = []
-        if layout.attention_layers:
-            first = layout.attention_layers[0]
-            specs += kv_state_specs(len(layout.attention_layers), first.kv_heads, first.head_dim)
-        if layout.conv_layers:
-            conv = layout.conv_layers[0]
-            specs.append(StateSpec(CONV_STATE, (len(layout.conv_layers), 1, conv.hidden, conv.kernel - 1), "fixed"))
-        return specs
+        """One state per name the layers use, their rows stacked on a first axis (KV caches first)."""
+        rows = self.layout.state_rows()
+        return [StateSpec(name, (len(shapes), *shapes[0]), "kv_cache" if GROWING in shapes[0] else "fixed")
+                for name, shapes in sorted(rows.items(), key=lambda item: STATE_ORDER.index(item[0]))]
 
     def embed(self, input_ids: Tensor) -> Tensor:
         h = self.embed_tokens(input_ids)
@@ -116,17 +110,13 @@ class Decoder(DecodeGraph, nn.Module):
         return logits if cap is None else torch.tanh(logits / cap) * cap
 
     def run_layers(self, h: Tensor, ctx: StepContext, read: Mapping[str, Tensor]) -> tuple[Tensor, dict]:
-        written: dict[str, list[Tensor]] = {KEY_CACHE: [], VALUE_CACHE: [], CONV_STATE: []}
+        written: dict[str, list[Tensor]] = {name: [] for name in read}
         for layer in self.layers.values():
-            if layer.is_attention:
-                index = len(written[KEY_CACHE])
-                h, (keys, values) = layer(h, ctx, (read[KEY_CACHE][index], read[VALUE_CACHE][index]))
-                written[KEY_CACHE].append(keys)
-                written[VALUE_CACHE].append(values)
-            else:
-                h, (window,) = layer(h, ctx, (read[CONV_STATE][len(written[CONV_STATE])],))
-                written[CONV_STATE].append(window)
-        return h, {name: rows for name, rows in written.items() if rows}
+            past = tuple(read[name][len(written[name])] for name in layer.state_names)
+            h, rows = layer(h, ctx, past)
+            for name, row in zip(layer.state_names, rows, strict=True):
+                written[name].append(row)
+        return h, written
 
     def context(self, position_ids: Tensor, query_len: int) -> StepContext:
         positions, causal = causal_visible(position_ids, query_len)
@@ -156,6 +146,28 @@ class ConvKvDecoder(Decoder):
         return self.decode(input_ids, position_ids, states)
 
 
+class RecurrentKvDecoder(Decoder):
+    """A recurrent hybrid (gated delta net): KV caches, the conv windows and the recurrent states."""
+
+    def forward(
+        self, input_ids: Tensor, position_ids: Tensor, keyCache: Tensor, valueCache: Tensor, convStates: Tensor,
+        recurrentStates: Tensor,
+    ) -> Tensor:
+        states = {KEY_CACHE: keyCache, VALUE_CACHE: valueCache, CONV_STATES: convStates,
+                  RECURRENT_STATES: recurrentStates}
+        return self.decode(input_ids, position_ids, states)
+
+
+# The order of the states in a graph's signature; a graph class per state set (torch.export
+# names the states after forward's arguments).
+STATE_ORDER = (KEY_CACHE, VALUE_CACHE, CONV_STATE, CONV_STATES, RECURRENT_STATES)
+GRAPHS: dict[tuple[str, ...], type[Decoder]] = {
+    (KEY_CACHE, VALUE_CACHE): KvDecoder,
+    (KEY_CACHE, VALUE_CACHE, CONV_STATE): ConvKvDecoder,
+    (KEY_CACHE, VALUE_CACHE, CONV_STATES, RECURRENT_STATES): RecurrentKvDecoder,
+}
+
+
 def _frequencies(arch: ArchConfig, layout: DecoderLayout) -> dict[str, Frequencies]:
     tables = {a.rotary.table: a.rotary.dims for a in layout.attention_layers if a.rotary is not None}
     if not tables:
@@ -175,9 +187,10 @@ def build_decode_graph(arch: ArchConfig, max_context: int, dtype: torch.dtype = 
     layout = arch.layout()
     if not layout.attention_layers:
         raise ConfigError(f"{arch.family_tag}: a decode graph needs at least one attention layer (the KV states)")
-    kinds = {(a.kv_heads, a.head_dim) for a in layout.attention_layers}
-    if len(kinds) > 1:
-        raise ConfigError(f"{arch.family_tag}: attention layers differ in kv heads / head dim {sorted(kinds)}",
-                          "the engine contract has one keyCache for every attention layer")
-    graph = ConvKvDecoder if layout.conv_layers else KvDecoder
-    return graph(arch, max_context, dtype)
+    rows = layout.state_rows()
+    for name, shapes in rows.items():
+        if len(set(shapes)) > 1:
+            raise ConfigError(f"{arch.family_tag}: the layers' {name} rows differ in shape {sorted(set(shapes))}",
+                              f"the engine contract has one {name} state for every layer that keeps one")
+    names = tuple(sorted(rows, key=STATE_ORDER.index))
+    return GRAPHS[names](arch, max_context, dtype)

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from ..config.schema_base import MAX_LAYERS, Array, Count, FieldError
 from .contract import ArchConfig
-from .layout import Activation, Attention, DecoderLayout, FeedForward, Layer, Mlp, Norm, Rotary
+from .layout import Activation, Attention, DecoderLayout, FeedForward, Layer, Mixer, Mlp, Norm, Rotary
 from .rope import RopeScaling, rope_from_hf, rope_to_hf
 from .rules import divides, even_head_dim
 
@@ -87,7 +87,7 @@ class DecoderConfig(ArchConfig):
 
     # --- the layout -------------------------------------------------------------------------
     def layout(self) -> DecoderLayout:
-        layers = tuple(Layer(self.attention(i), self.ffn(i), self.norm_slots) for i in range(self.num_hidden_layers))
+        layers = tuple(Layer(self.mixer(i), self.ffn(i), self.norm_slots) for i in range(self.num_hidden_layers))
         return DecoderLayout(
             vocab=self.vocab_size, hidden=self.hidden_size, layers=layers, norm=self.norm(),
             tied=self.tie_embeddings, embed_scale=self.embed_scale, logit_softcap=self.logit_softcap,
@@ -99,6 +99,10 @@ class DecoderConfig(ArchConfig):
 
     def norm(self) -> Norm:
         return Norm(self.rms_norm_eps)
+
+    def mixer(self, index: int) -> Mixer:
+        """Layer ``index``'s token mixer: attention here; hybrids choose per layer."""
+        return self.attention(index)
 
     def attention(self, index: int) -> Attention:
         return Attention(

@@ -12,12 +12,18 @@ family's :class:`~zootool.arch.weight_names.WeightNames` maps them to its checkp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from .base import TensorSpec
 
+GROWING = -1  # the size of a state axis that grows with the context
 Activation = Literal["silu", "gelu_tanh"]
 QkNorm = Literal["none", "head", "whole"]
+# The engine contract's state names (apple/coreai-models: keyCache / valueCache grow with the
+# context; any other state is fixed). LFM2's short conv keeps its historical ``convState``;
+# the recurrent hybrids use the names the Qwen3.5 engines read.
+KEY_CACHE, VALUE_CACHE, CONV_STATE = "keyCache", "valueCache", "convState"
+CONV_STATES, RECURRENT_STATES = "convStates", "recurrentStates"
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class Rotary:
 class Attention:
     """GQA over the shared KV caches, with the switches the families need."""
 
+    slot: ClassVar[str] = "self_attn"  # the layer's attribute (canonical tensor names)
+
     hidden: int
     heads: int
     kv_heads: int
@@ -51,10 +59,13 @@ class Attention:
     norm: Norm | None = None  # of q/k
     window: int | None = None  # sliding-window layers see the last `window` positions
     scale: float | None = None  # of the scores; None: head_dim ** -0.5
+    # Qwen3-Next / Qwen3.5: q_proj also yields, per head, a gate; the output is scaled by its sigmoid.
+    output_gate: bool = False
 
     def tensors(self, prefix: str) -> list[TensorSpec]:
         h, q, kv = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim
-        shapes = {"q_proj": (q, h), "k_proj": (kv, h), "v_proj": (kv, h), "o_proj": (h, q)}
+        queries = 2 * q if self.output_gate else q
+        shapes = {"q_proj": (queries, h), "k_proj": (kv, h), "v_proj": (kv, h), "o_proj": (h, q)}
         specs = [TensorSpec(f"{prefix}.{name}.weight", "attention", shape) for name, shape in shapes.items()]
         biased = ("q_proj", "k_proj", "v_proj") if self.qkv_bias else ()
         specs += [TensorSpec(f"{prefix}.{name}.bias", "attention", shapes[name][:1]) for name in biased]
@@ -65,10 +76,17 @@ class Attention:
             specs += [TensorSpec(f"{prefix}.{n}.weight", "norm", (w,)) for n, w in zip(("q_norm", "k_norm"), widths)]
         return specs
 
+    def state_rows(self) -> dict[str, tuple[int, ...]]:
+        """Per layer, each state's shape; ``GROWING`` marks the axis that follows the context."""
+        return {KEY_CACHE: (1, self.kv_heads, GROWING, self.head_dim),
+                VALUE_CACHE: (1, self.kv_heads, GROWING, self.head_dim)}
+
 
 @dataclass(frozen=True)
 class ShortConv:
     """LFM2's gated depthwise causal conv; its state is the last ``kernel - 1`` gated inputs."""
+
+    slot: ClassVar[str] = "conv"
 
     hidden: int
     kernel: int
@@ -88,6 +106,56 @@ class ShortConv:
                 TensorSpec(f"{prefix}.out_proj.bias", "linear", (h,)),
             ]
         return specs
+
+    def state_rows(self) -> dict[str, tuple[int, ...]]:
+        return {CONV_STATE: (1, self.hidden, self.kernel - 1)}
+
+
+@dataclass(frozen=True)
+class GatedDeltaNet:
+    """Gated delta-rule linear attention (Qwen3-Next, Qwen3.5): a causal conv, then a recurrent state.
+
+    q/k/v come out of a depthwise causal conv (window: the last ``kernel - 1`` inputs, the
+    ``convStates`` state) over one projection; each value head keeps a ``[key_dim, value_dim]``
+    state (``recurrentStates``) that decays by ``exp(g)`` and is corrected by the delta rule;
+    the output is RMS-normed per head and gated by ``silu(z)``. ``fused`` is Qwen3-Next's
+    checkpoint layout: q/k/v/z and b/a interleaved per key head in two projections.
+    """
+
+    slot: ClassVar[str] = "linear_attn"
+
+    hidden: int
+    key_heads: int
+    value_heads: int
+    key_dim: int
+    value_dim: int
+    kernel: int
+    norm: Norm  # the per-head output norm (plain ``w``)
+    fused: bool = False
+
+    @property
+    def conv_channels(self) -> int:
+        return 2 * self.key_heads * self.key_dim + self.value_heads * self.value_dim
+
+    def tensors(self, prefix: str) -> list[TensorSpec]:
+        h, keys, values, heads = self.hidden, self.key_heads * self.key_dim, self.value_heads * self.value_dim, self.value_heads
+        if self.fused:
+            shapes = {"in_proj_qkvz": (2 * keys + 2 * values, h), "in_proj_ba": (2 * heads, h)}
+        else:
+            shapes = {"in_proj_qkv": (self.conv_channels, h), "in_proj_z": (values, h), "in_proj_b": (heads, h),
+                      "in_proj_a": (heads, h)}
+        specs = [TensorSpec(f"{prefix}.{name}.weight", "linear", shape) for name, shape in shapes.items()]
+        return specs + [
+            TensorSpec(f"{prefix}.conv1d.weight", "conv", (self.conv_channels, 1, self.kernel)),
+            TensorSpec(f"{prefix}.dt_bias", "norm", (heads,)),
+            TensorSpec(f"{prefix}.A_log", "norm", (heads,)),
+            TensorSpec(f"{prefix}.norm.weight", "norm", (self.value_dim,)),
+            TensorSpec(f"{prefix}.out_proj.weight", "linear", (h, values)),
+        ]
+
+    def state_rows(self) -> dict[str, tuple[int, ...]]:
+        return {CONV_STATES: (1, self.conv_channels, self.kernel - 1),
+                RECURRENT_STATES: (1, self.value_heads, self.key_dim, self.value_dim)}
 
 
 @dataclass(frozen=True)
@@ -145,7 +213,7 @@ class Moe:
         return specs
 
 
-Mixer = Attention | ShortConv
+Mixer = Attention | ShortConv | GatedDeltaNet
 FeedForward = Mlp | Moe
 NORM_SLOTS = ("mixer_norm", "mixer_post_norm", "ffn_norm", "ffn_post_norm")
 
@@ -163,9 +231,8 @@ class Layer:
     norms: tuple[str, ...] = ("mixer_norm", "ffn_norm")
 
     def tensors(self, prefix: str) -> list[TensorSpec]:
-        name = "self_attn" if isinstance(self.mixer, Attention) else "conv"
         ffn = "mlp" if isinstance(self.ffn, Mlp) else "moe"
-        specs = self.mixer.tensors(f"{prefix}.{name}") + self.ffn.tensors(f"{prefix}.{ffn}")
+        specs = self.mixer.tensors(f"{prefix}.{self.mixer.slot}") + self.ffn.tensors(f"{prefix}.{ffn}")
         return specs + [TensorSpec(f"{prefix}.{slot}.weight", "norm", (self.mixer.hidden,)) for slot in self.norms]
 
 
@@ -196,8 +263,17 @@ class DecoderLayout:
         return [layer.mixer for layer in self.layers if isinstance(layer.mixer, Attention)]
 
     @property
-    def conv_layers(self) -> list[ShortConv]:
-        return [layer.mixer for layer in self.layers if isinstance(layer.mixer, ShortConv)]
+    def fixed_state_mixers(self) -> list[Mixer]:
+        """The mixers that keep a fixed-size state (a conv window, a recurrent state), in layer order."""
+        return [layer.mixer for layer in self.layers if not isinstance(layer.mixer, Attention)]
+
+    def state_rows(self) -> dict[str, list[tuple[int, ...]]]:
+        """Each state's per-layer shapes, in layer order (the graph stacks them on a new first axis)."""
+        rows: dict[str, list[tuple[int, ...]]] = {}
+        for layer in self.layers:
+            for name, shape in layer.mixer.state_rows().items():
+                rows.setdefault(name, []).append(shape)
+        return rows
 
     @property
     def routed_experts(self) -> bool:

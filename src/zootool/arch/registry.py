@@ -22,7 +22,9 @@ from .families.olmo2 import Olmo2Arch
 from .families.phi3 import Phi3Arch
 from .families.qwen2 import Qwen2Arch
 from .families.qwen2_moe import Qwen2MoeArch
+from .families.qwen3_5 import Qwen3_5TextArch
 from .families.qwen3_moe import Qwen3MoeArch
+from .families.qwen3_next import Qwen3NextArch
 from .families.smollm3 import SmolLM3Arch
 
 _FAMILY_CLASSES: tuple[Family, ...] = (
@@ -37,6 +39,8 @@ _FAMILY_CLASSES: tuple[Family, ...] = (
     Olmo2Arch,
     SmolLM3Arch,
     Qwen2MoeArch,
+    Qwen3NextArch,
+    Qwen3_5TextArch,
 )
 
 FAMILIES: dict[str, Family] = {family.family_tag: family for family in _FAMILY_CLASSES}
@@ -44,11 +48,13 @@ FAMILIES: dict[str, Family] = {family.family_tag: family for family in _FAMILY_C
 MODEL_TYPES: dict[str, Family] = {t: family for family in _FAMILY_CLASSES for t in family.model_types}
 # Model types transformers knows that no family reads yet, with what stands in the way.
 NOT_YET: dict[str, str] = {
-    "qwen3_5": "Qwen3.5 hybrid (gated delta-net linear attention): a recurrent state the graph lacks",
-    "qwen3_5_moe": "Qwen3.5 MoE hybrid (gated delta-net linear attention)",
-    "qwen3_next": "Qwen3-Next hybrid (gated delta-net linear attention)",
-    "granitemoehybrid": "Granite 4.0-H hybrid (Mamba-2 state-space layers)",
-    "nemotron_h": "Nemotron-H hybrid (Mamba-2 state-space layers)",
+    "qwen3_5": ("Qwen3.5 hybrid: its gated delta-net and gated attention blocks are qwen3_next's, but no family "
+                "reads its vision-language config.json (text_config, weights under model.language_model) yet"),
+    "qwen3_5_moe": ("Qwen3.5 MoE hybrid: its gated delta-net and gated attention blocks are qwen3_next's, but no "
+                    "family reads its vision-language config.json yet"),
+    "granitemoehybrid": ("Granite 4.0-H hybrid: no Mamba-2 block yet (its SSM state, and Granite's embedding, "
+                         "residual and logit multipliers)"),
+    "nemotron_h": "Nemotron-H hybrid: no Mamba-2 block yet",
     "gpt_oss": "gpt-oss (attention sinks and a clamped SwiGLU over MXFP4 experts)",
 }
 WHERE_FAMILIES_LIVE = ("write a family module in src/zootool/arch/families/ and add it to arch/registry.py "

@@ -132,9 +132,9 @@ class CoreML:
         return 0  # not modelled: an ML Program's size beside its weights was not measured
 
     def graph_refusal(self, layout: Any) -> str | None:
-        if layout.conv_layers:
-            return ("the model's short-conv layers keep a window state, and swift-transformers' Core ML "
-                    "models carry only KV caches")
+        if layout.fixed_state_mixers:
+            return ("the model's short-conv or recurrent layers keep a fixed state beside the KV caches, and "
+                    "swift-transformers' Core ML models carry only KV caches")
         return None
 
     def runtime_name(self, twin: bool) -> str:

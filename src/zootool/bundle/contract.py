@@ -24,6 +24,7 @@ from .tokenizer_rules import tokenizer_problems, tokenizer_warnings
 
 INPUTS = ("input_ids", "position_ids")
 KV_STATES = ("keyCache", "valueCache")
+MAX_STATES = 4  # the KV caches and up to two fixed recurrent states
 COREML_INPUTS, COREML_STATES = ("inputIds", "causalMask"), ("keyCache", "valueCache")
 _DESCRIPTOR = re.compile(r"NDArray \((\w+), (.*)\)")
 
@@ -146,19 +147,38 @@ def _logits_problems(outputs: list[tuple[str, list[int]]], vocab_size: int) -> l
 
 
 def _state_problems(states: dict[str, tuple[str, list[int]]], declared: dict[str, str] | None) -> list[str]:
+    """The engines' states (coreai-models PR #132): the two growing KV caches, then at most two more.
+
+    Recurrent hybrids add fixed ``convStates`` / ``recurrentStates`` (LFM2: ``convState``); the
+    engines reset fixed states on a new sequence and grow the growing ones by doubling.
+    """
     missing = [name for name in KV_STATES if name not in states]
     if missing:
         return [f"states: the function has no {' or '.join(missing)} state (KV caches are Core AI states)"]
-    growing = [name for name, (_, dims) in states.items() if -1 in dims]
     problems = [
         f"states.{name}: must be [layers, 1, kv_heads, S, head_dim] with S dynamic (growing), got {states[name][1]}"
         for name in KV_STATES if len(states[name][1]) != 5 or states[name][1][3] != -1
     ]
-    if not (len(states) == 2 or (3 <= len(states) <= 4 and len(growing) >= 2)):
-        problems.append(f"states: engines take 2 KV states, or 3-4 with at least 2 growing; got {list(states)}")
-    if declared is not None and set(declared) != set(states):
-        problems.append(f"language.states: names {sorted(declared)}, the function has {sorted(states)}")
-    return problems
+    growing = [name for name, (_, dims) in states.items() if -1 in dims]
+    if len(states) > MAX_STATES:
+        problems.append(f"states: engines take at most {MAX_STATES} states (keyCache, valueCache and up to two "
+                        f"fixed ones such as convStates, recurrentStates); got {len(states)}: {list(states)}")
+    if len(growing) < len(KV_STATES):
+        problems.append(f"states: engines need at least {len(KV_STATES)} growing states (the KV caches); "
+                        f"growing: {growing}")
+    return problems + _declared_state_problems(states, declared)
+
+
+def _declared_state_problems(states: dict[str, tuple[str, list[int]]], declared: dict[str, str] | None) -> list[str]:
+    """``language.states`` names each state's kind; a growing state is a cache, a static one fixed."""
+    if declared is None:
+        return []
+    if set(declared) != set(states):
+        return [f"language.states: names {sorted(declared)}, the function has {sorted(states)}"]
+    return [
+        f"language.states.{name}: says {kind!r}, but the state is {'growing' if -1 in states[name][1] else 'fixed'}"
+        for name, kind in declared.items() if (kind == "fixed") == (-1 in states[name][1])
+    ]
 
 
 def coreml_problems(package: Path) -> list[str]:

@@ -4,12 +4,13 @@ Weights dominate a real model's file, but a toy one's program is a tenth of it, 
 estimate counts every stored byte. The program grows with the ops each block converts to, and
 the ops follow the layout: a linear model over its blocks, fitted on fp16 and int8 exports of
 1- and 4-layer fixtures of every family (coreai-torch 0.4.3; residuals within 2.3 KB, 200 B for
-the quantization term; shared experts and a second RoPE setting refitted on qwen2_moe and gemma3_text). ``bench/program_bytes.py`` measures them again and prints the fit.
+the quantization term; shared experts and a second RoPE setting refitted on qwen2_moe and gemma3_text;
+the gated delta net and the attention output gate fitted on qwen3_next, within 600 B). ``bench/program_bytes.py`` measures them again and prints the fit.
 """
 
 from __future__ import annotations
 
-from ..arch.layout import Attention, DecoderLayout, Moe, ShortConv
+from ..arch.layout import Attention, DecoderLayout, GatedDeltaNet, Moe, ShortConv
 from ..config.zoo_data import Scheme
 
 # Core AI program bytes (the converter's own shape, not a unit to tune by hand).
@@ -17,6 +18,8 @@ BASE = 13_830  # inputs, masks, embedding, final norm and head, states
 ATTENTION = 4_330  # GQA with RoPE, its KV cache reads and writes
 QK_NORM = 2_190  # per-head or whole q/k norms
 SHORT_CONV = 2_860
+GATED_DELTA = 12_200  # the delta net: projections, conv, the delta rule's while loop, gated norm
+OUTPUT_GATE = 1_400  # an attention output gated by a sigmoid of half of q_proj
 MLP = 2_320
 MOE = 4_870  # router, top-k, two expert matmuls
 SHARED_EXPERT = 3_600  # an always-on MLP beside the routed ones, with its sigmoid gate
@@ -48,5 +51,8 @@ def _layer_bytes(layer) -> int:
         total += SHARED_EXPERT
     if isinstance(mixer, ShortConv):
         return total + SHORT_CONV
+    if isinstance(mixer, GatedDeltaNet):
+        return total + GATED_DELTA
     assert isinstance(mixer, Attention)
-    return total + ATTENTION + (QK_NORM if mixer.qk_norm != "none" else 0)
+    gate = OUTPUT_GATE if mixer.output_gate else 0
+    return total + ATTENTION + gate + (QK_NORM if mixer.qk_norm != "none" else 0)

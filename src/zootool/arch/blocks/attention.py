@@ -21,7 +21,7 @@ class Attention(nn.Module):
         super().__init__()
         h, d = spec.hidden, spec.head_dim
         self.spec = spec
-        self.q_proj = nn.Linear(h, spec.heads * d, bias=spec.qkv_bias)
+        self.q_proj = nn.Linear(h, spec.heads * d * (2 if spec.output_gate else 1), bias=spec.qkv_bias)
         self.k_proj = nn.Linear(h, spec.kv_heads * d, bias=spec.qkv_bias)
         self.v_proj = nn.Linear(h, spec.kv_heads * d, bias=spec.qkv_bias)
         self.o_proj = nn.Linear(spec.heads * d, h, bias=spec.o_bias)
@@ -30,10 +30,13 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(width[0], spec.norm.eps, spec.norm.offset)
             self.k_norm = RMSNorm(width[1], spec.norm.eps, spec.norm.offset)
 
-    def forward(self, x: Tensor, ctx: StepContext, past_keys: Tensor, past_values: Tensor) -> tuple[Tensor, ...]:
-        """Returns (output ``[1, q, H]``, this call's keys and values ``[1, KV, q, D]``)."""
+    def forward(
+        self, x: Tensor, ctx: StepContext, past_keys: Tensor, past_values: Tensor
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Returns (output ``[1, q, H]``, this call's keys and values ``[1, KV, q, D]`` to store)."""
         spec = self.spec
-        q = self._heads(self.q_proj(x), "q_norm", spec.heads)
+        queries, gate = self._queries_and_gate(self.q_proj(x))
+        q = self._heads(queries, "q_norm", spec.heads)
         k = self._heads(self.k_proj(x), "k_norm", spec.kv_heads)
         if spec.rotary is not None:
             cos, sin = ctx.rotary[spec.rotary.table]
@@ -45,7 +48,20 @@ class Attention(nn.Module):
             q, self._joined(past_keys, k), self._joined(past_values, v), ctx.visible[spec.window],
             (spec.heads, spec.kv_heads, spec.head_dim), spec.scale,
         )
-        return self.o_proj(out), k, v
+        if gate is not None:
+            out = out * torch.sigmoid(gate)
+        return self.o_proj(out), (k, v)
+
+    def _queries_and_gate(self, projected: Tensor) -> tuple[Tensor, Tensor | None]:
+        """An output-gated q_proj holds, per head, the head's query then its gate: ``[1, q, heads * D]`` each."""
+        if not self.spec.output_gate:
+            return projected, None
+        heads, d = self.spec.heads, self.spec.head_dim
+        paired = projected.view(1, -1, heads, 2 * d)
+        # Sliced, then made contiguous before any view: a view of a strided slice guards on q != 1.
+        query, gate = (part.clone(memory_format=torch.contiguous_format).view(1, -1, heads * d)
+                       for part in (paired[..., :d], paired[..., d:]))
+        return query, gate
 
     def _heads(self, projected: Tensor, norm: str, heads: int) -> Tensor:
         """``[1, q, heads * D]`` -> ``[1, q, heads, D]``, q/k-normed per head or over the whole projection."""
