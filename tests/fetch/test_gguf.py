@@ -15,7 +15,7 @@ from zootool.fetch.hub import check_checkpoint
 from zootool.fetch.provenance import PROVENANCE_FILE, read_provenance
 from zootool.errors import FetchError
 
-from conftest import repo_plan
+from conftest import REPO, repo_plan
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -42,7 +42,7 @@ def test_checkpoint_holds_weights_tokenizer_license_and_provenance(smollm2_check
 def test_the_recipe_accepts_the_checkpoint_and_its_chat_template(smollm2_checkpoint: Path):
     from transformers import AutoTokenizer
 
-    check_checkpoint(repo_plan("smollm2-135m-instruct", "mac"), smollm2_checkpoint)
+    check_checkpoint(repo_plan("smollm2-135m-instruct", "mac"), smollm2_checkpoint, REPO / "zoo" / "licenses")
     tokenizer = AutoTokenizer.from_pretrained(smollm2_checkpoint)
     text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
                                          tokenize=False)
