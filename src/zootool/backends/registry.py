@@ -65,6 +65,9 @@ class Backend(Protocol):
     def program_bytes(self, layout: Any, scheme: Scheme) -> int:
         """Predicted bytes of the model file beside its weights (0 where not modelled)."""
 
+    def program_ops(self, model: Path) -> dict[str, int]:
+        """The converted program's ops by name, as counted in the saved model file."""
+
 
 def expert_kernel(kernel: str) -> str:
     """The Core AI exporter's expert kernel for a plan's kernel id (a dense model has none)."""
@@ -103,6 +106,11 @@ class CoreAI:
 
         return program_bytes(layout, scheme)
 
+    def program_ops(self, model: Path) -> dict[str, int]:
+        from .coreai.summary import storage_summary
+
+        return storage_summary(model)["ops"]
+
     def runtime_name(self, twin: bool) -> str:
         import platform
 
@@ -130,6 +138,11 @@ class CoreML:
 
     def program_bytes(self, layout: Any, scheme: Scheme) -> int:
         return 0  # not modelled: an ML Program's size beside its weights was not measured
+
+    def program_ops(self, model: Path) -> dict[str, int]:
+        from .coremltools.runtime import program_ops
+
+        return program_ops(model)
 
     def graph_refusal(self, layout: Any) -> str | None:
         if layout.fixed_state_mixers:
