@@ -50,6 +50,7 @@ def measure(name: str, layers: int, quantized: bool, work: Path) -> dict:
 
     checkpoint = write_fixture(work / f"{name}-{layers}", name, **fixture_changes(name, layers))
     graph = loaded_graph(checkpoint, 2048, torch.float16)
+    graph.use_composites()  # as the Core AI converter of a build does
     layout, zoo = graph.arch.layout(), Zoo(REPO)
     scheme_id = ("sym8" if layout.routed_experts else "int8-all") if quantized else "fp16"
     scheme = zoo.schemes[scheme_id]
@@ -68,12 +69,14 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--schemes", default="fp16,quantized", help="fp16, quantized or both")
     args = parser.parse_args()
+    kinds = [kind == "quantized" for kind in args.schemes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="zoo-program-bytes-") as tmp:
         for name in args.families.split(","):
             for layers in (1, 4):
-                for quantized in (False, True):
+                for quantized in kinds:
                     rows.append(measure(name, layers, quantized, Path(tmp)))
                     print(json.dumps(rows[-1]), flush=True)
     errors = sorted(abs(row["error_pct"]) for row in rows)

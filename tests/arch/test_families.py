@@ -163,3 +163,15 @@ def test_nothing_in_the_graph_grows_with_its_context(name):
         return {key: tuple(t.shape) for key, t in [*graph.named_parameters(), *graph.named_buffers()]}
 
     assert tensors(CONTEXT) == tensors(32768)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_graph_through_the_converters_composites_matches_transformers(name, arch_checkpoint, oracle):
+    """What a Core AI export computes (``use_composites``) is still transformers' model, in torch."""
+    pytest.importorskip("coreai_torch")
+    ids, expected = oracle(name)
+    graph = loaded_graph(arch_checkpoint(name))
+    used = graph.use_composites()
+    # Gemma 3 keeps its (1 + w) norms decomposed; every family here has RoPE.
+    assert used == (["rope"] if name == "gemma3_text" else ["rms_norm", "rope"]), used
+    assert torch.allclose(decode_tokens(graph, ids, 8), expected, atol=2e-5)

@@ -88,10 +88,13 @@ class CoreAI:
 
         # The bundle's kernel fixes tokens per call (gather_qmm: 1); its gate twins keep that shape.
         fixed = plan.kernel.query_len
-        return lambda graph, path, meta: export_decode_graph(
-            graph, path, query_len=fixed, scheme=scheme, kernel=expert_kernel(kernel), metadata=meta,
-            consume_weights=True,  # export_model drops the graph after the export
-        )
+
+        def convert(graph: Any, path: Path, meta: dict) -> Path:
+            graph.use_composites()  # norms and RoPE as the converter's composites, as Apple's exporter has them
+            return export_decode_graph(graph, path, query_len=fixed, scheme=scheme, kernel=expert_kernel(kernel),
+                                       metadata=meta, consume_weights=True)  # export_model drops the graph after
+
+        return convert
 
     def unit_quantizer(self, scheme: Scheme, kernel: str) -> UnitQuantizer | None:
         from .coreai.export import quantize_unit
