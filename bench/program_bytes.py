@@ -43,6 +43,7 @@ def measure(name: str, layers: int, quantized: bool, work: Path) -> dict:
     from arch_fixtures import write_fixture
     from graphs import loaded_graph
 
+    from zootool.backends.coreai.composites import composites_enabled
     from zootool.backends.coreai.export import export_decode_graph
     from zootool.config.zoo_data import Zoo
     from zootool.plan.estimate import estimate
@@ -50,7 +51,8 @@ def measure(name: str, layers: int, quantized: bool, work: Path) -> dict:
 
     checkpoint = write_fixture(work / f"{name}-{layers}", name, **fixture_changes(name, layers))
     graph = loaded_graph(checkpoint, 2048, torch.float16)
-    graph.use_composites()  # as the Core AI converter of a build does
+    if composites_enabled():  # ZOO_COREAI_COMPOSITES=1, as the Core AI converter of a build then does
+        graph.use_composites()
     layout, zoo = graph.arch.layout(), Zoo(REPO)
     scheme_id = ("sym8" if layout.routed_experts else "int8-all") if quantized else "fp16"
     scheme = zoo.schemes[scheme_id]

@@ -87,10 +87,14 @@ class CoreAI:
         from .coreai.export import export_decode_graph
 
         # The bundle's kernel fixes tokens per call (gather_qmm: 1); its gate twins keep that shape.
+        from .coreai.composites import composites_enabled
+
         fixed = plan.kernel.query_len
+        composites = composites_enabled()
 
         def convert(graph: Any, path: Path, meta: dict) -> Path:
-            graph.use_composites()  # norms and RoPE as the converter's composites, as Apple's exporter has them
+            if composites:  # norms and RoPE as the converter's composites, as Apple's exporter has them
+                graph.use_composites()
             return export_decode_graph(graph, path, query_len=fixed, scheme=scheme, kernel=expert_kernel(kernel),
                                        metadata=meta, consume_weights=True)  # export_model drops the graph after
 

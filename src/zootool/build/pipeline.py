@@ -248,6 +248,10 @@ def build_key(plan: BuildPlan, checkpoint: Path, options: BuildOptions) -> str:
         "plan": plan.plan_hash, "zootool": __version__, "gate": options.gate,
         "revision": options.revision, "config": hashlib.sha256(config).hexdigest(), "weights": files,
     }
+    from ..backends.coreai.composites import composites_enabled
+
+    if composites_enabled():  # another program for the same plan: not the default build's bundle
+        identity["composites"] = True
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -8,7 +8,17 @@ Apple's exporter gives RMSNorm and RoPE and a device runtime can map to a fused 
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Opt-in: on coreai-torch 0.4.3 the composites triple the export's CPU time (one torch.export per
+# call site) and the Linux runtime's rms_norm loses precision given fp16 operands (docs/coreai-notes.md).
+ENV = "ZOO_COREAI_COMPOSITES"
+
+
+def composites_enabled() -> bool:
+    """Whether Core AI exports compute norms and RoPE through the composites (``ZOO_COREAI_COMPOSITES=1``)."""
+    return os.environ.get(ENV) == "1"
 
 # composite op name -> (class in coreai_torch.composite_ops, attributes the op declares)
 SPECS = {
