@@ -172,6 +172,6 @@ def test_the_graph_through_the_converters_composites_matches_transformers(name, 
     ids, expected = oracle(name)
     graph = loaded_graph(arch_checkpoint(name))
     used = graph.use_composites()
-    # Gemma 3 keeps its (1 + w) norms decomposed; every family here has RoPE.
-    assert used == (["rope"] if name == "gemma3_text" else ["rms_norm", "rope"]), used
+    # (1 + w) norms (Gemma 3, Qwen3-Next, Qwen3.5) stay decomposed; every family here has RoPE.
+    assert used == (["rope"] if graph.layout.norm.offset else ["rms_norm", "rope"]), used
     assert torch.allclose(decode_tokens(graph, ids, 8), expected, atol=2e-5)
