@@ -65,6 +65,22 @@ def exported_fp16(checkpoint: Path, out: Path) -> Path:
     return twin_model_dir(plan, checkpoint, out, fp16=True)
 
 
+def exported_here(checkpoint: Path, out: Path) -> Path:
+    """:func:`exported_fp16` in this process (the build exports in a child, where no patch of this one holds)."""
+    from zootool.build.export import export_model
+    from zootool.bundle.package import package_model_dir
+    from zootool.config.registry import get
+    from zootool.config.zoo_data import Scheme, Zoo
+    from zootool.plan.resolve import resolve
+
+    zoo = Zoo(REPO)
+    recipe, path = get(zoo, "smollm2-135m-instruct")
+    plan = resolve(recipe, "mac", zoo, recipe_file=str(path))
+    model = export_model(plan, checkpoint, out, "fp16", scheme=Scheme.unquantized(), kernel="gather_mm")
+    package_model_dir(plan, checkpoint, out, model)
+    return out
+
+
 def linears_in_fp32() -> None:
     """Every ``nn.Linear`` traced from here on multiplies in fp32 and returns its input's dtype."""
     import torch
@@ -98,8 +114,9 @@ def main() -> None:
     torch_mean, torch_max = errors(transformers_logits(args.checkpoint, ids, half=True), oracle)
     if args.fp32_linears:  # after the transformers sides, which use nn.Linear too
         linears_in_fp32()
+    export = exported_here if args.fp32_linears else exported_fp16  # the patch holds in this process only
     with tempfile.TemporaryDirectory(prefix="fp16-bench-") as tmp:
-        model_dir = args.bundle or exported_fp16(args.checkpoint, Path(tmp) / "fp16")
+        model_dir = args.bundle or export(args.checkpoint, Path(tmp) / "fp16")
         start = time.perf_counter()
         bundle_mean, bundle_max = errors(bundle_logits(model_dir, ids), oracle)
         seconds = time.perf_counter() - start
