@@ -43,6 +43,7 @@ def measure(name: str, layers: int, quantized: bool, work: Path) -> dict:
     from arch_fixtures import write_fixture
     from graphs import loaded_graph
 
+    from zootool.backends.coreai.composites import composites_enabled
     from zootool.backends.coreai.export import export_decode_graph
     from zootool.config.zoo_data import Zoo
     from zootool.plan.estimate import estimate
@@ -50,6 +51,8 @@ def measure(name: str, layers: int, quantized: bool, work: Path) -> dict:
 
     checkpoint = write_fixture(work / f"{name}-{layers}", name, **fixture_changes(name, layers))
     graph = loaded_graph(checkpoint, 2048, torch.float16)
+    if composites_enabled():  # ZOO_COREAI_COMPOSITES=1, as the Core AI converter of a build then does
+        graph.use_composites()
     layout, zoo = graph.arch.layout(), Zoo(REPO)
     scheme_id = ("sym8" if layout.routed_experts else "int8-all") if quantized else "fp16"
     scheme = zoo.schemes[scheme_id]
@@ -68,12 +71,14 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--schemes", default="fp16,quantized", help="fp16, quantized or both")
     args = parser.parse_args()
+    kinds = [kind == "quantized" for kind in args.schemes.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="zoo-program-bytes-") as tmp:
         for name in args.families.split(","):
             for layers in (1, 4):
-                for quantized in (False, True):
+                for quantized in kinds:
                     rows.append(measure(name, layers, quantized, Path(tmp)))
                     print(json.dumps(rows[-1]), flush=True)
     errors = sorted(abs(row["error_pct"]) for row in rows)

@@ -149,3 +149,29 @@ def test_an_unsupported_rope_type_is_named():
     config = transformers_config("llama", rope_parameters={"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0})
     with pytest.raises((ConfigError, NotImplementedFeatureError), match="dynamic"):
         architecture_of(config.to_dict(), "config.json")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nothing_in_the_graph_grows_with_its_context(name):
+    """RoPE angles come from the positions and the KV caches are states: a graph for 64 tokens and one
+    for 32768 hold the same tensors, so a platform's context costs no stored bytes."""
+    arch = architecture_of(transformers_config(name).to_dict(), name)
+
+    def tensors(context: int) -> dict[str, tuple[int, ...]]:
+        with torch.device("meta"):
+            graph = build_decode_graph(arch, context)
+        return {key: tuple(t.shape) for key, t in [*graph.named_parameters(), *graph.named_buffers()]}
+
+    assert tensors(CONTEXT) == tensors(32768)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_graph_through_the_converters_composites_matches_transformers(name, arch_checkpoint, oracle):
+    """What a Core AI export computes (``use_composites``) is still transformers' model, in torch."""
+    pytest.importorskip("coreai_torch")
+    ids, expected = oracle(name)
+    graph = loaded_graph(arch_checkpoint(name))
+    used = graph.use_composites()
+    # (1 + w) norms (Gemma 3, Qwen3-Next, Qwen3.5) stay decomposed; every family here has RoPE.
+    assert used == (["rope"] if graph.layout.norm.offset else ["rms_norm", "rope"]), used
+    assert torch.allclose(decode_tokens(graph, ids, 8), expected, atol=2e-5)

@@ -288,6 +288,10 @@ def test_zoo_build_iphone_ios18_bundle(tmp_path):
     app = json.loads((bundle / manifest["model_dir"] / "metadata.json").read_text())
     assert app["assets"] == {"main": "Tiny-Llama-int8-all.mlpackage", "format": "mlpackage"}
     assert app["compilation"]["targets"] == ["iOS18"]
+    # The ML Program's op count, read from the package: the linears, norms and attention of 4 layers.
+    program = manifest["program"]
+    assert json.loads(result.stdout)["program_ops"] == program["ops"] > 4 * 10
+    assert program["most_common"]["linear"] >= 4 * 7 + 1 and program["ops"] >= sum(program["most_common"].values())
     gate = json.loads((bundle / "gate.json").read_text())
     assert gate["verdict"]["passed"] and "read back from the .mlpackage" in gate["candidate"]["runtime"]
     assert gate["candidate"]["runtime"] in (bundle / "README.md").read_text()

@@ -111,3 +111,19 @@ def assert_a_new_sequence_starts_from_zero_states(model_dir: Path, ids: list[int
         after_reset = driver.feed(ids[:PREFILL])
     with EngineDriver(model_dir) as fresh:
         np.testing.assert_array_equal(after_reset, fresh.feed(ids[:PREFILL]))
+
+
+@pytest.mark.slow
+def test_a_mac_bundle_serves_the_platforms_context(zoo_root, arch_checkpoint):
+    """The mac states 4096 tokens (zoo/platforms.toml): the bundle's metadata says so, and a prompt past
+    the zoo-wide default of 2048 runs and matches transformers at its last positions."""
+    checkpoint = arch_checkpoint("olmo2")
+    bundle = built(zoo_root, checkpoint, "olmo2")
+    model_dir = bundle / json.loads((bundle / "manifest.json").read_text())["model_dir"]
+    assert json.loads((model_dir / "metadata.json").read_text())["language"]["max_context_length"] == 4096
+    ids = torch.randint(3, 320, (2300,), generator=torch.Generator().manual_seed(13)).tolist()
+    want = reference_logits(checkpoint, ids)[-4:]
+    got = engine_logits(model_dir, ids, len(ids) - 4)[-4:]
+    error = np.abs(got - want).max(-1)
+    # fp16 accumulation over 2300 keys: measured 0.03-0.06 per position, twice the short sequence's bound.
+    assert (error < 2 * MAX_ABS).all() and (got.argmax(-1) == want.argmax(-1)).all(), error

@@ -65,6 +65,11 @@ def test_zoo_build_tiny_llama_mac(tmp_path: Path):
     assert gate["verdict"]["introduced"] <= 1
     assert manifest["kernel"] == "none"
     check_size(bundle, manifest, storage)
+    # The converted program's op count, as the asset counts it, in --json and the manifest.
+    ops = storage_summary(aimodel)["ops"]
+    summary = json.loads(result.stdout)
+    assert summary["program_ops"] == manifest["program"]["ops"] == sum(ops.values()) > 0
+    assert manifest["program"]["most_common"] == dict(sorted(ops.items(), key=lambda o: (-o[1], o[0]))[:10])
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def test_custom_license_and_quantized_base_model():
     assert front["library_name"] == "coreai" and front["pipeline_tag"] == "text-generation"
     assert {"coreai", "aimodel", "apple-silicon", "on-device", "int4km", "ios"} <= set(front["tags"])
     assert "com.apple.developer.kernel.increased-memory-limit" in text
-    assert "keep prompt + generated tokens under 1024" in text
+    assert "serves prompt + generated tokens up to 1024 (" in text
     assert "CLEAN (+0 flips/41" in text
     # What was published of this model, from its recipe's card-notes.
     assert "**Note.** Use the chat template and sampling: on a bare prompt with greedy decoding the base model " \
@@ -41,6 +41,14 @@ def test_a_card_says_only_what_is_known_of_its_model():
     for model, target in (("qwen3-0.6b", "mac"), ("tiny-llama", "mac"), ("tiny-lfm2-moe", "iphone")):
         _, text = card(model, target)
         assert "degenerates" not in text and "**Note.**" not in text, model
+
+
+def test_a_card_states_the_context_its_graph_serves():
+    """The context the plan builds the graph for, not a platform limit the graph may not reach."""
+    _, text = card("qwen3-0.6b", "mac")
+    assert "context 4096 tokens" in text and "serves prompt + generated tokens up to 4096 (" in text
+    _, text = card("tiny-llama", "mac")  # its recipe asks for 128 on a 4096 platform
+    assert "serves prompt + generated tokens up to 128 (" in text and "4096" not in text
 
 
 def test_generated_source_has_no_base_model_and_no_entitlement():

@@ -59,7 +59,7 @@ def test_plan_hash_is_stable_and_tracks_content():
     first = plan_for(REPO, "lfm2.5-8b-a1b", "mac")
     again = plan_for(REPO, "lfm2.5-8b-a1b", "mac")
     assert first.plan_hash == again.plan_hash
-    assert plan_for(REPO, "lfm2.5-8b-a1b", "mac", context_length=4096).plan_hash != first.plan_hash
+    assert plan_for(REPO, "lfm2.5-8b-a1b", "mac", context_length=2048).plan_hash != first.plan_hash
     with pytest.raises(Exception):
         first.context_length = 3  # frozen
 
@@ -68,6 +68,18 @@ def test_iphone_context_is_clamped_to_platform_limit():
     plan = plan_for(REPO, "lfm2.5-8b-a1b", "iphone")
     assert plan.context_length == 1024
     assert plan.origins["context_length"].key == "platforms.iphone.max-context"
+
+
+def test_a_platform_that_states_its_context_is_served_it():
+    """The zoo-wide default context (zoo.toml) is for a platform that states none: the mac serves its 4096."""
+    for model in ("qwen3-0.6b", "smollm2-135m-instruct", "lfm2.5-8b-a1b"):
+        plan = plan_for(REPO, model, "mac")
+        assert plan.context_length == 4096, model
+        assert (plan.origins["context_length"].file, plan.origins["context_length"].key) == (
+            "zoo/platforms.toml", "platforms.mac.max-context")
+    # A recipe's or the command line's own length still wins below the platform's.
+    assert plan_for(REPO, "tiny-llama", "mac").context_length == 128
+    assert plan_for(REPO, "qwen3-0.6b", "mac", context_length=1024).context_length == 1024
 
 
 def test_flagship_mac_fits_and_sym8_on_iphone_is_refused_with_alternatives():

@@ -84,9 +84,22 @@ class Decoder(DecodeGraph, nn.Module):
         self.to(dtype)
         self._keep_expert_bias_fp32()
         self.dtype = dtype
+        self.composites: list[str] = []
         # Built after the cast: RoPE frequencies stay fp32 in every build (not weights: never loaded).
         self.rotary = RotaryTables(_frequencies(arch, layout), max_context)
         self.windows = sorted({w for w in (a.window for a in layout.attention_layers) if w and w < max_context})
+
+    def use_composites(self) -> list[str]:
+        """Compute norms and RoPE as the Core AI converter's composites (``arch.composites``), where they fit.
+
+        For a Core AI export only: the torch graph stays decomposed otherwise. Returns the composite
+        ops now in use, for the exporter to externalize.
+        """
+        modules = list(self.modules())  # listed first: using a composite adds a submodule
+        used = {"rms_norm": [m.use_composite() for m in modules if isinstance(m, RMSNorm)],
+                "rope": [m.use_composite() for m in modules if isinstance(m, Attention)]}
+        self.composites = [name for name, calls in used.items() if any(calls)]
+        return self.composites
 
     def _keep_expert_bias_fp32(self) -> None:
         for moe in self.modules():

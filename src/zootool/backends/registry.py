@@ -65,6 +65,9 @@ class Backend(Protocol):
     def program_bytes(self, layout: Any, scheme: Scheme) -> int:
         """Predicted bytes of the model file beside its weights (0 where not modelled)."""
 
+    def program_ops(self, model: Path) -> dict[str, int]:
+        """The converted program's ops by name, as counted in the saved model file."""
+
 
 def expert_kernel(kernel: str) -> str:
     """The Core AI exporter's expert kernel for a plan's kernel id (a dense model has none)."""
@@ -84,11 +87,18 @@ class CoreAI:
         from .coreai.export import export_decode_graph
 
         # The bundle's kernel fixes tokens per call (gather_qmm: 1); its gate twins keep that shape.
+        from .coreai.composites import composites_enabled
+
         fixed = plan.kernel.query_len
-        return lambda graph, path, meta: export_decode_graph(
-            graph, path, query_len=fixed, scheme=scheme, kernel=expert_kernel(kernel), metadata=meta,
-            consume_weights=True,  # export_model drops the graph after the export
-        )
+        composites = composites_enabled()
+
+        def convert(graph: Any, path: Path, meta: dict) -> Path:
+            if composites:  # norms and RoPE as the converter's composites, as Apple's exporter has them
+                graph.use_composites()
+            return export_decode_graph(graph, path, query_len=fixed, scheme=scheme, kernel=expert_kernel(kernel),
+                                       metadata=meta, consume_weights=True)  # export_model drops the graph after
+
+        return convert
 
     def unit_quantizer(self, scheme: Scheme, kernel: str) -> UnitQuantizer | None:
         from .coreai.export import quantize_unit
@@ -102,6 +112,11 @@ class CoreAI:
         from ..plan.program import program_bytes
 
         return program_bytes(layout, scheme)
+
+    def program_ops(self, model: Path) -> dict[str, int]:
+        from .coreai.summary import storage_summary
+
+        return storage_summary(model)["ops"]
 
     def runtime_name(self, twin: bool) -> str:
         import platform
@@ -130,6 +145,11 @@ class CoreML:
 
     def program_bytes(self, layout: Any, scheme: Scheme) -> int:
         return 0  # not modelled: an ML Program's size beside its weights was not measured
+
+    def program_ops(self, model: Path) -> dict[str, int]:
+        from .coremltools.runtime import program_ops
+
+        return program_ops(model)
 
     def graph_refusal(self, layout: Any) -> str | None:
         if layout.fixed_state_mixers:

@@ -27,8 +27,9 @@ from ..bundle.layout import (
 )
 from ..bundle.manifest import (
     MANIFEST, BundleSizes, GateSummary, Manifest, ManifestSource, local_overrides, mismatches, read_manifest,
-    write_json_atomic, write_manifest,
+    program_facts, write_json_atomic, write_manifest,
 )
+from ..backends.registry import backend
 from ..bundle.package import copy_license, dir_bytes, package_model_dir
 from ..catalog.records import record_build
 from ..config.recipe import HubSource
@@ -157,6 +158,7 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log
     hash_ahead(p for p in sorted(model.rglob("*")) if p.is_file())  # for the manifest, beside the next stages
     with stages("package"):
         package_model_dir(plan, checkpoint, model_dir, model)
+        program = program_facts(backend(plan.backend).program_ops(model))
         license = copy_license(plan, checkpoint, stage, zoo.data_dir / "licenses")
     gate = _gate(plan, zoo, checkpoint, stage, model_dir, options, stages)
     with stages("card"):
@@ -168,7 +170,7 @@ def _assemble(plan, zoo, checkpoint, stage: Path, key: str, options, stages, log
         require_contract(stage / PIPELINE_DIR / stem)
     with stages("manifest"):
         fields = _manifest_fields(plan, key, sizes, gate, stem, converted)
-        return write_manifest(stage, fields.model_copy(update={"license_text": license.origin}))
+        return write_manifest(stage, fields.model_copy(update={"license_text": license.origin, "program": program}))
 
 
 def ceiling_cache(zoo: Zoo) -> Path:
@@ -246,6 +248,10 @@ def build_key(plan: BuildPlan, checkpoint: Path, options: BuildOptions) -> str:
         "plan": plan.plan_hash, "zootool": __version__, "gate": options.gate,
         "revision": options.revision, "config": hashlib.sha256(config).hexdigest(), "weights": files,
     }
+    from ..backends.coreai.composites import composites_enabled
+
+    if composites_enabled():  # another program for the same plan: not the default build's bundle
+        identity["composites"] = True
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 

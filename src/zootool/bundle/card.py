@@ -73,7 +73,6 @@ def plan_facts(plan: BuildPlan) -> dict[str, Any]:
         "budget_size": gb(plan.budget.budget_bytes),
         "entitlement": plan.budget.entitlement,
         "entitlement_why": plan.platform.entitlement.why if plan.platform.entitlement else "",
-        "max_context": plan.platform.max_context,
         "license_name": plan.license.name,
         "license_source": plan.license.text_source,
         "card_notes": list(plan.card_notes),

@@ -61,6 +61,14 @@ class BundleSizes(BaseModel):
     bundle_bytes: int | None = None
 
 
+class ProgramFacts(BaseModel):
+    """The converted program as saved: its op count (constants included), and the most common ops."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    ops: int
+    most_common: dict[str, int] = {}
+
+
 class GateSummary(BaseModel):
     """The gate's verdict as the manifest keeps it; the transcript itself is ``gate.json``."""
 
@@ -97,6 +105,7 @@ class Manifest(BaseModel):
     # LICENSE is the upstream's own file, or the zoo's copy of a standard license's text (none upstream)
     license_text: Literal["upstream", "zoo"] | None = None
     size: BundleSizes | None = None
+    program: ProgramFacts | None = None
     gate: GateSummary | None = None
     publishable: bool = False
     overrides: dict[str, Any] = {}
@@ -115,6 +124,12 @@ class Manifest(BaseModel):
     @property
     def sizes(self) -> BundleSizes:
         return self.size or BundleSizes()
+
+
+def program_facts(ops: dict[str, int], kept: int = 10) -> ProgramFacts:
+    """``ops`` (op name -> count) as the manifest keeps them: the total and the ``kept`` most common."""
+    common = sorted(ops.items(), key=lambda item: (-item[1], item[0]))[:kept]
+    return ProgramFacts(ops=sum(ops.values()), most_common=dict(common))
 
 
 def local_overrides(overrides: dict[str, Any]) -> list[str]:

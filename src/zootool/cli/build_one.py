@@ -34,8 +34,13 @@ def summary_text(summary: dict[str, Any]) -> str:
         f"{state}: {summary['bundle']}\n"
         f"  size {summary['bundle_size']} (model {summary['model_size']}, estimated {summary['estimated_size']}, "
         f"budget {summary['budget_size']})\n"
+        f"{_ops_line(summary['program_ops'])}"
         f"  gate {summary['gate']}\n  publishable: {publishable_text(summary['publish_refusals'])}{phases}"
     )
+
+
+def _ops_line(ops: int | None) -> str:
+    return f"  program {ops:,} ops\n" if ops is not None else ""
 
 
 def phases_text(times: dict[str, dict[str, Any]]) -> str:

@@ -113,6 +113,9 @@ def build_summary(result: Any) -> dict[str, Any]:
         "estimated_size": gb(size.estimated_bytes or 0),
         "budget_size": gb(size.budget_bytes or 0),
         "size": size.model_dump(),
+        # The converted program's op count (constants included): what issue 25 compares with Apple's exporter.
+        "program_ops": manifest.program.ops if manifest.program else None,
+        "program": manifest.program.model_dump() if manifest.program else None,
         "gate": manifest.gate_line,
         "publishable": not refusals,
         "publish_refusals": refusals,

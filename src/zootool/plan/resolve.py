@@ -260,11 +260,14 @@ def _platform(zoo: Zoo, platform_id: str, recipe_file: str, target: str) -> Plat
 
 def _clamp_context(values: dict, origins: dict, platform: Platform, platform_id: str, recipe: Recipe,
                    recipe_file: str) -> None:
-    """A zoo-wide default context length shrinks to what the platform and the model take;
-    a length a recipe or the command line asked for is refused instead."""
+    """The context a plan serves: the platform's max-context unless a recipe or the command line
+    asks for one (the zoo-wide default is for a platform that states none), clamped to what the
+    model takes; a length a recipe or the command line asked for is refused instead of clamped."""
+    platform_origin = Origin(file="zoo/platforms.toml", key=f"platforms.{platform_id}.max-context")
+    if platform.max_context is not None and origins["context_length"].file == "zoo/zoo.toml":
+        values["context_length"], origins["context_length"] = platform.max_context, platform_origin
     limits = [
-        (platform.max_context, f"platform '{platform_id}' max-context",
-         Origin(file="zoo/platforms.toml", key=f"platforms.{platform_id}.max-context")),
+        (platform.max_context, f"platform '{platform_id}' max-context", platform_origin),
         (recipe.architecture.max_position_embeddings, "the model's max-position-embeddings",
          Origin(file=recipe_file, key="architecture.max-position-embeddings")),
     ]

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from ..decode_graph import StepContext, grouped_attention
 from ..layout import Attention as AttentionSpec
 from .norm import RMSNorm
-from .rotary import rotate
+from .rotary import rope_composite, rotate, rotate_by
 
 
 class Attention(nn.Module):
@@ -29,6 +29,14 @@ class Attention(nn.Module):
             width = (d, d) if spec.qk_norm == "head" else (spec.heads * d, spec.kv_heads * d)
             self.q_norm = RMSNorm(width[0], spec.norm.eps, spec.norm.offset)
             self.k_norm = RMSNorm(width[1], spec.norm.eps, spec.norm.offset)
+        self.rope: nn.Module | None = None
+
+    def use_composite(self) -> bool:
+        """Turn q and k with the Core AI converter's ``rope`` composite; whether this layer has RoPE."""
+        if self.spec.rotary is None:
+            return False
+        self.rope = rope_composite(self.spec.rotary.dims, self.spec.head_dim)
+        return True
 
     def forward(
         self, x: Tensor, ctx: StepContext, past_keys: Tensor, past_values: Tensor
@@ -40,8 +48,7 @@ class Attention(nn.Module):
         k = self._heads(self.k_proj(x), "k_norm", spec.kv_heads)
         if spec.rotary is not None:
             cos, sin = ctx.rotary[spec.rotary.table]
-            q = rotate(q, cos, sin, spec.rotary.dims, spec.head_dim)
-            k = rotate(k, cos, sin, spec.rotary.dims, spec.head_dim)
+            q, k = self._rotated(q, k, cos, sin)
         k = k.transpose(1, 2)
         v = self.v_proj(x).view(1, -1, spec.kv_heads, spec.head_dim).transpose(1, 2)
         out = grouped_attention(
@@ -62,6 +69,12 @@ class Attention(nn.Module):
         query, gate = (part.clone(memory_format=torch.contiguous_format).view(1, -1, heads * d)
                        for part in (paired[..., :d], paired[..., d:]))
         return query, gate
+
+    def _rotated(self, q: Tensor, k: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+        dims, head_dim = self.spec.rotary.dims, self.spec.head_dim
+        if self.rope is not None:
+            return rotate_by(self.rope, q, cos, sin, dims), rotate_by(self.rope, k, cos, sin, dims)
+        return rotate(q, cos, sin, dims, head_dim), rotate(k, cos, sin, dims, head_dim)
 
     def _heads(self, projected: Tensor, norm: str, heads: int) -> Tensor:
         """``[1, q, heads * D]`` -> ``[1, q, heads, D]``, q/k-normed per head or over the whole projection."""

@@ -19,8 +19,26 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps, self.offset = eps, offset
+        self.composite: nn.Module | None = None
+
+    def use_composite(self) -> bool:
+        """Compute as the Core AI converter's ``rms_norm`` composite (fp32 inside, as here); whether it could.
+
+        Gemma's ``1 + w`` stays decomposed: the composite multiplies by its scale operand, and
+        ``1 + w`` in fp16 would round the checkpoint's small ``w`` away.
+        """
+        if self.offset:
+            return False
+        from coreai_torch.composite_ops import RMSNormImpl
+
+        self.composite = RMSNormImpl(eps=self.eps)
+        return True
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.composite is not None:
+            # fp32 operands: the composite then normalizes and scales in fp32 and casts once, as below
+            # (given fp16 ones the Linux runtime's norm lost precision: SmolLM2's logit error 0.12 -> 0.17).
+            return self.composite(x.to(torch.float32), self.weight.to(torch.float32)).to(x.dtype)
         wide = x.to(torch.float32)
         scale = wide.abs().amax(-1, keepdim=True).clamp_min(1.0)
         scaled = wide / scale

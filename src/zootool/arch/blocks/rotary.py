@@ -127,3 +127,21 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor, dims: int, head_dim: int) -> Ten
     turned = x if dims == head_dim else x[..., :dims]
     turned = turned * cos + torch.cat([-turned[..., half:], turned[..., :half]], dim=-1) * sin
     return turned if dims == head_dim else torch.cat([turned, x[..., dims:]], dim=-1)
+
+
+def rope_composite(dims: int, head_dim: int) -> nn.Module:
+    """The Core AI converter's ``rope`` composite for ``dims`` of ``head_dim`` channels (partial rotary too).
+
+    It is given this graph's cos/sin (:func:`rotate_by`), so every RoPE type's frequencies and
+    attention factor stay transformers' own; it only does the turning.
+    """
+    from coreai_torch.composite_ops import RoPE
+
+    return RoPE(dims=dims if dims < head_dim else None)
+
+
+def rotate_by(rope: nn.Module, x: Tensor, cos: Tensor, sin: Tensor, dims: int) -> Tensor:
+    """:func:`rotate` through the composite: it takes the first half of the (duplicated) cos/sin."""
+    half = dims // 2
+    return rope(x, cos=cos[..., :half], sin=sin[..., :half])
+

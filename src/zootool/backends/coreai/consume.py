@@ -30,6 +30,11 @@ def consuming_converter(mode: Any) -> Any:
             with _unpacked_freed_once_packed(plain):
                 return super().add_exported_program(exported_program, *args, **kwargs)
 
+        def to_coreai(self, *args: Any, **kwargs: Any) -> Any:
+            # A module staged with composites (add_pytorch_module) is re-exported and packed here.
+            with _unpacked_freed_once_packed(plain):
+                return super().to_coreai(*args, **kwargs)
+
         def _register_constants(self) -> None:
             super()._register_constants()
             for weights in (self._constants_map, self._parameters_map, self._buffers_map):

@@ -79,7 +79,9 @@ def export_aimodel(
     program = _stage("export", lambda: _export(module, args, dynamic_shapes))
     if kernel == GATHER_QMM and not _calls_kernel(program):
         raise ConfigError("kernel gather_qmm was asked for, but the model has no sym8 experts for it", GATHER_QMM_HINT)
-    ai_program = _stage("convert", lambda: _convert(program, inputs, outputs, states, kernel, consume_weights))
+    composites = _composite_exporter(module, program, args, dynamic_shapes)
+    ai_program = _stage("convert", lambda: _convert(program, (inputs, outputs, states), kernel, consume_weights,
+                                                    composites))
     del program  # with consume_weights its tensors are empty already; else the module keeps them
     asset = _stage("save", lambda: _save(ai_program, Path(out_path)))
     custom = {"zootool.scheme": scheme.id, "zootool.kernel": kernel, **dict((metadata or {}).get("custom", {}))}
@@ -172,6 +174,26 @@ def _device_dtype(value: Any, torch: Any) -> Any:
     return value.to(torch.int32) if value.dtype == torch.int64 else value
 
 
+def _composite_exporter(module: Any, program: Any, args: tuple[Any, ...], dynamic_shapes: Any) -> Any:
+    """``(module, export_fn, specs)`` for ``add_pytorch_module`` when ``module`` computes through the
+    converter's composites (``module.composites``), else None.
+
+    The converter exports the module once to validate it, then again with the composite call sites
+    marked; the first is answered with ``program``, already exported, so the export is not repeated.
+    """
+    names = list(getattr(module, "composites", None) or [])
+    if not names:
+        return None
+    from .composites import externalize_specs
+
+    first = [program]
+
+    def export_fn(live: Any) -> Any:
+        return first.pop() if first else _export(live, args, dynamic_shapes)
+
+    return module, export_fn, externalize_specs(names)
+
+
 def _export(module: Any, args: tuple[Any, ...], dynamic_shapes: Any) -> Any:
     import torch
     import torch.fx.experimental._config as fx_config
@@ -190,9 +212,9 @@ def _calls_kernel(program: Any) -> bool:
     return any(KERNEL_NAME in str(node.target) for node in program.graph.nodes)
 
 
-def _convert(
-    program: Any, input_names: list[str], output_names: list[str], states: list[str], kernel: str, consume: bool,
-) -> Any:
+def _convert(program: Any, names: tuple[list[str], list[str], list[str]], kernel: str, consume: bool,
+             composites: Any) -> Any:
+    """``names``: (inputs, outputs, states); ``composites``: what :func:`_composite_exporter` gave."""
     from coreai_torch import TorchConverter
 
     from .consume import consuming_converter
@@ -203,9 +225,13 @@ def _convert(
         from ...kernels.gather_qmm import gather_qmm_kernel
 
         converter.register_custom_kernels([gather_qmm_kernel()])
-    converter.add_exported_program(
-        program, input_names=input_names or None, output_names=output_names or None, state_names=states or None
-    )
+    inputs, outputs, states = names
+    named = {"input_names": inputs or None, "output_names": outputs or None, "state_names": states or None}
+    if composites is None:
+        converter.add_exported_program(program, **named)
+    else:
+        module, export_fn, specs = composites
+        converter.add_pytorch_module(module, export_fn=export_fn, externalize_modules=specs, **named)
     return converter.to_coreai()
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import platform
 from pathlib import Path
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from ...errors import BackendFailedError, BackendUnavailableError
@@ -71,6 +73,17 @@ def read_weights(path: Path) -> dict[str, Any]:
     for name, op in _weight_ops(path).items():
         weights[name] = op.outputs[0].val if op.op_type == "const" else op.materialized_val_inference()
     return weights
+
+
+def program_ops(path: Path) -> dict[str, int]:
+    """The main function's ops by type (those of nested blocks included), as the saved program holds them."""
+    def walk(operations: Any) -> Iterator[str]:
+        for op in operations:
+            yield op.op_type
+            for block in op.blocks:
+                yield from walk(block.operations)
+
+    return dict(Counter(walk(read_program(path).functions["main"].operations)))
 
 
 def storage_summary(path: Path) -> dict[str, dict[str, Any]]:
