@@ -32,13 +32,16 @@ demo: install
 	$(BIN)/zoo build smollm2-135m-instruct --target mac --weights $(SMOLLM2)
 	$(BIN)/zoo run build/smollm2-135m-instruct/mac --prompt "What is the capital of France?" --greedy --max-tokens 32
 
-# CI runs `make test`: every test, the converting ones (marked slow) included.
+# CI runs `make test`: every test, the converting ones (marked slow) included, on every core
+# (pytest-xdist; a file's tests stay on one worker, so its module fixtures are built once), with
+# the slowest tests listed at the end.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The local lane: everything but the tests that convert or build a model.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 bench: install
 	$(BIN)/python bench/cli_startup.py
