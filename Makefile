@@ -32,10 +32,13 @@ demo: install
 	$(BIN)/zoo build smollm2-135m-instruct --target mac --weights $(SMOLLM2)
 	$(BIN)/zoo run build/smollm2-135m-instruct/mac --prompt "What is the capital of France?" --greedy --max-tokens 32
 
-# CI runs `make test`: every test, the converting ones (marked slow) included, on every core
-# (pytest-xdist; a file's tests stay on one worker, so its module fixtures are built once), with
-# the slowest tests listed at the end.
-TEST_WORKERS ?= auto
+# CI runs `make test`: every test, the converting ones (marked slow) included, with the slowest
+# tests listed at the end. TEST_WORKERS=2 runs it on two cores (pytest-xdist; a file's tests stay
+# on one worker, so its module fixtures are built once): 24 min instead of ~48 on CI's 2 cores, but
+# the Linux Core AI runtime then sometimes aborts a process ("C++ exception handling detected but the
+# Swift runtime was compiled with exceptions disabled": 1 to 3 of 18 `zoo run` processes, 3 at a time
+# on 2 cores; none of 12 run one at a time), so CI runs one test at a time until that is understood.
+TEST_WORKERS ?= 0
 test: install
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
