@@ -17,7 +17,8 @@ from conftest import REPO, run_zoo
 from zootool.plan import footprint
 from zootool.errors import ConfigError, ResourceError
 from zootool.plan.footprint import ResourceEstimate, StageResources
-from zootool.plan.resolve import gb, resolve
+from zootool.plan.resolve import resolve
+from zootool.units import gb
 from zootool.config.recipe import Settings
 from zootool.config.registry import get
 from zootool.build.resources import DISK_ENV, MEMORY_ENV, Folder, Machine, machine, require, shortfalls

@@ -13,7 +13,8 @@ from zootool.catalog.index import check_index, render_index, write_index
 from zootool.cli.index import index_command
 from zootool.catalog.markdown import MARKER, MARKER_LINE
 from zootool.bundle.manifest import Manifest
-from zootool.plan.resolve import gb, resolve
+from zootool.plan.resolve import resolve
+from zootool.units import gb
 from zootool.catalog.records import read_record, record_build, record_path, record_publish
 from zootool.config.registry import get, load_all
 from zootool.config.zoo_data import Zoo

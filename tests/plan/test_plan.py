@@ -9,7 +9,8 @@ import pytest
 
 from zootool.arch.scaffolds import DENSE
 from zootool.errors import BudgetExceededError
-from zootool.plan.resolve import cascade, require_fits, resolve
+from zootool.plan.fits import require_fits
+from zootool.plan.resolve import cascade, resolve
 from zootool.config.recipe import GateSettings, Settings
 from zootool.config.registry import get
 from zootool.config.zoo_data import Zoo

@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import BackendFailedError, ZooError, restore_error
 from ..phase_clock import PhaseTime
-from ..plan.resolve import BuildPlan, gb
+from ..plan.resolve import BuildPlan
+from ..units import gb
 
 CHILD_MODULE = "zootool.build.export_child"
 TAIL_LINES = 20

@@ -48,7 +48,8 @@ def run_build_job(root: Path, job: BuildJob, emit: Callable[[JobEvent], None], t
 
 def _build(root: Path, job: BuildJob, event) -> JobResult:
     from .pipeline import BuildOptions, Stages, build
-    from ..plan.resolve import require_fits, resolve
+    from ..plan.fits import require_fits
+    from ..plan.resolve import resolve
     from ..config.registry import get
     from ..config.zoo_data import Zoo
 

@@ -40,7 +40,8 @@ from ..fetch.provenance import ConvertedFrom, read_provenance
 from ..fetch.license_text import card_license_source
 from ..gate.progress import reporting_to
 from ..phase_clock import PhaseTime
-from ..plan.resolve import PLAN_FILE, BuildPlan, gb
+from ..plan.resolve import PLAN_FILE, BuildPlan
+from ..units import gb
 from .quiet import captured, pointing_at
 from .resources import Preflight
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from ..errors import ConfigError, ResourceError
 from ..plan.footprint import Location, ResourceEstimate
-from ..plan.resolve import gb
+from ..units import gb
 
 MEMORY_ENV = "ZOO_AVAILABLE_MEMORY_BYTES"
 DISK_ENV = "ZOO_FREE_DISK_BYTES"

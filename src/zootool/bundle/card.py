@@ -7,7 +7,8 @@ from typing import Any
 
 from ..backends.registry import backend
 from ..errors import ConfigError
-from ..plan.resolve import BuildPlan, gb
+from ..plan.resolve import BuildPlan
+from ..units import gb
 
 COMMON_TAGS = ("apple-silicon", "on-device")
 

@@ -126,7 +126,8 @@ def plan(
     as_json: JsonFlag = False,
 ) -> None:
     """Resolve MODEL for a target into a build plan (no disk, no network); refuse over-budget plans."""
-    from ..plan.resolve import require_fits, resolve
+    from ..plan.fits import require_fits
+    from ..plan.resolve import resolve
     from ..config.registry import get
     from .render import groups_table, plan_table
 
@@ -146,14 +147,9 @@ def plan(
 @app.command()
 def families(as_json: JsonFlag = False) -> None:
     """The architecture families the zoo builds: model types, transformers classes, module."""
-    from ..arch.registry import family_rows
+    from .families import families_command
 
-    rows = family_rows()
-    if as_json:
-        emit_json([row.model_dump(mode="json") for row in rows])
-        return
-    for row in rows:
-        say(f"{row.family:<12} {', '.join(row.model_types):<24} {row.summary}  ({row.module})")
+    families_command(as_json)
 
 
 @app.command()
@@ -295,19 +291,9 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Generate text from a bundle through the engine driver, as an app's engine would run it."""
-    from ..build.quiet import quiet_command
-    from ..gate.conversation import conversation
-    from ..gate.generate import generate
+    from .run import run_command
 
-    turns = conversation(prompt, messages)
-    with quiet_command("run", _options["root"]):
-        result = generate(bundle, turns, max_tokens, greedy, seed)
-    if as_json:
-        emit_json(result.model_dump())
-        return
-    say(result.text)
-    console(stderr=True).print(f"({result.prompt_tokens} prompt tokens, {len(result.generated_tokens)} generated, "
-                               f"stopped by {result.stopped_by})", highlight=False)
+    run_command(bundle, prompt, messages, max_tokens, greedy, seed, as_json=as_json, root=_options["root"])
 
 
 @app.command()

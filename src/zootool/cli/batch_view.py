@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..build.jobs import JobEvent, JobResult
-from ..plan.resolve import gb
+from ..units import gb
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult

@@ -14,7 +14,8 @@ def build_one(z: Any, model: str, target: str, settings: Any, options: Any, revi
     """Build one (model, target) of zoo ``z``; ``settings`` are the command line's overrides."""
     from ..build.pipeline import Stages, build as run_build
     from ..config.registry import get
-    from ..plan.resolve import require_fits, resolve
+    from ..plan.fits import require_fits
+    from ..plan.resolve import resolve
     from .progress import terminal_progress
     from .render import build_summary
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..plan.resolve import BuildPlan, gb
+from ..plan.resolve import BuildPlan
+from ..units import gb
 from .list_rows import ListRow
 
 if TYPE_CHECKING:

@@ -23,8 +23,7 @@ from ..backends.registry import backend, scheme_refusal
 from ..config.recipe import COMMIT_SHA, GeneratedSource, HubSource, Recipe, Settings
 from ..config.schema_base import did_you_mean
 from ..config.zoo_data import BACKENDS, PIPELINES, Kernel, License, Platform, Scheme, Zoo, unknown_license_hint
-from ..errors import BudgetExceededError, ConfigError, RecipeError, UnknownTargetError
-from ..units import gb
+from ..errors import ConfigError, RecipeError, UnknownTargetError
 from .estimate import SizeEstimate, estimate
 from .footprint import ResourceEstimate, resource_estimate
 from .choices import usable_schemes
@@ -167,11 +166,7 @@ def resolve(
     sizes, needs, gate_runtime = _predictions(recipe, refs["scheme"], refs["kernel"], values)
     source = _pinned_source(recipe, revision, origins)
     return BuildPlan(
-        recipe_id=recipe.id,
-        model_name=recipe.model.name,
-        description=recipe.model.description,
-        tags=recipe.model.tags,
-        card_notes=recipe.model.card_notes,
+        **_model_fields(recipe),
         target=target,
         platform_id=platform_id,
         platform=platform,
@@ -189,16 +184,21 @@ def resolve(
         publish_repo=values.get("publish.repo"),
         publish_private=values.get("publish.private", False),
         source=source,
-        license_id=recipe.model.license,
         license=refs["license"],
-        card=recipe.model.card,
-        architecture=recipe.architecture,
         estimate=sizes,
         budget=_budget(platform, sizes.model_bytes),
         resources=needs,
         overrides=_command_line(overrides, revision),
         origins=origins,
     )
+
+
+def _model_fields(recipe: Recipe) -> dict[str, Any]:
+    """What the plan carries of the recipe's model, whatever the target."""
+    model = recipe.model
+    return {"recipe_id": recipe.id, "model_name": model.name, "description": model.description, "tags": model.tags,
+            "card_notes": model.card_notes, "license_id": model.license, "card": model.card,
+            "architecture": recipe.architecture}
 
 
 def _command_line(overrides: Settings | None, revision: str | None) -> dict[str, Any]:
@@ -379,44 +379,6 @@ def _budget(platform: Platform, estimated: int) -> Budget:
         fits=estimated <= platform.budget_bytes,
         entitlement=platform.entitlement.name if needs else None,
     )
-
-
-def require_fits(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> None:
-    """Raise ``BudgetExceededError`` for a plan over budget, naming schemes that would fit."""
-    if plan.budget.fits:
-        return
-    fitting = _fitting_schemes(plan, recipe, zoo)
-    hint = (
-        "schemes that fit: " + ", ".join(f"{s} (~{gb(b)})" for s, b in fitting)
-        if fitting else "no scheme in zoo/schemes.toml fits; choose a larger platform"
-    )
-    raise BudgetExceededError(
-        f"{plan.recipe_id} --target {plan.target}: estimated {gb(plan.budget.estimated_bytes)} with "
-        f"'{plan.scheme_id}' exceeds the {plan.platform_id} budget of {gb(plan.budget.budget_bytes)} "
-        f"({plan.platform.budget_reason})",
-        hint + " (e.g. --quant " + fitting[0][0] + ")" if fitting else hint,
-    )
-
-
-def _fitting_schemes(plan: BuildPlan, recipe: Recipe, zoo: Zoo) -> list[tuple[str, int]]:
-    fitting = []
-    for scheme_id, scheme in zoo.schemes.items():
-        kernel = _kernel_for(plan, scheme_id, recipe, zoo)
-        if plan.backend not in scheme.backends or kernel is None or scheme_refusal(plan.backend, scheme):
-            continue  # `--quant` with this scheme would be refused on this target
-        program = backend(plan.backend).program_bytes(recipe.architecture.layout(), scheme)
-        size = estimate(recipe.architecture.tensors(), scheme, kernel, program).model_bytes
-        if size <= plan.budget.budget_bytes:
-            fitting.append((scheme_id, size))
-    return sorted(fitting, key=lambda pair: -pair[1])
-
-
-def _kernel_for(plan: BuildPlan, scheme_id: str, recipe: Recipe, zoo: Zoo) -> Kernel | None:
-    """The plan's kernel if it takes ``scheme_id``, else the first one that applies to this target."""
-    kind = model_kind(recipe.architecture)
-    candidates = [plan.kernel, *zoo.kernels.values()]
-    return next((k for k in candidates if scheme_id in k.schemes and plan.backend in k.backends
-                 and k.needs == kind), None)
 
 
 def model_kind(arch: Any) -> str:

@@ -68,11 +68,7 @@ def export_aimodel(
     of ``module`` once the converter has copied it (``coreai_consume``): the module cannot
     run afterwards, and the export needs one copy of the stored weights instead of two.
     """
-    require_stack()
-    if kernel not in KERNELS:
-        raise ConfigError(f"unknown expert kernel {kernel!r}", f"use one of: {', '.join(KERNELS)}")
-    if Path(out_path).suffix != ".aimodel":
-        raise ConfigError(f"{out_path}: a Core AI asset path must end in .aimodel")
+    _check_request(kernel, Path(out_path))
     scheme = _quantize(module, scheme, kernel)
     names, args = _prepare_inputs(module, example_inputs)
     inputs, states, outputs = _io_names(module, names, state_names, output_names)
@@ -87,6 +83,14 @@ def export_aimodel(
     custom = {"zootool.scheme": scheme.id, "zootool.kernel": kernel, **dict((metadata or {}).get("custom", {}))}
     _stage("metadata", lambda: write_metadata(asset, {**dict(metadata or {}), "custom": custom}))
     return Path(out_path)
+
+
+def _check_request(kernel: str, out_path: Path) -> None:
+    require_stack()
+    if kernel not in KERNELS:
+        raise ConfigError(f"unknown expert kernel {kernel!r}", f"use one of: {', '.join(KERNELS)}")
+    if out_path.suffix != ".aimodel":
+        raise ConfigError(f"{out_path}: a Core AI asset path must end in .aimodel")
 
 
 def export_decode_graph(
